@@ -1,0 +1,32 @@
+import type { LogRecord } from "../../protocol/wire";
+import type { CompiledPolicy } from "../../protocol/policy/types";
+
+/** Where every finished request or tunnel leaves one access-log record (the spool, or memory in tests). */
+export interface AccessLogSink {
+  write(record: LogRecord): void;
+}
+
+/** Structured event log (events.log + stderr): `emit("proxy.listening", { listen })`. */
+export interface EventLogger {
+  emit(type: string, fields?: Record<string, unknown>): void;
+}
+
+export interface ActivePolicy {
+  version: number;
+  hash: string;
+  compiled: CompiledPolicy;
+}
+
+/** A proxy implementation the agent drives: the built-in forward proxy or Squid. */
+export interface ProxyDriver {
+  readonly kind: "builtin" | "squid";
+  /** Starts listening; resolves once the port accepts connections. */
+  start(): Promise<void>;
+  /** Swaps the policy for new requests without touching open connections; null means fail closed. */
+  applyPolicy(policy: ActivePolicy | null): Promise<void>;
+  /** Stops accepting, lets in-flight requests finish until the deadline, then closes the rest. */
+  stop(deadlineMs: number): Promise<void>;
+  /** "host:port" actually bound. */
+  listenAddress(): string;
+  version(): string;
+}

@@ -1,0 +1,102 @@
+// Agent protocol v1 wire schemas. The master validates requests with these and the agent
+// parses responses with the same imports, so both sides cannot drift apart.
+import { z } from "zod";
+
+export const PROTOCOL_PREFIX = "/api/agent/v1";
+export const MAX_POLL_WAIT_SECONDS = 55;
+
+export const ErrorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string(), requestId: z.string() }),
+});
+export type ErrorBody = z.infer<typeof ErrorBody>;
+
+export const ProxyKind = z.enum(["builtin", "squid"]);
+export type ProxyKind = z.infer<typeof ProxyKind>;
+
+const shortText = (max: number) => z.string().trim().min(1).max(max);
+
+export const EnrollRequest = z.strictObject({
+  enrollmentKey: shortText(200),
+  instanceId: z.string().regex(/^[A-Za-z0-9._:-]{8,128}$/, "8–128 of A–Z a–z 0–9 . _ : -"),
+  hostname: shortText(253),
+  agentVersion: shortText(64),
+  proxyKind: ProxyKind,
+});
+export type EnrollRequest = z.infer<typeof EnrollRequest>;
+
+export const MasterKey = z.object({
+  kid: z.string(),
+  alg: z.literal("Ed25519"),
+  publicKey: z.string(),
+});
+export type MasterKey = z.infer<typeof MasterKey>;
+
+export const EnrollResponse = z.object({
+  nodeId: z.string(),
+  nodeToken: z.string(),
+  masterKey: MasterKey,
+  pollWaitSeconds: z.number().int().min(0).max(MAX_POLL_WAIT_SECONDS),
+});
+export type EnrollResponse = z.infer<typeof EnrollResponse>;
+
+export const PolicyBundle = z.object({
+  version: z.number().int().positive(),
+  hash: z.string(),
+  issuedAt: z.string(),
+  policy: z.record(z.string(), z.unknown()),
+  signature: z.object({ kid: z.string(), sig: z.string() }),
+});
+export type PolicyBundle = z.infer<typeof PolicyBundle>;
+
+export const SpoolFigures = z.strictObject({
+  pendingChunks: z.number().int().min(0),
+  pendingBytes: z.number().int().min(0),
+  oldestPendingAt: z.string().max(40).nullable(),
+  droppedRecords: z.number().int().min(0),
+  quarantinedChunks: z.number().int().min(0).optional(),
+});
+export type SpoolFigures = z.infer<typeof SpoolFigures>;
+
+export const StatusReport = z.strictObject({
+  appliedVersion: z.number().int().min(0).nullable(),
+  appliedHash: z.string().max(100).nullable(),
+  state: z.enum(["applied", "rejected"]),
+  error: z.string().max(2000).optional(),
+  proxy: z.strictObject({
+    kind: ProxyKind,
+    listen: z.string().max(300),
+    version: z.string().max(100),
+  }),
+  spool: SpoolFigures,
+  agentVersion: shortText(64),
+  uptimeSeconds: z.number().min(0),
+});
+export type StatusReport = z.infer<typeof StatusReport>;
+
+export const LogRecord = z.strictObject({
+  ts: z.string().max(40),
+  client: z.string().max(64),
+  user: z.string().max(200).optional(),
+  method: z.string().max(32),
+  scheme: z.enum(["http", "connect"]),
+  host: z.string().max(260),
+  port: z.number().int().min(0).max(65535),
+  path: z.string().max(4096).optional(),
+  status: z.number().int().min(0).max(999),
+  action: z.enum(["allow", "block", "auth", "error"]),
+  rule: z.string().max(200).optional(),
+  bytesIn: z.number().int().min(0),
+  bytesOut: z.number().int().min(0),
+  durationMs: z.number().min(0),
+  requestId: z.string().max(100),
+});
+export type LogRecord = z.infer<typeof LogRecord>;
+
+export const LogChunkAnswer = z.object({ accepted: z.number().int(), duplicate: z.boolean() });
+export type LogChunkAnswer = z.infer<typeof LogChunkAnswer>;
+
+export const CHUNK_LIMITS = {
+  maxGzipBytes: 1024 * 1024,
+  maxInflatedBytes: 16 * 1024 * 1024,
+  maxRecords: 50_000,
+} as const;
