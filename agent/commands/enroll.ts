@@ -1,0 +1,152 @@
+import { randomUUID } from "node:crypto";
+import os from "node:os";
+import { ProxyKind } from "../../protocol/wire";
+import {
+  type Command,
+  EXIT_FAILURE,
+  EXIT_OK,
+  formatListen,
+  parseFlags,
+  parseListen,
+  STATE_DIR_HELP,
+  UsageError,
+} from "../cli-kit";
+import { EventLog } from "../events";
+import type { NodeConfig } from "../state/schemas";
+import { resolveStateDir, StateDir } from "../state/state-dir";
+import { enrollNode } from "../sync/master-client";
+import { AGENT_VERSION } from "../version";
+
+const DEFAULT_LISTEN = "0.0.0.0:3128";
+const ENROLL_TIMEOUT_MS = 30_000;
+
+export const enrollCommand: Command = {
+  name: "enroll",
+  summary: "join this node to a master with an enrollment key",
+  usage: `Usage: fleetgate-agent enroll --master URL --key KEY [options]
+
+Registers this node with the master and stores its token and the master's signing key.
+Re-enrolling keeps the node's identity (same node id, new token).
+
+Options:
+  --master URL      master base URL, e.g. https://fleetgate.example.com
+  --key KEY         enrollment key from the dashboard or POST /api/v1/enrollment-keys
+${STATE_DIR_HELP}
+  --listen H:P      address the proxy listens on (default ${DEFAULT_LISTEN}, or the current setting)
+  --driver NAME     builtin | squid (default builtin, or the current setting)
+  --hostname NAME   name shown on the master (default: this machine's hostname)
+  -h, --help        show this help`,
+
+  async run(args, io) {
+    const flags = parseFlags(args, {
+      master: { type: "string" },
+      key: { type: "string" },
+      "state-dir": { type: "string" },
+      listen: { type: "string" },
+      driver: { type: "string" },
+      hostname: { type: "string" },
+    });
+    if (!flags) {
+      io.out(`${this.usage}\n`);
+      return EXIT_OK;
+    }
+    if (!flags.master) throw new UsageError("--master URL is required");
+    if (!flags.key) throw new UsageError("--key KEY is required");
+    const masterUrl = parseMasterUrl(flags.master);
+    const listen = flags.listen === undefined ? undefined : formatListen(parseListen(flags.listen));
+    const driverFlag = flags.driver === undefined ? undefined : ProxyKind.safeParse(flags.driver);
+    if (driverFlag && !driverFlag.success)
+      throw new UsageError(`--driver must be builtin or squid, got "${flags.driver}"`);
+
+    const state = new StateDir(resolveStateDir(flags["state-dir"], io.env));
+    await state.ensure();
+    const previous = await state.readConfig();
+    const previousCredentials = await state.readCredentials().catch(() => null);
+    const config: NodeConfig = {
+      masterUrl,
+      listen: listen ?? previous?.listen ?? DEFAULT_LISTEN,
+      driver: driverFlag?.data ?? previous?.driver ?? "builtin",
+      hostname: flags.hostname?.trim() || previous?.hostname || os.hostname(),
+      // Kept across re-enrollment so the master answers with the same node id.
+      instanceId: previous?.instanceId ?? `inst-${randomUUID()}`,
+      nodeId: previous?.nodeId ?? null,
+      pollWaitSeconds: previous?.pollWaitSeconds ?? 25,
+      enrolledAt: previous?.enrolledAt ?? null,
+    };
+    // Written before the call: if the answer is lost, a retry re-uses the same instanceId.
+    if (!previous) await state.writeConfig(config);
+
+    const result = await enrollNode({
+      fetch: globalThis.fetch,
+      masterUrl,
+      signal: AbortSignal.timeout(ENROLL_TIMEOUT_MS),
+      request: {
+        enrollmentKey: flags.key,
+        instanceId: config.instanceId,
+        hostname: config.hostname,
+        agentVersion: AGENT_VERSION,
+        proxyKind: config.driver,
+      },
+    });
+    if (!result.ok) {
+      io.err(`enroll failed: ${result.message} [${result.code}]\n${enrollHint(result.code, masterUrl)}\n`);
+      return EXIT_FAILURE;
+    }
+    const { enrollment } = result;
+    // A different master key means a different master: its cached policy can no longer verify.
+    if (previousCredentials && previousCredentials.masterKey.publicKey !== enrollment.masterKey.publicKey) {
+      await state.clearLastGood();
+    }
+    await state.writeCredentials({ nodeToken: enrollment.nodeToken, masterKey: enrollment.masterKey });
+    await state.writeConfig({
+      ...config,
+      nodeId: enrollment.nodeId,
+      pollWaitSeconds: enrollment.pollWaitSeconds,
+      enrolledAt: new Date().toISOString(),
+    });
+    new EventLog({ file: state.eventsPath, stderr: null }).emit("enrolled", {
+      nodeId: enrollment.nodeId,
+      master: masterUrl,
+      hostname: config.hostname,
+      keyId: enrollment.masterKey.kid,
+    });
+    io.out(
+      [
+        `Enrolled node ${enrollment.nodeId} (${config.hostname}) with ${masterUrl}`,
+        `  state dir     ${state.root}`,
+        `  proxy         ${config.listen} (${config.driver})`,
+        `  master key    ${enrollment.masterKey.kid} (pinned)`,
+        "Next: fleetgate-agent run   (or: systemctl enable --now fleetgate-agent)",
+        "",
+      ].join("\n"),
+    );
+    return EXIT_OK;
+  },
+};
+
+function parseMasterUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`--master must be a URL like https://fleetgate.example.com, got "${value}"`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    throw new UsageError("--master must be http:// or https://");
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+function enrollHint(code: string, masterUrl: string): string {
+  switch (code) {
+    case "ENROLLMENT_KEY_INVALID":
+      return "The key is unknown, expired, used up or revoked: create a new one on the master.";
+    case "IP_NOT_ALLOWED":
+      return "Add this node's address to the master's agent allow list (Settings → Agent allow list).";
+    case "RATE_LIMITED":
+      return "Too many enrollment attempts from this address: wait a few minutes.";
+    case "UNREACHABLE":
+      return `Check that ${masterUrl} resolves and is reachable from this node (DNS, firewall, proxy).`;
+    default:
+      return `Check the master URL (${masterUrl}) and the master's logs.`;
+  }
+}

@@ -1,0 +1,141 @@
+import { type Command, EXIT_FAILURE, EXIT_OK, parseFlags, parseListen, STATE_DIR_HELP } from "../cli-kit";
+import { EventLog } from "../events";
+import type { ProxyDriver } from "../proxy/types";
+import { MemorySink } from "../spool/memory-sink";
+import type { RuntimeState } from "../state/schemas";
+import { resolveStateDir, StateDir } from "../state/state-dir";
+import { systemClock } from "../sync/clock";
+import { compileWithEngine } from "../sync/compile";
+import { SyncLoop } from "../sync/loop";
+import type { SyncSnapshot } from "../sync/types";
+import { AGENT_VERSION } from "../version";
+
+const STOP_DEADLINE_MS = 10_000;
+
+export const runCommand: Command = {
+  name: "run",
+  summary: "run the proxy and keep its policy in sync with the master",
+  usage: `Usage: fleetgate-agent run [--state-dir DIR]
+
+Starts the proxy on the enrolled listen address, enforces the cached policy at once, then
+long-polls the master for signed policy updates. Logs JSON lines to stderr and events.log.
+Stops gracefully on SIGTERM or SIGINT.
+
+Options:
+${STATE_DIR_HELP}
+  -h, --help        show this help`,
+
+  async run(args, io) {
+    const flags = parseFlags(args, { "state-dir": { type: "string" } });
+    if (!flags) {
+      io.out(`${this.usage}\n`);
+      return EXIT_OK;
+    }
+    const state = new StateDir(resolveStateDir(flags["state-dir"], io.env));
+    const config = await state.readConfig();
+    const credentials = await state.readCredentials();
+    if (!config?.nodeId || !credentials) {
+      io.err(
+        `not enrolled (state dir ${state.root}): run fleetgate-agent enroll --master URL --key KEY first\n`,
+      );
+      return EXIT_FAILURE;
+    }
+    if (config.driver === "squid") {
+      io.err("the squid driver is not yet supported in this build: re-enroll with --driver builtin\n");
+      return EXIT_FAILURE;
+    }
+    await state.ensure();
+    const events = new EventLog({ file: state.eventsPath, stderr: (line) => io.err(line) });
+    const sink = new MemorySink();
+    const { host, port } = parseListen(config.listen);
+    // Loaded lazily: the proxy is Bun-only and the other commands must not pay for it.
+    const { createBuiltinProxy } = await import("../proxy/builtin/index");
+    const driver: ProxyDriver = createBuiltinProxy({ host, port, sink, events });
+
+    const startedAt = new Date().toISOString();
+    const writeRuntime = runtimeWriter(state, (snapshot) => ({
+      pid: process.pid,
+      startedAt,
+      updatedAt: new Date().toISOString(),
+      ...snapshot,
+      listen: driver.listenAddress(),
+      proxyKind: driver.kind,
+      proxyVersion: driver.version(),
+      spool: sink.figures(),
+    }));
+    const loop = new SyncLoop({
+      masterUrl: config.masterUrl,
+      nodeToken: credentials.nodeToken,
+      masterKey: credentials.masterKey,
+      agentVersion: AGENT_VERSION,
+      pollWaitSeconds: config.pollWaitSeconds,
+      fetch: globalThis.fetch,
+      clock: systemClock,
+      random: Math.random,
+      store: state,
+      driver,
+      events,
+      compile: compileWithEngine,
+      spoolFigures: () => sink.figures(),
+      onState: writeRuntime,
+    });
+
+    events.emit("agent.starting", {
+      version: AGENT_VERSION,
+      nodeId: config.nodeId,
+      master: config.masterUrl,
+      stateDir: state.root,
+    });
+    // The cached policy goes in before the port opens, so no request is ever judged without it.
+    await loop.restoreFromCache();
+    try {
+      await driver.start();
+    } catch (error) {
+      events.emit("proxy.failed", { listen: config.listen, error: (error as Error).message });
+      io.err(`cannot start the proxy on ${config.listen}: ${(error as Error).message}\n`);
+      return EXIT_FAILURE;
+    }
+    events.emit("proxy.listening", {
+      listen: driver.listenAddress(),
+      kind: driver.kind,
+      version: driver.version(),
+    });
+    writeRuntime(loop.snapshot());
+
+    const stop = new AbortController();
+    const looping = loop.run(stop.signal);
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once("SIGTERM", () => resolve("SIGTERM"));
+      process.once("SIGINT", () => resolve("SIGINT"));
+    });
+    events.emit("shutdown", { signal, deadlineMs: STOP_DEADLINE_MS });
+    stop.abort();
+    await looping;
+    await driver.stop(STOP_DEADLINE_MS);
+    await writeRuntime.flush();
+    events.emit("stopped", { signal });
+    return EXIT_OK;
+  },
+};
+
+/** Coalesces runtime.json writes: at most one in flight, the newest snapshot wins. */
+function runtimeWriter(state: StateDir, build: (snapshot: SyncSnapshot) => RuntimeState) {
+  let latest: SyncSnapshot | null = null;
+  let writing: Promise<void> | null = null;
+  const drain = async () => {
+    while (latest) {
+      const next = build(latest);
+      latest = null;
+      await state.writeRuntime(next).catch(() => undefined);
+    }
+    writing = null;
+  };
+  const write = (snapshot: SyncSnapshot) => {
+    latest = snapshot;
+    writing ??= drain();
+  };
+  write.flush = async () => {
+    await writing;
+  };
+  return write;
+}

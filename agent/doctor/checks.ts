@@ -1,0 +1,324 @@
+import { lookup } from "node:dns/promises";
+import { rm } from "node:fs/promises";
+import { createConnection, createServer, isIP } from "node:net";
+import path from "node:path";
+import { connect as tlsConnect } from "node:tls";
+import { verifyBundle } from "../../protocol/signing";
+import { PolicyBundle } from "../../protocol/wire";
+import { parseListen } from "../cli-kit";
+import { writeFileAtomic } from "../state/atomic-write";
+import type { Credentials, NodeConfig, RuntimeState } from "../state/schemas";
+import type { StateDir } from "../state/state-dir";
+import { compileWithEngine } from "../sync/compile";
+import { pollPolicy } from "../sync/master-client";
+import type { FetchLike } from "../sync/types";
+
+export type CheckStatus = "ok" | "warn" | "fail" | "skip";
+
+export interface CheckResult {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  hint?: string;
+}
+
+const NET_TIMEOUT_MS = 5_000;
+const MAX_SKEW_SECONDS = 30;
+
+export interface DoctorContext {
+  state: StateDir;
+  config: NodeConfig;
+  credentials: Credentials | null;
+  runtime: RuntimeState | null;
+  fetch: FetchLike;
+}
+
+/** Every check SafeSquid's troubleshooting list asks for, in the order a person would try them. */
+export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
+  const url = new URL(ctx.config.masterUrl);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+  const results: CheckResult[] = [];
+  const dns = await checkDns(host);
+  results.push(dns);
+  const tcp =
+    dns.status === "fail" ? skipped("TCP connect to master", "DNS failed") : await checkTcp(host, port);
+  results.push(tcp);
+  if (url.protocol === "https:") {
+    results.push(
+      tcp.status === "fail" ? skipped("TLS handshake", "no TCP connection") : await checkTls(host, port),
+    );
+  }
+  const { token, skew } =
+    tcp.status === "fail"
+      ? {
+          token: skipped("node token accepted", "master unreachable"),
+          skew: skipped("clock skew vs master", "master unreachable"),
+        }
+      : await checkToken(ctx);
+  results.push(token, skew);
+  results.push(await checkListen(ctx));
+  results.push(await checkWritable(ctx.state));
+  results.push(await checkCachedPolicy(ctx));
+  return results;
+}
+
+function skipped(name: string, why: string): CheckResult {
+  return { name, status: "skip", detail: `skipped: ${why}` };
+}
+
+async function checkDns(host: string): Promise<CheckResult> {
+  const name = `master host ${host} resolves`;
+  if (isIP(host)) return { name, status: "ok", detail: "is an IP address" };
+  try {
+    const addresses = await lookup(host, { all: true });
+    return { name, status: "ok", detail: addresses.map((a) => a.address).join(", ") };
+  } catch (error) {
+    return {
+      name,
+      status: "fail",
+      detail: (error as NodeJS.ErrnoException).code ?? String(error),
+      hint: "check /etc/resolv.conf and the master URL in config.json (re-enroll to change it)",
+    };
+  }
+}
+
+function checkTcp(host: string, port: number): Promise<CheckResult> {
+  const name = `TCP connect to ${host}:${port}`;
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = createConnection({ host, port, timeout: NET_TIMEOUT_MS });
+    const finish = (result: CheckResult) => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.once("connect", () =>
+      finish({ name, status: "ok", detail: `connected in ${Date.now() - started} ms` }),
+    );
+    socket.once("timeout", () =>
+      finish({
+        name,
+        status: "fail",
+        detail: "timed out",
+        hint: `a firewall drops traffic to port ${port}: allow this node to reach the master`,
+      }),
+    );
+    socket.once("error", (error: NodeJS.ErrnoException) =>
+      finish({
+        name,
+        status: "fail",
+        detail: error.code ?? error.message,
+        hint: `nothing accepts connections on ${host}:${port}: check the master is up and the firewall allows port ${port}`,
+      }),
+    );
+  });
+}
+
+function checkTls(host: string, port: number): Promise<CheckResult> {
+  const name = "TLS handshake";
+  return new Promise((resolve) => {
+    const socket = tlsConnect({
+      host,
+      port,
+      servername: isIP(host) ? undefined : host,
+      timeout: NET_TIMEOUT_MS,
+    });
+    const finish = (result: CheckResult) => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.once("secureConnect", () => {
+      const cert = socket.getPeerCertificate();
+      const until = cert?.valid_to ? `, certificate valid until ${cert.valid_to}` : "";
+      finish({ name, status: "ok", detail: `${socket.getProtocol() ?? "TLS"}${until}` });
+    });
+    socket.once("timeout", () =>
+      finish({ name, status: "fail", detail: "timed out", hint: "a middlebox may block TLS to the master" }),
+    );
+    socket.once("error", (error: NodeJS.ErrnoException) =>
+      finish({
+        name,
+        status: "fail",
+        detail: error.code ?? error.message,
+        hint: "the master's certificate is not trusted here: check the system CA store, an intercepting proxy, and the clock",
+      }),
+    );
+  });
+}
+
+async function checkToken(ctx: DoctorContext): Promise<{ token: CheckResult; skew: CheckResult }> {
+  const name = "node token accepted by master";
+  if (!ctx.credentials) {
+    return {
+      token: {
+        name,
+        status: "fail",
+        detail: "credentials.json missing",
+        hint: "re-enroll: fleetgate-agent enroll --master URL --key KEY",
+      },
+      skew: skipped("clock skew vs master", "no credentials"),
+    };
+  }
+  let dateHeader: string | null = null;
+  const recordingFetch: FetchLike = async (input, init) => {
+    const response = await ctx.fetch(input, init);
+    dateHeader = response.headers.get("date");
+    return response;
+  };
+  const result = await pollPolicy({
+    fetch: recordingFetch,
+    masterUrl: ctx.config.masterUrl,
+    nodeToken: ctx.credentials.nodeToken,
+    etag: ctx.runtime?.appliedHash ?? null,
+    waitSeconds: 0,
+    signal: AbortSignal.timeout(NET_TIMEOUT_MS * 3),
+  });
+  let token: CheckResult;
+  if (result.ok) {
+    token = {
+      name,
+      status: "ok",
+      detail: result.kind === "not-modified" ? "up to date (304)" : "policy served (200)",
+    };
+  } else if (result.status === 401) {
+    token = {
+      name,
+      status: "fail",
+      detail: `${result.code}: ${result.message}`,
+      hint: "revoked or unknown: re-enroll with a new enrollment key",
+    };
+  } else if (result.status === 403 && result.code === "IP_NOT_ALLOWED") {
+    token = {
+      name,
+      status: "fail",
+      detail: result.code,
+      hint: "add this node's address to the master's agent allow list",
+    };
+  } else {
+    token = {
+      name,
+      status: "fail",
+      detail: `${result.code}: ${result.message}`,
+      hint: "check the master's health (GET /healthz) and logs",
+    };
+  }
+  return { token, skew: judgeSkew(dateHeader) };
+}
+
+export function judgeSkew(dateHeader: string | null, nowMs = Date.now()): CheckResult {
+  const name = "clock skew vs master";
+  const masterMs = dateHeader ? Date.parse(dateHeader) : Number.NaN;
+  if (Number.isNaN(masterMs)) return { name, status: "skip", detail: "master sent no Date header" };
+  const skew = Math.round((nowMs - masterMs) / 1_000);
+  const detail = `${skew >= 0 ? "+" : ""}${skew} s (Date header has 1 s resolution)`;
+  if (Math.abs(skew) > MAX_SKEW_SECONDS) {
+    return {
+      name,
+      status: "warn",
+      detail,
+      hint: "enable time sync (systemd-timesyncd or chrony): schedules and logs depend on it",
+    };
+  }
+  return { name, status: "ok", detail };
+}
+
+async function checkListen(ctx: DoctorContext): Promise<CheckResult> {
+  const { host, port } = parseListen(ctx.config.listen);
+  const name = `proxy port ${ctx.config.listen}`;
+  const free = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+    const server = createServer();
+    server.once("error", (error: NodeJS.ErrnoException) => resolve(error));
+    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(null)));
+  });
+  if (!free) return { name, status: "ok", detail: "free (the agent is not running)" };
+  if (free.code === "EADDRINUSE") {
+    if (ctx.runtime?.listen && processAlive(ctx.runtime.pid)) {
+      return { name, status: "ok", detail: `held by this agent (pid ${ctx.runtime.pid})` };
+    }
+    return {
+      name,
+      status: "fail",
+      detail: "in use by another process",
+      hint: `find it with: ss -ltnp 'sport = :${port}'`,
+    };
+  }
+  if (free.code === "EACCES") {
+    return {
+      name,
+      status: "fail",
+      detail: "permission denied",
+      hint: "ports below 1024 need CAP_NET_BIND_SERVICE (AmbientCapabilities in the unit)",
+    };
+  }
+  return {
+    name,
+    status: "fail",
+    detail: free.code ?? free.message,
+    hint: "check --listen: the address must exist on this host",
+  };
+}
+
+async function checkWritable(state: StateDir): Promise<CheckResult> {
+  const name = `state dir ${state.root} writable`;
+  const probe = path.join(state.root, ".doctor-probe");
+  try {
+    await writeFileAtomic(probe, "ok\n");
+    await rm(probe, { force: true });
+    return { name, status: "ok", detail: "atomic write works" };
+  } catch (error) {
+    return {
+      name,
+      status: "fail",
+      detail: (error as NodeJS.ErrnoException).code ?? String(error),
+      hint: "run as the agent's user (fleetgate) or fix ownership: chown -R fleetgate: <state dir>",
+    };
+  }
+}
+
+async function checkCachedPolicy(ctx: DoctorContext): Promise<CheckResult> {
+  const name = "cached policy present and verifying";
+  const raw = await ctx.state.loadLastGood().catch(() => null);
+  if (raw === null) {
+    return {
+      name,
+      status: "warn",
+      detail: "no cached policy",
+      hint: "the proxy fails closed until the master sends one: publish a policy",
+    };
+  }
+  const parsed = PolicyBundle.safeParse(raw);
+  if (!parsed.success)
+    return {
+      name,
+      status: "fail",
+      detail: "last-good.json is not a policy bundle",
+      hint: "delete it; the agent fetches a fresh one",
+    };
+  if (!ctx.credentials) return { name, status: "fail", detail: "no pinned master key", hint: "re-enroll" };
+  const verified = await verifyBundle(parsed.data, ctx.credentials.masterKey);
+  if (!verified.ok) {
+    return {
+      name,
+      status: "fail",
+      detail: `v${parsed.data.version}: ${verified.reason}`,
+      hint: "the file was changed on disk: delete it and restart the agent",
+    };
+  }
+  const compiled = compileWithEngine(parsed.data.policy);
+  if (!compiled.ok)
+    return { name, status: "fail", detail: compiled.error, hint: "upgrade the agent to match the master" };
+  return {
+    name,
+    status: "ok",
+    detail: `v${parsed.data.version} verifies with key ${ctx.credentials.masterKey.kid}`,
+  };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

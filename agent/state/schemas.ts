@@ -1,0 +1,44 @@
+import { z } from "zod";
+import { MasterKey, ProxyKind, SpoolFigures } from "../../protocol/wire";
+
+/**
+ * Node-local settings (SafeSquid's "startup params"). Written by `enroll`, never synced from the master.
+ * `nodeId` is null between a first enroll attempt and its success, so a retried enroll re-uses the
+ * same instanceId and the master answers with the same node.
+ */
+export const NodeConfig = z.object({
+  masterUrl: z.string().url(),
+  listen: z.string().min(3),
+  driver: ProxyKind,
+  hostname: z.string().min(1),
+  instanceId: z.string().min(8),
+  nodeId: z.string().nullable(),
+  pollWaitSeconds: z.number().int().min(0).max(55).default(25),
+  enrolledAt: z.string().nullable().default(null),
+});
+export type NodeConfig = z.infer<typeof NodeConfig>;
+
+export const Credentials = z.object({
+  nodeToken: z.string().min(1),
+  masterKey: MasterKey,
+});
+export type Credentials = z.infer<typeof Credentials>;
+
+/** What a running agent enforces right now; written by `run`, read by `status`. */
+export const RuntimeState = z.object({
+  pid: z.number().int(),
+  startedAt: z.string(),
+  updatedAt: z.string(),
+  enforcing: z.enum(["policy", "fail-closed"]),
+  appliedVersion: z.number().int().nullable(),
+  appliedHash: z.string().nullable(),
+  appliedAt: z.string().nullable(),
+  lastContactAt: z.string().nullable(),
+  lastError: z.string().nullable(),
+  master: z.enum(["connecting", "ok", "unreachable", "node-unknown"]),
+  listen: z.string(),
+  proxyKind: ProxyKind,
+  proxyVersion: z.string(),
+  spool: SpoolFigures,
+});
+export type RuntimeState = z.infer<typeof RuntimeState>;

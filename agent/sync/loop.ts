@@ -1,0 +1,333 @@
+import { verifyBundle } from "../../protocol/signing";
+import { PolicyBundle, type SpoolFigures, type StatusReport } from "../../protocol/wire";
+import { backoffDelay } from "./backoff";
+import { type MasterFailure, pollPolicy, postStatus } from "./master-client";
+import type { SyncOptions, SyncSnapshot } from "./types";
+
+type Outcome = { state: "applied" } | { state: "rejected"; error: string };
+
+const ZERO_SPOOL: SpoolFigures = {
+  pendingChunks: 0,
+  pendingBytes: 0,
+  oldestPendingAt: null,
+  droppedRecords: 0,
+};
+// A poll may be held for `wait` seconds; give the network this much more before calling it dead.
+const POLL_GRACE_MS = 20_000;
+const STATUS_TIMEOUT_MS = 15_000;
+// At most this many unsent ACK/NACKs are kept while the master is away; older ones are superseded.
+const MAX_PENDING_REPORTS = 5;
+
+/**
+ * Keeps the proxy on the newest policy the master signed: long-poll, verify against the pinned
+ * key, refuse downgrades, validate + compile, persist as last-good, apply, ACK/NACK. Runtime-neutral:
+ * every effect (network, time, randomness, disk, proxy) comes in through `SyncOptions`.
+ */
+export class SyncLoop {
+  private readonly o: Required<Omit<SyncOptions, "onState">> & Pick<SyncOptions, "onState">;
+  private readonly startedAt: number;
+  private applied: { bundle: PolicyBundle; appliedAt: string } | null = null;
+  /** Hash of the last refused bundle, sent as If-None-Match so the master holds the poll until a new publish. */
+  private refused: { hash: string; at: number } | null = null;
+  private outcome: Outcome = { state: "applied" };
+  private pendingReports: Outcome[] = [];
+  private lastStatusAt = Number.NEGATIVE_INFINITY;
+  private failures = 0;
+  private firstPoll = true;
+  private readonly snap: SyncSnapshot = {
+    enforcing: "fail-closed",
+    appliedVersion: null,
+    appliedHash: null,
+    appliedAt: null,
+    lastContactAt: null,
+    lastError: null,
+    master: "connecting",
+  };
+
+  constructor(options: SyncOptions) {
+    this.o = {
+      spoolFigures: () => ZERO_SPOOL,
+      backoffBaseMs: 1_000,
+      backoffCapMs: 60_000,
+      nodeUnknownRetryMs: 5 * 60_000,
+      refusedRetryMs: 5 * 60_000,
+      heartbeatMs: 60_000,
+      onState: undefined,
+      ...options,
+    };
+    this.startedAt = options.clock.now();
+  }
+
+  snapshot(): SyncSnapshot {
+    return { ...this.snap };
+  }
+
+  /** Enforces the cached last-good bundle before the master is contacted; fails closed without one. */
+  async restoreFromCache(): Promise<void> {
+    const raw = await this.o.store.loadLastGood().catch((error: unknown) => ({ unreadable: String(error) }));
+    if (raw === null) {
+      await this.o.driver.applyPolicy(null);
+      this.o.events.emit("policy.none", {
+        level: "warn",
+        message: "no cached policy: the proxy refuses all traffic until the master sends one",
+      });
+      this.update({ enforcing: "fail-closed" });
+      return;
+    }
+    const refusal = await this.checkCached(raw);
+    if (refusal) {
+      await this.o.driver.applyPolicy(null);
+      const error = `cached policy refused: ${refusal}`;
+      this.o.events.emit("policy.rejected", { source: "cache", error });
+      this.setOutcome({ state: "rejected", error });
+      this.update({ enforcing: "fail-closed", lastError: error });
+    }
+  }
+
+  /** Runs until `signal` aborts; never throws for master or policy trouble. */
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      let delay: number;
+      try {
+        await this.reportIfDue(signal);
+        delay = await this.pollOnce(signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        // A bug or a driver failure must not end enforcement; log it and retry like a network failure.
+        this.o.events.emit("sync.failed", { error: (error as Error).message ?? String(error) });
+        this.failures++;
+        delay = this.backoff();
+      }
+      if (delay > 0) await this.o.clock.sleep(delay, signal);
+    }
+  }
+
+  /** One poll and what follows from it; returns the delay before the next poll. */
+  async pollOnce(signal: AbortSignal): Promise<number> {
+    const waitSeconds = this.firstPoll ? 0 : this.o.pollWaitSeconds;
+    const timeout = AbortSignal.timeout(waitSeconds * 1_000 + POLL_GRACE_MS);
+    const result = await pollPolicy({
+      fetch: this.o.fetch,
+      masterUrl: this.o.masterUrl,
+      nodeToken: this.o.nodeToken,
+      etag: this.currentEtag(),
+      waitSeconds,
+      signal: AbortSignal.any([signal, timeout]),
+      now: () => this.o.clock.now(),
+    });
+    if (signal.aborted) return 0;
+    if (!result.ok) return this.onFailure(result);
+    this.firstPoll = false;
+    this.onContact();
+    if (result.kind === "malformed") {
+      await this.refuse(null, result.reason);
+      // Without a hash to wait on, the master would answer the same bytes at once: slow down.
+      this.failures++;
+      return this.backoff();
+    }
+    if (result.kind === "bundle") await this.accept(result.bundle);
+    return 0;
+  }
+
+  private currentEtag(): string | null {
+    if (this.refused && this.o.clock.now() - this.refused.at < this.o.refusedRetryMs)
+      return this.refused.hash;
+    this.refused = null;
+    return this.applied?.bundle.hash ?? null;
+  }
+
+  private async accept(bundle: PolicyBundle): Promise<void> {
+    const current = this.applied?.bundle;
+    if (current && bundle.version === current.version && bundle.hash === current.hash) return;
+    const verified = await verifyBundle(bundle, this.o.masterKey);
+    if (!verified.ok) return this.refuse(bundle, `bundle v${bundle.version} refused: ${verified.reason}`);
+    if (current && bundle.version < current.version) {
+      return this.refuse(bundle, `bundle v${bundle.version} is older than the applied v${current.version}`);
+    }
+    if (current && bundle.version === current.version) {
+      return this.refuse(
+        bundle,
+        `bundle v${bundle.version} differs from the applied bundle of the same version`,
+      );
+    }
+    const compiled = this.o.compile(bundle.policy);
+    if (!compiled.ok)
+      return this.refuse(bundle, `bundle v${bundle.version} cannot be applied: ${compiled.error}`);
+
+    // Persist before enforcing and before the ACK: what the master sees as applied survives a restart.
+    try {
+      await this.o.store.saveLastGood(bundle);
+    } catch (error) {
+      return this.refuse(bundle, `bundle v${bundle.version} could not be saved: ${(error as Error).message}`);
+    }
+    try {
+      await this.o.driver.applyPolicy({
+        version: bundle.version,
+        hash: bundle.hash,
+        compiled: compiled.compiled,
+      });
+    } catch (error) {
+      if (current) await this.o.store.saveLastGood(current).catch(() => undefined);
+      return this.refuse(bundle, `proxy could not apply v${bundle.version}: ${(error as Error).message}`);
+    }
+    this.markApplied(bundle, "master");
+  }
+
+  private async checkCached(raw: unknown): Promise<string | null> {
+    const parsed = PolicyBundle.safeParse(raw);
+    if (!parsed.success) return "not a policy bundle";
+    const bundle = parsed.data;
+    const verified = await verifyBundle(bundle, this.o.masterKey);
+    if (!verified.ok) return verified.reason;
+    const compiled = this.o.compile(bundle.policy);
+    if (!compiled.ok) return compiled.error;
+    await this.o.driver.applyPolicy({
+      version: bundle.version,
+      hash: bundle.hash,
+      compiled: compiled.compiled,
+    });
+    this.markApplied(bundle, "cache");
+    return null;
+  }
+
+  private markApplied(bundle: PolicyBundle, source: "cache" | "master"): void {
+    const appliedAt = new Date(this.o.clock.now()).toISOString();
+    this.applied = { bundle, appliedAt };
+    this.refused = null;
+    this.o.events.emit("policy.applied", { source, version: bundle.version, hash: bundle.hash });
+    // A restart re-applying the cache is not news to the master; an apply from the master is ACKed.
+    if (source === "master") this.setOutcome({ state: "applied" });
+    this.update({
+      enforcing: "policy",
+      appliedVersion: bundle.version,
+      appliedHash: bundle.hash,
+      appliedAt,
+      lastError: source === "master" ? null : this.snap.lastError,
+    });
+  }
+
+  private async refuse(bundle: PolicyBundle | null, error: string): Promise<void> {
+    if (bundle?.hash) this.refused = { hash: bundle.hash, at: this.o.clock.now() };
+    this.o.events.emit("policy.rejected", {
+      source: "master",
+      version: bundle?.version,
+      error,
+      keeping: this.applied?.bundle.version ?? null,
+    });
+    this.setOutcome({ state: "rejected", error });
+    this.update({ lastError: error });
+  }
+
+  private setOutcome(outcome: Outcome): void {
+    this.outcome = outcome;
+    this.pendingReports.push(outcome);
+    if (this.pendingReports.length > MAX_PENDING_REPORTS) this.pendingReports.shift();
+  }
+
+  private async reportIfDue(signal: AbortSignal): Promise<void> {
+    if (this.snap.master === "unreachable" || this.snap.master === "node-unknown") return;
+    const waitMs = this.o.pollWaitSeconds * 1_000;
+    // Report early enough that the next long poll cannot push the gap past the heartbeat interval.
+    const heartbeatDue = this.o.clock.now() - this.lastStatusAt >= Math.max(0, this.o.heartbeatMs - waitMs);
+    if (this.pendingReports.length === 0 && !heartbeatDue) return;
+    const queue = this.pendingReports.length > 0 ? [...this.pendingReports] : [this.outcome];
+    for (const outcome of queue) {
+      const result = await postStatus({
+        fetch: this.o.fetch,
+        masterUrl: this.o.masterUrl,
+        nodeToken: this.o.nodeToken,
+        report: this.report(outcome),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(STATUS_TIMEOUT_MS)]),
+        now: () => this.o.clock.now(),
+      });
+      if (!result.ok) {
+        if (!signal.aborted)
+          this.o.events.emit("status.failed", {
+            status: result.status,
+            code: result.code,
+            error: result.message,
+          });
+        return;
+      }
+      this.pendingReports.shift();
+      this.lastStatusAt = this.o.clock.now();
+    }
+  }
+
+  private report(outcome: Outcome): StatusReport {
+    const driver = this.o.driver;
+    return {
+      appliedVersion: this.applied?.bundle.version ?? null,
+      appliedHash: this.applied?.bundle.hash ?? null,
+      state: outcome.state,
+      ...(outcome.state === "rejected" ? { error: outcome.error.slice(0, 2000) } : {}),
+      proxy: { kind: driver.kind, listen: driver.listenAddress(), version: driver.version() },
+      spool: this.o.spoolFigures(),
+      agentVersion: this.o.agentVersion,
+      uptimeSeconds: Math.max(0, Math.floor((this.o.clock.now() - this.startedAt) / 1_000)),
+    };
+  }
+
+  private onContact(): void {
+    const recovered = this.snap.master !== "ok";
+    this.failures = 0;
+    const now = new Date(this.o.clock.now()).toISOString();
+    // Log the transition, not every poll: a healthy node would otherwise write a line every wait period.
+    if (recovered)
+      this.o.events.emit("sync.ok", { master: this.o.masterUrl, appliedVersion: this.snap.appliedVersion });
+    const stillRefused = this.outcome.state === "rejected" ? this.outcome.error : null;
+    this.update({ master: "ok", lastContactAt: now, lastError: stillRefused });
+  }
+
+  private onFailure(failure: MasterFailure): number {
+    if (failure.status === 401 && failure.code === "NODE_UNKNOWN") {
+      // Revoked or unknown: keep enforcing what we have, stop hammering, check back now and then.
+      const delay = Math.floor(this.o.nodeUnknownRetryMs * (0.75 + 0.5 * this.o.random()));
+      const error = "master does not know this node (revoked or unknown): re-enroll with a new key";
+      if (this.snap.master !== "node-unknown") {
+        this.o.events.emit("sync.node_unknown", {
+          error,
+          retryInMs: delay,
+          enforcing: this.snap.appliedVersion,
+        });
+      }
+      this.update({ master: "node-unknown", lastError: error });
+      return delay;
+    }
+    this.failures++;
+    const hint =
+      failure.status === 403 && failure.code === "IP_NOT_ALLOWED"
+        ? " (add this node's address to the master's agent allow list)"
+        : "";
+    const error = `${failure.code}: ${failure.message}${hint}`;
+    this.o.events.emit("sync.failed", {
+      status: failure.status,
+      code: failure.code,
+      error: `${failure.message}${hint}`,
+      attempt: this.failures,
+    });
+    this.update({ master: "unreachable", lastError: error });
+    const throttled = failure.status === 429 || failure.status === 503;
+    const delay = throttled && failure.retryAfterMs !== null ? failure.retryAfterMs : this.backoff();
+    this.o.events.emit("sync.backoff", {
+      delayMs: delay,
+      attempt: this.failures,
+      retryAfter: throttled && failure.retryAfterMs !== null,
+    });
+    return delay;
+  }
+
+  private backoff(): number {
+    return backoffDelay(
+      Math.max(0, this.failures - 1),
+      this.o.random,
+      this.o.backoffBaseMs,
+      this.o.backoffCapMs,
+    );
+  }
+
+  private update(change: Partial<SyncSnapshot>): void {
+    Object.assign(this.snap, change);
+    this.o.onState?.({ ...this.snap });
+  }
+}

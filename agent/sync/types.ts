@@ -1,0 +1,62 @@
+import type { CompiledPolicy } from "../../protocol/policy/types";
+import type { MasterKey, PolicyBundle, SpoolFigures } from "../../protocol/wire";
+import type { EventLogger, ProxyDriver } from "../proxy/types";
+
+/** The part of `fetch` the agent uses; plain functions satisfy it in tests. */
+export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
+
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number;
+  /** Resolves after `ms` or as soon as `signal` aborts (never rejects). */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** What the loop needs from the state dir; the file-backed one is agent/state/state-dir.ts. */
+export interface SyncStore {
+  /** The cached bundle as stored (unparsed, untrusted), or null when there is none. */
+  loadLastGood(): Promise<unknown | null>;
+  /** Must be atomic and durable when it resolves. */
+  saveLastGood(bundle: PolicyBundle): Promise<void>;
+}
+
+export type CompileResult = { ok: true; compiled: CompiledPolicy } | { ok: false; error: string };
+
+/** What the running loop knows, handed to `onState` after every change (status, runtime.json). */
+export interface SyncSnapshot {
+  enforcing: "policy" | "fail-closed";
+  appliedVersion: number | null;
+  appliedHash: string | null;
+  appliedAt: string | null;
+  lastContactAt: string | null;
+  lastError: string | null;
+  master: "connecting" | "ok" | "unreachable" | "node-unknown";
+}
+
+export interface SyncOptions {
+  masterUrl: string;
+  nodeToken: string;
+  masterKey: MasterKey;
+  agentVersion: string;
+  /** Long-poll wait the master offered at enrollment (0–55 s). */
+  pollWaitSeconds: number;
+  fetch: FetchLike;
+  clock: Clock;
+  /** Uniform in [0, 1); jitter source. */
+  random: () => number;
+  store: SyncStore;
+  driver: ProxyDriver;
+  events: EventLogger;
+  /** Validates and compiles a policy: `compileWithEngine` in production, fakes in tests. */
+  compile: (policy: unknown) => CompileResult;
+  /** Spool figures for status reports; the durable spool plugs in here. */
+  spoolFigures?: () => SpoolFigures;
+  onState?: (snapshot: SyncSnapshot) => void;
+  /** Tunables, mostly for tests. */
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  nodeUnknownRetryMs?: number;
+  /** How long a refused bundle's hash is polled with, before the master is asked for it again. */
+  refusedRetryMs?: number;
+  heartbeatMs?: number;
+}
