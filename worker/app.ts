@@ -1,0 +1,90 @@
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { AppError, type ErrorCode, errorBody } from "./errors";
+import { adminAuth } from "./middleware/admin-auth";
+import { createRouter } from "./openapi";
+import { accessRoutes } from "./routes/admin/access";
+import { nodeRoutes } from "./routes/admin/nodes";
+import { policyRoutes } from "./routes/admin/policy";
+import { agentRoutes } from "./routes/agent";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+// Policies carry domain lists of up to a few million entries; everything else is small.
+const POLICY_BODY_LIMIT = 32 * MiB;
+const ADMIN_BODY_LIMIT = 256 * KiB;
+
+const STATUS_CODES: Partial<Record<number, ErrorCode>> = {
+  400: "BAD_REQUEST",
+  401: "UNAUTHORIZED",
+  403: "FORBIDDEN",
+  404: "NOT_FOUND",
+  405: "METHOD_NOT_ALLOWED",
+  413: "PAYLOAD_TOO_LARGE",
+  415: "UNSUPPORTED_MEDIA_TYPE",
+};
+
+export const app = createRouter();
+
+app.use("*", requestId({ generator: () => crypto.randomUUID() }));
+app.use("*", secureHeaders());
+
+const limitBody = (maxSize: number, what: string) =>
+  bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new AppError("PAYLOAD_TOO_LARGE", `${what} are limited to ${maxSize / KiB} KiB`);
+    },
+  });
+const policyBodyLimit = limitBody(POLICY_BODY_LIMIT, "policy requests");
+const adminBodyLimit = limitBody(ADMIN_BODY_LIMIT, "admin requests");
+app.use("/api/v1/*", (c, next) =>
+  c.req.path.startsWith("/api/v1/policy/") ? policyBodyLimit(c, next) : adminBodyLimit(c, next),
+);
+app.use("/api/v1/*", adminAuth);
+
+app.get("/healthz", (c) => c.json({ ok: true }));
+app.route("/api/agent/v1", agentRoutes);
+app.route("/api/v1", accessRoutes);
+app.route("/api/v1", nodeRoutes);
+app.route("/api/v1", policyRoutes);
+
+app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+  type: "http",
+  scheme: "bearer",
+  description: "An API token (fgt_…) or FLEETGATE_BOOTSTRAP_TOKEN",
+});
+app.doc31("/api/openapi.json", {
+  openapi: "3.1.0",
+  info: {
+    title: "Fleetgate master API",
+    version: "1.0.0",
+    description: "Admin API (/api/v1, bearer token) and agent protocol v1 (/api/agent/v1, node token).",
+  },
+});
+
+app.notFound((c) =>
+  c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")), 404),
+);
+
+app.onError((error, c) => {
+  const id = c.get("requestId") ?? "unknown";
+  if (error instanceof AppError) {
+    return c.json(
+      errorBody(error.code, error.message, id, error.details),
+      error.status as ContentfulStatusCode,
+      error.headers,
+    );
+  }
+  if (error instanceof HTTPException && error.status < 500) {
+    const code = STATUS_CODES[error.status] ?? "BAD_REQUEST";
+    return c.json(errorBody(code, error.message || code, id), error.status as ContentfulStatusCode);
+  }
+  console.error(
+    JSON.stringify({ requestId: id, path: c.req.path, error: String(error), stack: (error as Error).stack }),
+  );
+  return c.json(errorBody("INTERNAL", "internal error; quote the request id when reporting it", id), 500);
+});

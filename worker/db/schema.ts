@@ -1,0 +1,136 @@
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+// Timestamps are epoch milliseconds in INTEGER columns; ids a person sees carry a prefix.
+const now = sql`(unixepoch('subsec') * 1000)`;
+
+export const apiTokens = sqliteTable(
+  "api_tokens",
+  {
+    id: text("id").primaryKey(), // tok_…
+    name: text("name").notNull(),
+    role: text("role", { enum: ["admin", "viewer"] }).notNull(),
+    tokenHash: text("token_hash").notNull(),
+    prefix: text("prefix").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull().default(now),
+    expiresAt: integer("expires_at"),
+    lastUsedAt: integer("last_used_at"),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [uniqueIndex("api_tokens_hash_idx").on(t.tokenHash)],
+);
+
+export const enrollmentKeys = sqliteTable(
+  "enrollment_keys",
+  {
+    id: text("id").primaryKey(), // key_…
+    name: text("name").notNull(),
+    keyHash: text("key_hash").notNull(),
+    prefix: text("prefix").notNull(),
+    maxUses: integer("max_uses"),
+    uses: integer("uses").notNull().default(0),
+    expiresAt: integer("expires_at"),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull().default(now),
+    lastUsedAt: integer("last_used_at"),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [uniqueIndex("enrollment_keys_hash_idx").on(t.keyHash)],
+);
+
+export const nodes = sqliteTable(
+  "nodes",
+  {
+    id: text("id").primaryKey(), // node_…
+    instanceId: text("instance_id").notNull(),
+    hostname: text("hostname").notNull(),
+    tokenHash: text("token_hash").notNull(),
+    enrollmentKeyId: text("enrollment_key_id"),
+    enrolledAt: integer("enrolled_at").notNull(),
+    agentVersion: text("agent_version").notNull(),
+    proxyKind: text("proxy_kind").notNull(),
+    proxyListen: text("proxy_listen"),
+    proxyVersion: text("proxy_version"),
+    lastSeenAt: integer("last_seen_at"),
+    lastAddress: text("last_address"),
+    appliedVersion: integer("applied_version"),
+    appliedHash: text("applied_hash"),
+    syncState: text("sync_state", { enum: ["applied", "rejected"] }),
+    lastError: text("last_error"),
+    lastErrorAt: integer("last_error_at"),
+    lastStatusAt: integer("last_status_at"),
+    uptimeSeconds: integer("uptime_seconds"),
+    spool: text("spool", { mode: "json" }),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [uniqueIndex("nodes_instance_idx").on(t.instanceId), uniqueIndex("nodes_token_idx").on(t.tokenHash)],
+);
+
+export const nodeEvents = sqliteTable(
+  "node_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    nodeId: text("node_id").notNull(),
+    at: integer("at").notNull(),
+    type: text("type").notNull(),
+    version: integer("version"),
+    detail: text("detail"),
+  },
+  (t) => [index("node_events_node_at_idx").on(t.nodeId, t.at)],
+);
+
+export const policyVersions = sqliteTable("policy_versions", {
+  version: integer("version").primaryKey(),
+  hash: text("hash").notNull(),
+  size: integer("size").notNull(), // characters of canonical JSON, kept in policy_chunks
+  chunks: integer("chunks").notNull(),
+  issuedAt: text("issued_at").notNull(),
+  kid: text("kid").notNull(),
+  signature: text("signature").notNull(),
+  message: text("message").notNull(),
+  createdBy: text("created_by").notNull(),
+  rollbackOf: integer("rollback_of"),
+  createdAt: integer("created_at").notNull().default(now),
+});
+
+// A policy's canonical JSON, exactly what was hashed, split to stay under D1's row size limit.
+export const policyChunks = sqliteTable(
+  "policy_chunks",
+  {
+    version: integer("version").notNull(),
+    seq: integer("seq").notNull(),
+    data: text("data").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.version, t.seq] })],
+);
+
+export const settings = sqliteTable("settings", {
+  key: text("key").primaryKey(),
+  value: text("value", { mode: "json" }).notNull(),
+  updatedAt: integer("updated_at").notNull().default(now),
+  updatedBy: text("updated_by"),
+});
+
+export const auditLog = sqliteTable(
+  "audit_log",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    at: integer("at").notNull(),
+    actor: text("actor").notNull(),
+    action: text("action").notNull(),
+    target: text("target"),
+    before: text("before", { mode: "json" }),
+    after: text("after", { mode: "json" }),
+    requestId: text("request_id"),
+    address: text("address"),
+  },
+  (t) => [index("audit_log_at_idx").on(t.at)],
+);
+
+// Fixed-window counters (enrollment attempts per address, later login attempts).
+export const rateLimits = sqliteTable("rate_limits", {
+  key: text("key").primaryKey(),
+  windowStart: integer("window_start").notNull(),
+  count: integer("count").notNull(),
+});

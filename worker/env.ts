@@ -1,0 +1,36 @@
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      /** Admin token accepted before any user or API token exists (Worker secret). */
+      FLEETGATE_BOOTSTRAP_TOKEN?: string;
+      /** base64url 32-byte Ed25519 seed that signs policy bundles (Worker secret). */
+      FLEETGATE_SIGNING_KEY?: string;
+      /** Only in the test pool. */
+      TEST_MIGRATIONS?: { name: string; queries: string[] }[];
+    }
+  }
+}
+
+export type Role = "admin" | "viewer";
+
+export interface Actor {
+  /** "bootstrap", "token:tok_…", later "user:usr_…"; written to the audit log. */
+  id: string;
+  name: string;
+  role: Role;
+}
+
+export interface AppEnv {
+  Bindings: Env;
+  Variables: {
+    requestId: string;
+    actor: Actor;
+    nodeId: string;
+  };
+}
+
+export function intVar(value: string | undefined, fallback: number, min: number, max: number): number {
+  const parsed = Number.parseInt(value ?? "", 10);
+  if (!Number.isFinite(parsed)) return fallback;
+  return Math.min(max, Math.max(min, parsed));
+}

@@ -1,0 +1,142 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getDb } from "../../db/client";
+import { auditContext } from "../../middleware/context";
+import { adminErrors, createRouter, jsonBody, jsonResponse, notFound, security } from "../../openapi";
+import { getAgentAllowlist, setAgentAllowlist } from "../../services/agent-allowlist";
+import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
+import { listAudit } from "../../services/audit";
+import { createEnrollmentKey, listEnrollmentKeys, revokeEnrollmentKey } from "../../services/enrollment";
+import { IdParam, Instant, Loose, Name, Pagination, Role } from "./schemas";
+
+export const accessRoutes = createRouter();
+
+const KeyCreate = z
+  .strictObject({
+    name: Name,
+    maxUses: z.number().int().min(1).max(1_000_000).nullable().optional(),
+    expiresAt: Instant.nullable().optional(),
+  })
+  .openapi("EnrollmentKeyCreate");
+
+accessRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/enrollment-keys",
+    tags: ["enrollment"],
+    summary: "Create an enrollment key (the key is shown only in this answer)",
+    security,
+    request: jsonBody(KeyCreate),
+    responses: { 201: jsonResponse(Loose, "Created; `key` is shown once"), ...adminErrors },
+  }),
+  async (c) => c.json(await createEnrollmentKey(getDb(c.env.DB), c.req.valid("json"), auditContext(c)), 201),
+);
+
+accessRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/enrollment-keys",
+    tags: ["enrollment"],
+    summary: "List enrollment keys (never the keys themselves)",
+    security,
+    responses: { 200: jsonResponse(z.object({ keys: z.array(Loose) }), "Keys"), ...adminErrors },
+  }),
+  async (c) => c.json({ keys: await listEnrollmentKeys(getDb(c.env.DB)) }, 200),
+);
+
+accessRoutes.openapi(
+  createRoute({
+    method: "delete",
+    path: "/enrollment-keys/{id}",
+    tags: ["enrollment"],
+    summary: "Revoke an enrollment key (enrolled nodes keep working)",
+    security,
+    request: { params: IdParam("key") },
+    responses: { 200: jsonResponse(Loose, "Revoked"), ...notFound, ...adminErrors },
+  }),
+  async (c) =>
+    c.json(await revokeEnrollmentKey(getDb(c.env.DB), c.req.valid("param").id, auditContext(c)), 200),
+);
+
+const TokenCreate = z
+  .strictObject({ name: Name, role: Role, expiresAt: Instant.nullable().optional() })
+  .openapi("ApiTokenCreate");
+
+accessRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/tokens",
+    tags: ["identity"],
+    summary: "Create an API token (shown only in this answer)",
+    security,
+    request: jsonBody(TokenCreate),
+    responses: { 201: jsonResponse(Loose, "Created; `token` is shown once"), ...adminErrors },
+  }),
+  async (c) => c.json(await createApiToken(getDb(c.env.DB), c.req.valid("json"), auditContext(c)), 201),
+);
+
+accessRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/tokens",
+    tags: ["identity"],
+    summary: "List API tokens",
+    security,
+    responses: { 200: jsonResponse(z.object({ tokens: z.array(Loose) }), "Tokens"), ...adminErrors },
+  }),
+  async (c) => c.json({ tokens: await listApiTokens(getDb(c.env.DB)) }, 200),
+);
+
+accessRoutes.openapi(
+  createRoute({
+    method: "delete",
+    path: "/tokens/{id}",
+    tags: ["identity"],
+    summary: "Revoke an API token",
+    security,
+    request: { params: IdParam("tok") },
+    responses: { 200: jsonResponse(Loose, "Revoked"), ...notFound, ...adminErrors },
+  }),
+  async (c) => c.json(await revokeApiToken(getDb(c.env.DB), c.req.valid("param").id, auditContext(c)), 200),
+);
+
+const Allowlist = z
+  .strictObject({ enabled: z.boolean(), cidrs: z.array(z.string().max(64)).max(1000) })
+  .openapi("AgentAllowlist");
+
+accessRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/settings/agent-allowlist",
+    tags: ["settings"],
+    summary: "The agent allow list",
+    security,
+    responses: { 200: jsonResponse(Allowlist, "Current list"), ...adminErrors },
+  }),
+  async (c) => c.json(await getAgentAllowlist(getDb(c.env.DB)), 200),
+);
+
+accessRoutes.openapi(
+  createRoute({
+    method: "put",
+    path: "/settings/agent-allowlist",
+    tags: ["settings"],
+    summary: "Replace the agent allow list (source addresses allowed to call the agent API)",
+    security,
+    request: jsonBody(Allowlist),
+    responses: { 200: jsonResponse(Allowlist, "Saved"), ...adminErrors },
+  }),
+  async (c) => c.json(await setAgentAllowlist(getDb(c.env.DB), c.req.valid("json"), auditContext(c)), 200),
+);
+
+accessRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/audit",
+    tags: ["identity"],
+    summary: "The audit log, newest first (`before` = an entry id, for paging)",
+    security,
+    request: { query: Pagination },
+    responses: { 200: jsonResponse(z.object({ entries: z.array(Loose) }), "Entries"), ...adminErrors },
+  }),
+  async (c) => c.json({ entries: await listAudit(getDb(c.env.DB), c.req.valid("query")) }, 200),
+);

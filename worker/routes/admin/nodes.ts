@@ -1,0 +1,97 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getDb } from "../../db/client";
+import { intVar } from "../../env";
+import { auditContext } from "../../middleware/context";
+import { adminErrors, createRouter, jsonResponse, notFound, security } from "../../openapi";
+import { describeNode, getNode, listNodeEvents, listNodes, revokeNode } from "../../services/nodes";
+import { latestHead } from "../../services/policy";
+import { IdParam, Loose, Pagination } from "./schemas";
+
+export const nodeRoutes = createRouter();
+
+const NodeView = z
+  .object({
+    id: z.string(),
+    hostname: z.string(),
+    status: z.enum(["online", "offline", "revoked"]),
+    sync: z.enum(["in-sync", "behind", "rejected", "never"]),
+    appliedVersion: z.number().nullable(),
+    latestVersion: z.number().nullable(),
+    lastError: z.string().nullable(),
+    lastSeenAt: z.number().nullable(),
+  })
+  .passthrough()
+  .openapi("Node");
+
+nodeRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/nodes",
+    tags: ["nodes"],
+    summary: "The fleet: each node's state, applied versus latest version, last error",
+    security,
+    responses: { 200: jsonResponse(z.object({ nodes: z.array(NodeView) }), "Nodes"), ...adminErrors },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const [rows, head] = [await listNodes(db), await latestHead(db)];
+    const wait = intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55);
+    return c.json({ nodes: rows.map((n) => describeNode(n, head?.version ?? null, wait)) }, 200);
+  },
+);
+
+nodeRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/nodes/{id}",
+    tags: ["nodes"],
+    summary: "One node",
+    security,
+    request: { params: IdParam("node") },
+    responses: { 200: jsonResponse(NodeView, "Node"), ...notFound, ...adminErrors },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const node = await getNode(db, c.req.valid("param").id);
+    const head = await latestHead(db);
+    return c.json(describeNode(node, head?.version ?? null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
+  },
+);
+
+nodeRoutes.openapi(
+  createRoute({
+    method: "delete",
+    path: "/nodes/{id}",
+    tags: ["nodes"],
+    summary: "Revoke a node: its token stops working at once; it keeps enforcing its last policy",
+    security,
+    request: { params: IdParam("node") },
+    responses: { 200: jsonResponse(Loose, "Revoked"), ...notFound, ...adminErrors },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const node = await revokeNode(db, c.req.valid("param").id, auditContext(c));
+    return c.json(describeNode(node, null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
+  },
+);
+
+nodeRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/nodes/{id}/events",
+    tags: ["nodes"],
+    summary: "A node's sync event timeline, newest first",
+    security,
+    request: { params: IdParam("node"), query: Pagination },
+    responses: {
+      200: jsonResponse(z.object({ events: z.array(Loose) }), "Events"),
+      ...notFound,
+      ...adminErrors,
+    },
+  }),
+  async (c) =>
+    c.json(
+      { events: await listNodeEvents(getDb(c.env.DB), c.req.valid("param").id, c.req.valid("query")) },
+      200,
+    ),
+);

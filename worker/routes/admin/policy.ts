@@ -1,0 +1,226 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getDb } from "../../db/client";
+import { AppError } from "../../errors";
+import { auditContext } from "../../middleware/context";
+import { adminErrors, createRouter, jsonBody, jsonResponse, notFound, security } from "../../openapi";
+import {
+  getVersion,
+  latestHead,
+  listVersions,
+  parsePolicy,
+  publishPolicy,
+  rollbackPolicy,
+} from "../../services/policy";
+import { diffPolicies } from "../../services/policy-diff";
+import { announceVersion } from "../../services/policy-hub";
+import { simulateRequest } from "../../services/simulate";
+import { Instant, Loose, Pagination } from "./schemas";
+
+export const policyRoutes = createRouter();
+
+const PolicyDocument = z.record(z.string(), z.unknown()).openapi("Policy", {
+  description: "Policy language v1 (see docs/policy.md); validated with JSON paths in `details`",
+});
+const Version = z.coerce.number().int().positive();
+const Message = z.string().trim().min(1).max(500);
+
+const policyErrors = {
+  422: {
+    description: "POLICY_INVALID: `details` lists each problem with its JSON path",
+    content: { "application/json": { schema: z.object({ error: Loose }) } },
+  },
+};
+
+policyRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/policy/validate",
+    tags: ["policy"],
+    summary: "Validate a policy without publishing it",
+    security,
+    request: jsonBody(z.strictObject({ policy: PolicyDocument })),
+    responses: {
+      200: jsonResponse(z.object({ valid: z.literal(true) }), "Valid"),
+      ...policyErrors,
+      ...adminErrors,
+    },
+  }),
+  async (c) => {
+    parsePolicy(c.req.valid("json").policy);
+    return c.json({ valid: true as const }, 200);
+  },
+);
+
+policyRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/policy/versions",
+    tags: ["policy"],
+    summary: "Publish a new immutable, signed version; waiting nodes get it within a second",
+    security,
+    request: jsonBody(z.strictObject({ policy: PolicyDocument, message: Message })),
+    responses: {
+      201: jsonResponse(
+        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean() }),
+        "Published",
+      ),
+      200: jsonResponse(
+        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean() }),
+        "Identical to the latest version; nothing new was created",
+      ),
+      ...policyErrors,
+      ...adminErrors,
+    },
+  }),
+  async (c) => {
+    const result = await publishPolicy(
+      getDb(c.env.DB),
+      c.env.FLEETGATE_SIGNING_KEY,
+      c.req.valid("json"),
+      auditContext(c),
+      (v) => announceVersion(c.env, v),
+    );
+    return c.json(result, result.unchanged ? 200 : 201);
+  },
+);
+
+policyRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/policy/versions",
+    tags: ["policy"],
+    summary: "Published versions, newest first",
+    security,
+    request: { query: Pagination },
+    responses: {
+      200: jsonResponse(z.object({ versions: z.array(Loose), latest: z.number().nullable() }), "Versions"),
+      ...adminErrors,
+    },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const versions = await listVersions(db, c.req.valid("query"));
+    return c.json({ versions, latest: (await latestHead(db))?.version ?? null }, 200);
+  },
+);
+
+policyRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/policy/versions/{version}",
+    tags: ["policy"],
+    summary: "One version with its policy and signature",
+    security,
+    request: { params: z.object({ version: Version }) },
+    responses: { 200: jsonResponse(Loose, "Version"), ...notFound, ...adminErrors },
+  }),
+  async (c) => c.json(await getVersion(getDb(c.env.DB), c.req.valid("param").version), 200),
+);
+
+policyRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/policy/diff",
+    tags: ["policy"],
+    summary: "A readable per-section diff between two versions",
+    security,
+    request: { query: z.object({ from: Version, to: Version }) },
+    responses: { 200: jsonResponse(Loose, "Diff"), ...notFound, ...adminErrors },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const { from, to } = c.req.valid("query");
+    const [a, b] = [await getVersion(db, from), await getVersion(db, to)];
+    return c.json({ from, to, sections: diffPolicies(a.policy, b.policy) }, 200);
+  },
+);
+
+policyRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/policy/versions/{version}/rollback",
+    tags: ["policy"],
+    summary: "Republish an old version's content as a new version",
+    security,
+    request: {
+      params: z.object({ version: Version }),
+      body: {
+        required: false,
+        content: { "application/json": { schema: z.strictObject({ message: Message.optional() }) } },
+      },
+    },
+    responses: {
+      201: jsonResponse(
+        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean() }),
+        "Republished",
+      ),
+      200: jsonResponse(
+        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean() }),
+        "Already the latest content",
+      ),
+      ...notFound,
+      ...adminErrors,
+    },
+  }),
+  async (c) => {
+    const body = c.req.header("Content-Type") ? c.req.valid("json") : {};
+    const result = await rollbackPolicy(
+      getDb(c.env.DB),
+      c.env.FLEETGATE_SIGNING_KEY,
+      c.req.valid("param").version,
+      body.message,
+      auditContext(c),
+      (v) => announceVersion(c.env, v),
+    );
+    return c.json(result, result.unchanged ? 200 : 201);
+  },
+);
+
+const SimulateBody = z
+  .strictObject({
+    version: z.number().int().positive().optional(),
+    policy: PolicyDocument.optional(),
+    request: z.strictObject({
+      client: z.union([z.ipv4(), z.ipv6()]),
+      url: z.string().max(4096),
+      method: z
+        .string()
+        .regex(/^[A-Za-z]{1,20}$/)
+        .optional(),
+      user: z.string().max(200).optional(),
+      groups: z.array(z.string().max(100)).max(100).optional(),
+      at: Instant.optional(),
+    }),
+  })
+  .openapi("SimulateRequest");
+
+policyRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/policy/simulate",
+    tags: ["policy"],
+    summary: "Evaluate a described request against a version (default: latest) or a draft policy",
+    security,
+    request: jsonBody(SimulateBody),
+    responses: {
+      200: jsonResponse(Loose, "{action, reason, rule, trace, facts}"),
+      ...notFound,
+      ...policyErrors,
+      ...adminErrors,
+    },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const body = c.req.valid("json");
+    let policy: unknown = body.policy;
+    let version: number | null = null;
+    if (policy === undefined) {
+      version = body.version ?? (await latestHead(db))?.version ?? null;
+      if (version === null)
+        throw new AppError("NOT_FOUND", "no policy has been published yet; send a draft as `policy`");
+      policy = (await getVersion(db, version)).policy;
+    }
+    const decision = await simulateRequest(parsePolicy(policy), body.request);
+    return c.json({ version, ...decision }, 200);
+  },
+);

@@ -1,0 +1,21 @@
+import { z } from "@hono/zod-openapi";
+
+export const Role = z.enum(["admin", "viewer"]);
+
+/** ISO 8601 text or epoch milliseconds, as the design's admin API accepts for times. */
+export const Instant = z
+  .union([z.number().int().positive(), z.iso.datetime({ offset: true })])
+  .transform((v) => (typeof v === "number" ? v : Date.parse(v)))
+  .openapi({ description: "epoch ms or ISO 8601", example: "2026-12-31T23:59:59Z" });
+
+export const Name = z.string().trim().min(1).max(100);
+
+export const Pagination = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  before: z.coerce.number().int().positive().optional(),
+});
+
+export const IdParam = (prefix: string) =>
+  z.object({ id: z.string().regex(new RegExp(`^${prefix}_[0-9a-z]{8,32}$`), `an id like ${prefix}_…`) });
+
+export const Loose = z.record(z.string(), z.unknown());

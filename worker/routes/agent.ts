@@ -1,0 +1,157 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import {
+  EnrollRequest,
+  EnrollResponse,
+  MAX_POLL_WAIT_SECONDS,
+  PolicyBundle,
+  StatusReport,
+} from "../../protocol/wire";
+import { getDb } from "../db/client";
+import { intVar } from "../env";
+import { AppError } from "../errors";
+import { clientAddress } from "../middleware/context";
+import { createRouter, ErrorSchema, jsonBody, jsonResponse } from "../openapi";
+import { bearerFrom } from "../services/admin-auth";
+import { assertAgentAddressAllowed } from "../services/agent-allowlist";
+import { enrollNode } from "../services/enrollment";
+import { authenticateNode, recordHeartbeat, recordStatus } from "../services/nodes";
+import { bundleText, latestHead, signingKey } from "../services/policy";
+import { waitForNewerVersion } from "../services/policy-hub";
+import { hitRateLimit } from "../services/rate-limit";
+
+const errors = (codes: Record<number, string>) =>
+  Object.fromEntries(
+    Object.entries(codes).map(([status, description]) => [
+      status,
+      { description, content: { "application/json": { schema: ErrorSchema } } },
+    ]),
+  );
+
+const ENROLL_WINDOW_MS = 10 * 60_000;
+
+export const agentRoutes = createRouter();
+
+agentRoutes.use(
+  "*",
+  bodyLimit({
+    maxSize: 16 * 1024,
+    onError: () => {
+      throw new AppError("PAYLOAD_TOO_LARGE", "agent requests are limited to 16 KiB");
+    },
+  }),
+);
+
+// SafeSquid's "Access Restriction → Allow list", applied before any token is looked at.
+agentRoutes.use("*", async (c, next) => {
+  await assertAgentAddressAllowed(getDb(c.env.DB), clientAddress(c));
+  await next();
+});
+
+agentRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/enroll",
+    tags: ["agent"],
+    summary: "Enroll a node with an enrollment key",
+    request: jsonBody(EnrollRequest),
+    responses: {
+      201: jsonResponse(EnrollResponse, "Enrolled; the node token is shown only here"),
+      ...errors({
+        400: "Invalid input",
+        401: "ENROLLMENT_KEY_INVALID",
+        403: "IP_NOT_ALLOWED",
+        429: "Too many attempts",
+      }),
+    },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const address = clientAddress(c);
+    await hitRateLimit(
+      db,
+      `enroll:${address ?? "unknown"}`,
+      intVar(c.env.ENROLL_RATE_LIMIT, 20, 1, 10_000),
+      ENROLL_WINDOW_MS,
+    );
+    const key = await signingKey(c.env.FLEETGATE_SIGNING_KEY);
+    const result = await enrollNode(db, c.req.valid("json"), address);
+    return c.json(
+      {
+        nodeId: result.nodeId,
+        nodeToken: result.nodeToken,
+        masterKey: { kid: key.kid, alg: "Ed25519" as const, publicKey: key.publicKey },
+        pollWaitSeconds: intVar(c.env.POLL_WAIT_SECONDS, 25, 0, MAX_POLL_WAIT_SECONDS),
+      },
+      201,
+    );
+  },
+);
+
+function etagHash(header: string | undefined): string | null {
+  if (!header) return null;
+  const match = /^\s*(?:W\/)?"([^"]{1,200})"\s*$/.exec(header);
+  return match?.[1] ?? null;
+}
+
+agentRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/policy",
+    tags: ["agent"],
+    summary: "Long-poll for the signed policy bundle",
+    description:
+      "Answers at once when the latest hash differs from If-None-Match, otherwise waits up to `wait` seconds for a publish.",
+    request: {
+      query: z.object({ wait: z.coerce.number().int().min(0).max(MAX_POLL_WAIT_SECONDS).default(0) }),
+    },
+    responses: {
+      200: jsonResponse(PolicyBundle, "The newest signed bundle (ETag: its hash)"),
+      304: { description: "Nothing newer within `wait`" },
+      ...errors({ 400: "Invalid wait", 401: "NODE_UNKNOWN: revoked or unknown", 403: "IP_NOT_ALLOWED" }),
+    },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const node = await authenticateNode(db, bearerFrom(c.req.header("Authorization")));
+    const agent = /^fleetgate-agent\/(\S{1,64})/.exec(c.req.header("User-Agent") ?? "")?.[1];
+    await recordHeartbeat(db, node.id, clientAddress(c), agent);
+    const { wait } = c.req.valid("query");
+    const known = etagHash(c.req.header("If-None-Match"));
+    let head = await latestHead(db);
+    if ((!head || head.hash === known) && wait > 0) {
+      const newer = await waitForNewerVersion(c.env, node.id, head?.version ?? 0, wait * 1000);
+      if (newer !== null) head = await latestHead(db);
+    }
+    if (!head || head.hash === known) {
+      return c.body(null, 304, head ? { ETag: `"${head.hash}"` } : {});
+    }
+    const bundle = await bundleText(db, head.version);
+    if (!bundle) throw new AppError("NOT_FOUND", `policy version ${head.version} vanished`);
+    return c.body(bundle.text, 200, {
+      "Content-Type": "application/json; charset=utf-8",
+      ETag: `"${bundle.hash}"`,
+      "Cache-Control": "no-store",
+    });
+  },
+);
+
+agentRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/status",
+    tags: ["agent"],
+    summary: "Report the applied version (ACK) or a rejection (NACK) and spool figures",
+    request: jsonBody(StatusReport),
+    responses: {
+      204: { description: "Recorded" },
+      ...errors({ 400: "Invalid input", 401: "NODE_UNKNOWN", 403: "IP_NOT_ALLOWED" }),
+    },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const node = await authenticateNode(db, bearerFrom(c.req.header("Authorization")));
+    await recordStatus(db, node, c.req.valid("json"), clientAddress(c));
+    return c.body(null, 204);
+  },
+);

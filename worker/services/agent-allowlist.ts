@@ -1,0 +1,54 @@
+import { eq } from "drizzle-orm";
+import { CidrSet, isValidCidr } from "../../protocol/policy/cidr";
+import type { Db } from "../db/client";
+import { settings } from "../db/schema";
+import { AppError } from "../errors";
+import { type AuditContext, auditInsert } from "./audit";
+
+const KEY = "agent-allowlist";
+
+export interface AgentAllowlist {
+  enabled: boolean;
+  cidrs: string[];
+}
+
+const DISABLED: AgentAllowlist = { enabled: false, cidrs: [] };
+
+export async function getAgentAllowlist(db: Db): Promise<AgentAllowlist> {
+  const [row] = await db.select().from(settings).where(eq(settings.key, KEY)).limit(1);
+  return (row?.value as AgentAllowlist | undefined) ?? DISABLED;
+}
+
+export async function setAgentAllowlist(db: Db, next: AgentAllowlist, ctx: AuditContext) {
+  const issues = next.cidrs.flatMap((cidr, i) =>
+    isValidCidr(cidr) ? [] : [{ path: `cidrs[${i}]`, message: `not an IPv4/IPv6 address or CIDR: ${cidr}` }],
+  );
+  if (issues.length) throw new AppError("VALIDATION_FAILED", issues[0]!.message, issues);
+  if (next.enabled && next.cidrs.length === 0) {
+    throw new AppError("VALIDATION_FAILED", "an enabled allow list needs at least one CIDR", [
+      { path: "cidrs", message: "empty while enabled would lock every node out" },
+    ]);
+  }
+  const before = await getAgentAllowlist(db);
+  const now = Date.now();
+  await db.batch([
+    db
+      .insert(settings)
+      .values({ key: KEY, value: next, updatedAt: now, updatedBy: ctx.actor.id })
+      .onConflictDoUpdate({
+        target: settings.key,
+        set: { value: next, updatedAt: now, updatedBy: ctx.actor.id },
+      }),
+    auditInsert(db, ctx, { action: "settings.agent-allowlist", target: KEY, before, after: next }),
+  ]);
+  return next;
+}
+
+/** SafeSquid's "Access Restriction → Allow list" for agents: refuses any address outside it. */
+export async function assertAgentAddressAllowed(db: Db, address: string | null) {
+  const list = await getAgentAllowlist(db);
+  if (!list.enabled) return;
+  if (!address || !CidrSet.parse(list.cidrs).contains(address)) {
+    throw new AppError("IP_NOT_ALLOWED", `address ${address ?? "unknown"} is not in the agent allow list`);
+  }
+}

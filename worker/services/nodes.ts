@@ -1,0 +1,134 @@
+import { and, desc, eq, lt } from "drizzle-orm";
+import type { StatusReport } from "../../protocol/wire";
+import type { Db } from "../db/client";
+import { nodeEvents, nodes } from "../db/schema";
+import { AppError } from "../errors";
+import { type AuditContext, auditInsert } from "./audit";
+import { hashSecret } from "./secrets";
+
+export type NodeRow = typeof nodes.$inferSelect;
+
+/** How long after its last poll a node still counts as online. */
+export function onlineWindowMs(pollWaitSeconds: number) {
+  return (pollWaitSeconds + 30) * 1000;
+}
+
+export async function authenticateNode(db: Db, token: string | null): Promise<NodeRow> {
+  if (!token) throw new AppError("NODE_UNKNOWN", "missing node token");
+  const [node] = await db
+    .select()
+    .from(nodes)
+    .where(eq(nodes.tokenHash, await hashSecret(token)))
+    .limit(1);
+  if (!node) throw new AppError("NODE_UNKNOWN", "unknown node token: re-enroll this node");
+  if (node.revokedAt !== null) throw new AppError("NODE_UNKNOWN", "this node was revoked: re-enroll it");
+  return node;
+}
+
+export async function recordHeartbeat(db: Db, nodeId: string, address: string | null, agentVersion?: string) {
+  await db
+    .update(nodes)
+    .set({ lastSeenAt: Date.now(), lastAddress: address, ...(agentVersion ? { agentVersion } : {}) })
+    .where(eq(nodes.id, nodeId));
+}
+
+/** Records an ACK/NACK; an event is added only when the outcome changes, so heartbeats stay quiet. */
+export async function recordStatus(db: Db, node: NodeRow, report: StatusReport, address: string | null) {
+  const now = Date.now();
+  const changed =
+    node.syncState !== report.state ||
+    node.appliedVersion !== report.appliedVersion ||
+    (report.state === "rejected" && node.lastError !== (report.error ?? null));
+  const update = db
+    .update(nodes)
+    .set({
+      appliedVersion: report.appliedVersion,
+      appliedHash: report.appliedHash,
+      syncState: report.state,
+      lastStatusAt: now,
+      lastSeenAt: now,
+      lastAddress: address,
+      agentVersion: report.agentVersion,
+      proxyKind: report.proxy.kind,
+      proxyListen: report.proxy.listen,
+      proxyVersion: report.proxy.version,
+      uptimeSeconds: Math.floor(report.uptimeSeconds),
+      spool: report.spool,
+      ...(report.state === "rejected"
+        ? { lastError: report.error ?? "rejected without a reason", lastErrorAt: now }
+        : {}),
+    })
+    .where(eq(nodes.id, node.id));
+  if (!changed) {
+    await update;
+    return;
+  }
+  await db.batch([
+    update,
+    db.insert(nodeEvents).values({
+      nodeId: node.id,
+      at: now,
+      type: report.state === "applied" ? "policy.applied" : "policy.rejected",
+      version: report.appliedVersion,
+      detail: report.state === "rejected" ? (report.error ?? null) : null,
+    }),
+  ]);
+}
+
+export type NodeStatus = "online" | "offline" | "revoked";
+
+export function describeNode(
+  node: NodeRow,
+  latestVersion: number | null,
+  pollWaitSeconds: number,
+  now = Date.now(),
+) {
+  const status: NodeStatus =
+    node.revokedAt !== null
+      ? "revoked"
+      : node.lastSeenAt !== null && now - node.lastSeenAt <= onlineWindowMs(pollWaitSeconds)
+        ? "online"
+        : "offline";
+  const sync: "rejected" | "never" | "behind" | "in-sync" =
+    node.syncState === "rejected"
+      ? "rejected"
+      : node.appliedVersion === null
+        ? "never"
+        : latestVersion !== null && node.appliedVersion < latestVersion
+          ? "behind"
+          : "in-sync";
+  const { tokenHash: _hash, ...rest } = node;
+  return { ...rest, status, sync, latestVersion };
+}
+
+export async function listNodes(db: Db) {
+  return db.select().from(nodes).orderBy(nodes.hostname);
+}
+
+export async function getNode(db: Db, id: string) {
+  const [node] = await db.select().from(nodes).where(eq(nodes.id, id)).limit(1);
+  if (!node) throw new AppError("NOT_FOUND", `no node ${id}`);
+  return node;
+}
+
+export async function revokeNode(db: Db, id: string, ctx: AuditContext) {
+  const node = await getNode(db, id);
+  if (node.revokedAt !== null) return node;
+  const now = Date.now();
+  await db.batch([
+    db.update(nodes).set({ revokedAt: now }).where(eq(nodes.id, id)),
+    db.insert(nodeEvents).values({ nodeId: id, at: now, type: "revoked", detail: `by ${ctx.actor.id}` }),
+    auditInsert(db, ctx, { action: "node.revoke", target: id, before: { hostname: node.hostname } }),
+  ]);
+  return { ...node, revokedAt: now };
+}
+
+export async function listNodeEvents(db: Db, nodeId: string, options: { limit: number; before?: number }) {
+  await getNode(db, nodeId);
+  return db
+    .select()
+    .from(nodeEvents)
+    .where(and(eq(nodeEvents.nodeId, nodeId), options.before ? lt(nodeEvents.id, options.before) : undefined))
+    .orderBy(desc(nodeEvents.id))
+    .limit(options.limit);
+}

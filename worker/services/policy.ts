@@ -1,0 +1,187 @@
+import { asc, desc, eq, lt } from "drizzle-orm";
+import { canonicalJson } from "../../protocol/canonical";
+import { type Policy, validatePolicy } from "../../protocol/policy/schema";
+import { importSigningKey, policyHash, type SigningKey, signBundle } from "../../protocol/signing";
+import type { Db } from "../db/client";
+import { policyChunks, policyVersions } from "../db/schema";
+import { AppError } from "../errors";
+import { type AuditContext, auditInsert } from "./audit";
+
+// ≤ 500k characters is ≤ 1.5 MB of UTF-8, under D1's 2 MB row limit.
+const CHUNK_CHARS = 500_000;
+
+let cachedKey: { seed: string; key: Promise<SigningKey> } | undefined;
+
+export function signingKey(seed: string | undefined): Promise<SigningKey> {
+  if (!seed) throw new AppError("NOT_CONFIGURED", "FLEETGATE_SIGNING_KEY is not set on the master");
+  if (cachedKey?.seed !== seed) cachedKey = { seed, key: importSigningKey(seed) };
+  return cachedKey.key.catch(() => {
+    cachedKey = undefined;
+    throw new AppError("NOT_CONFIGURED", "FLEETGATE_SIGNING_KEY is not a base64url 32-byte Ed25519 seed");
+  });
+}
+
+/** Validates or throws POLICY_INVALID with every issue and its JSON path. */
+export function parsePolicy(input: unknown): Policy {
+  const result = validatePolicy(input);
+  if (!result.ok) {
+    const first = result.issues[0]!;
+    throw new AppError(
+      "POLICY_INVALID",
+      `${first.path || "policy"}: ${first.message}${result.issues.length > 1 ? ` (and ${result.issues.length - 1} more)` : ""}`,
+      result.issues,
+    );
+  }
+  return result.policy;
+}
+
+export type PolicyHead = { version: number; hash: string };
+
+export async function latestHead(db: Db): Promise<PolicyHead | null> {
+  const [row] = await db
+    .select({ version: policyVersions.version, hash: policyVersions.hash })
+    .from(policyVersions)
+    .orderBy(desc(policyVersions.version))
+    .limit(1);
+  return row ?? null;
+}
+
+function versionMeta(row: typeof policyVersions.$inferSelect) {
+  const { signature: _sig, kid: _kid, chunks: _chunks, ...meta } = row;
+  return meta;
+}
+
+export async function listVersions(db: Db, options: { limit: number; before?: number }) {
+  const rows = await db
+    .select()
+    .from(policyVersions)
+    .where(options.before ? lt(policyVersions.version, options.before) : undefined)
+    .orderBy(desc(policyVersions.version))
+    .limit(options.limit);
+  return rows.map(versionMeta);
+}
+
+async function loadCanonical(db: Db, version: number, chunks: number): Promise<string> {
+  const rows = await db
+    .select({ data: policyChunks.data })
+    .from(policyChunks)
+    .where(eq(policyChunks.version, version))
+    .orderBy(asc(policyChunks.seq));
+  if (rows.length !== chunks) throw new Error(`policy version ${version} is missing chunks`);
+  return rows.map((r) => r.data).join("");
+}
+
+// Versions never change once written, so an isolate keeps the last few bundles it served.
+const bundleCache = new Map<number, string>();
+const BUNDLE_CACHE_SIZE = 3;
+
+/** The signed bundle as JSON text; the policy is spliced in as stored, never re-serialised. */
+export async function bundleText(db: Db, version: number): Promise<{ text: string; hash: string } | null> {
+  const [row] = await db.select().from(policyVersions).where(eq(policyVersions.version, version)).limit(1);
+  if (!row) return null;
+  let text = bundleCache.get(version);
+  if (!text) {
+    const policy = await loadCanonical(db, version, row.chunks);
+    const head = JSON.stringify({ version: row.version, hash: row.hash, issuedAt: row.issuedAt });
+    const signature = JSON.stringify({ kid: row.kid, sig: row.signature });
+    text = `${head.slice(0, -1)},"policy":${policy},"signature":${signature}}`;
+    bundleCache.set(version, text);
+    if (bundleCache.size > BUNDLE_CACHE_SIZE) bundleCache.delete(bundleCache.keys().next().value!);
+  }
+  return { text, hash: row.hash };
+}
+
+export async function getVersion(db: Db, version: number) {
+  const [row] = await db.select().from(policyVersions).where(eq(policyVersions.version, version)).limit(1);
+  if (!row) throw new AppError("NOT_FOUND", `no policy version ${version}`);
+  const policy = JSON.parse(await loadCanonical(db, version, row.chunks)) as Policy;
+  return { ...versionMeta(row), signature: { kid: row.kid, sig: row.signature }, policy };
+}
+
+export interface PublishInput {
+  policy: unknown;
+  message: string;
+  rollbackOf?: number;
+}
+
+export interface PublishResult {
+  version: number;
+  hash: string;
+  unchanged: boolean;
+}
+
+/**
+ * Validates, hashes, signs and stores a new immutable version. Publishing content identical
+ * to the latest version creates nothing and answers that version.
+ */
+export async function publishPolicy(
+  db: Db,
+  seed: string | undefined,
+  input: PublishInput,
+  ctx: AuditContext,
+  notify: (version: number) => Promise<void>,
+): Promise<PublishResult> {
+  const policy = parsePolicy(input.policy);
+  const key = await signingKey(seed);
+  const canonical = canonicalJson(policy);
+  const hash = await policyHash(policy);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const head = await latestHead(db);
+    if (head?.hash === hash) return { version: head.version, hash, unchanged: true };
+    const version = (head?.version ?? 0) + 1;
+    const issuedAt = new Date().toISOString();
+    const sig = await signBundle(key, version, issuedAt, hash);
+    const pieces: string[] = [];
+    for (let i = 0; i < canonical.length; i += CHUNK_CHARS) pieces.push(canonical.slice(i, i + CHUNK_CHARS));
+    const before = head ? await getVersion(db, head.version) : null;
+    try {
+      await db.batch([
+        db.insert(policyVersions).values({
+          version,
+          hash,
+          size: canonical.length,
+          chunks: pieces.length,
+          issuedAt,
+          kid: key.kid,
+          signature: sig,
+          message: input.message,
+          createdBy: ctx.actor.id,
+          rollbackOf: input.rollbackOf ?? null,
+          createdAt: Date.now(),
+        }),
+        ...pieces.map((data, seq) => db.insert(policyChunks).values({ version, seq, data })),
+        auditInsert(db, ctx, {
+          action: input.rollbackOf ? "policy.rollback" : "policy.publish",
+          target: `v${version}`,
+          before: before ? { version: before.version, policy: before.policy } : null,
+          after: { version, message: input.message, policy },
+        }),
+      ]);
+    } catch (error) {
+      // Another publish took this version number first: read the head again and retry.
+      if (/UNIQUE|constraint/i.test(String((error as Error).message))) continue;
+      throw error;
+    }
+    await notify(version);
+    return { version, hash, unchanged: false };
+  }
+  throw new AppError("CONFLICT", "concurrent publishes kept colliding; try again");
+}
+
+export async function rollbackPolicy(
+  db: Db,
+  seed: string | undefined,
+  version: number,
+  message: string | undefined,
+  ctx: AuditContext,
+  notify: (version: number) => Promise<void>,
+) {
+  const target = await getVersion(db, version);
+  return publishPolicy(
+    db,
+    seed,
+    { policy: target.policy, message: message ?? `Rollback to version ${version}`, rollbackOf: version },
+    ctx,
+    notify,
+  );
+}

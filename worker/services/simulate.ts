@@ -1,0 +1,66 @@
+import { compilePolicy } from "../../protocol/policy/compile";
+import type { Policy } from "../../protocol/policy/schema";
+import type { CompiledPolicy, Decision, RequestFacts } from "../../protocol/policy/types";
+import { policyHash } from "../../protocol/signing";
+import { AppError } from "../errors";
+
+export interface SimulatedRequest {
+  client: string;
+  url: string;
+  method?: string;
+  user?: string;
+  groups?: string[];
+  at?: number;
+}
+
+// Compiling a large list costs a second or so; a version's compiled form never changes.
+const compiled = new Map<string, CompiledPolicy>();
+
+async function compiledFor(policy: Policy): Promise<CompiledPolicy> {
+  const hash = await policyHash(policy);
+  let hit = compiled.get(hash);
+  if (!hit) {
+    hit = compilePolicy(policy);
+    compiled.set(hash, hit);
+    if (compiled.size > 2) compiled.delete(compiled.keys().next().value!);
+  }
+  return hit;
+}
+
+/** Turns the described request into the facts a proxy would see: https URLs become CONNECT tunnels. */
+export function factsFor(request: SimulatedRequest): RequestFacts {
+  let url: URL;
+  try {
+    url = new URL(request.url);
+  } catch {
+    throw new AppError("VALIDATION_FAILED", `request.url: not a URL: ${request.url}`, [
+      { path: "request.url", message: "not an absolute http(s) URL" },
+    ]);
+  }
+  const tunnel = url.protocol === "https:";
+  if (!tunnel && url.protocol !== "http:") {
+    throw new AppError("VALIDATION_FAILED", "request.url: only http and https URLs pass a forward proxy", [
+      { path: "request.url", message: "scheme must be http or https" },
+    ]);
+  }
+  return {
+    client: request.client,
+    user: request.user,
+    groups: request.groups ?? [],
+    method: tunnel ? "CONNECT" : (request.method ?? "GET").toUpperCase(),
+    scheme: tunnel ? "connect" : "http",
+    host: url.hostname.replace(/^\[|\]$/g, ""),
+    port: url.port ? Number(url.port) : tunnel ? 443 : 80,
+    path: tunnel ? undefined : `${url.pathname}${url.search}`,
+    now: request.at ?? Date.now(),
+  };
+}
+
+export async function simulateRequest(
+  policy: Policy,
+  request: SimulatedRequest,
+): Promise<Decision & { facts: RequestFacts }> {
+  const facts = factsFor(request);
+  const decision = (await compiledFor(policy)).evaluate(facts, { trace: true });
+  return { ...decision, facts };
+}
