@@ -48,7 +48,11 @@ export async function signBundle(
   issuedAt: string,
   hash: string,
 ): Promise<string> {
-  const sig = await crypto.subtle.sign({ name: "Ed25519" }, key.privateKey, signedMessage(version, issuedAt, hash));
+  const sig = await crypto.subtle.sign(
+    { name: "Ed25519" },
+    key.privateKey,
+    signedMessage(version, issuedAt, hash),
+  );
   return toBase64Url(new Uint8Array(sig));
 }
 
