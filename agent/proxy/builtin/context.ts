@@ -1,0 +1,78 @@
+// What every connection of one proxy instance shares: the current policy, the sinks, timeouts,
+// the upstream pool and the socket factory. The proxy core reaches Bun only through `connect`.
+
+import type { LogRecord } from "../../../protocol/wire";
+import type { ConnectAttempt, TcpConnection } from "../../platform/tcp";
+import type { AccessLogSink, ActivePolicy, EventLogger } from "../types";
+import type { UpstreamPool } from "./upstream-pool";
+
+export interface ProxyContext {
+  /** Read once per request: a swap affects only requests that arrive after it. */
+  policy: ActivePolicy | null;
+  readonly sink: AccessLogSink;
+  readonly events: EventLogger;
+  readonly pool: UpstreamPool;
+  readonly upstreamTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** Set by stop(): answers say Connection: close and idle connections go. */
+  draining: boolean;
+  nextRequestId(): string;
+  connect(
+    host: string,
+    port: number,
+    onOpen: (connection: TcpConnection) => void,
+    onFail: (error: Error) => void,
+  ): ConnectAttempt;
+}
+
+export function writeRecord(ctx: ProxyContext, record: LogRecord): void {
+  try {
+    ctx.sink.write(record);
+  } catch (error) {
+    ctx.events.emit("proxy.log_sink_failed", { error: String(error) });
+  }
+}
+
+/** The facts a finished request leaves behind; turned into a LogRecord once. */
+export interface RequestInfo {
+  requestId: string;
+  /** Epoch ms and a monotonic stamp taken when the head arrived. */
+  startedAt: number;
+  startedMono: number;
+  client: string;
+  user?: string;
+  method: string;
+  scheme: "http" | "connect";
+  host: string;
+  port: number;
+  path?: string;
+  rule?: string;
+}
+
+export function toRecord(
+  info: RequestInfo,
+  status: number,
+  action: LogRecord["action"],
+  bytesIn: number,
+  bytesOut: number,
+): LogRecord {
+  const record: LogRecord = {
+    ts: new Date(info.startedAt).toISOString(),
+    client: info.client,
+    method: info.method.length > 32 ? info.method.slice(0, 32) : info.method,
+    scheme: info.scheme,
+    host: info.host.length > 260 ? info.host.slice(0, 260) : info.host,
+    port: info.port,
+    status,
+    action,
+    bytesIn,
+    bytesOut,
+    durationMs: Math.round((performance.now() - info.startedMono) * 1000) / 1000,
+    requestId: info.requestId,
+  };
+  if (info.user !== undefined) record.user = info.user;
+  if (info.path !== undefined) record.path = info.path;
+  if (info.rule !== undefined) record.rule = info.rule;
+  return record;
+}

@@ -1,0 +1,486 @@
+// One plain-HTTP request forwarded to its origin and the answer streamed back. Bodies pass through
+// chunk by chunk with backpressure both ways (a full socket pauses the other side's reads); chunked
+// bodies keep their framing, which ChunkedTracker follows only to find where the message ends.
+
+import type { ConnectAttempt, TcpConnection } from "../../platform/tcp";
+import { type ProxyContext, type RequestInfo, toRecord, writeRecord } from "./context";
+import {
+  ChunkedTracker,
+  endToEndFields,
+  type Head,
+  HeadError,
+  MAX_HEAD_BYTES,
+  type ProxyTarget,
+  parseResponseHead,
+  wantsKeepAlive,
+} from "./http1";
+import { simplePage } from "./pages";
+import { Upstream, type UpstreamOwner } from "./upstream-pool";
+
+/** The client side of an exchange, as the exchange sees it. */
+export interface ExchangeClient {
+  readonly conn: TcpConnection;
+  /** Bytes past the end of this request (a pipelined next one): keep them for later. */
+  stash(chunk: Buffer): void;
+  exchangeDone(keepClient: boolean): void;
+}
+
+enum Phase {
+  Connecting = 0,
+  AwaitingHead = 1,
+  ResponseBody = 2,
+  Done = 3,
+}
+
+enum Framing {
+  None = 0,
+  Length = 1,
+  Chunked = 2,
+  UntilClose = 3,
+}
+
+const VIA = "Via: 1.1 fleetgate\r\n";
+const HEAD_END = Buffer.from("\r\n\r\n");
+
+export class HttpExchange implements UpstreamOwner {
+  private phase = Phase.Connecting;
+  private upstream: Upstream | null = null;
+  private attempt: ConnectAttempt | null = null;
+  private deadline = 0;
+  private readonly key: string;
+  private readonly requestHead: Buffer;
+
+  private requestFraming: Framing;
+  private requestRemaining: number;
+  private requestTracker: ChunkedTracker | null = null;
+  private requestDone: boolean;
+  /** Body bytes that came before the upstream socket was ready. */
+  private pendingBody: Buffer[] = [];
+  private bodySent = false;
+  private retried = false;
+
+  private responseBuffer: Buffer | null = null;
+  private responseFraming = Framing.None;
+  private responseRemaining = 0;
+  private responseTracker: ChunkedTracker | null = null;
+  private upstreamReusable = true;
+  private status = 0;
+  private keepClient = false;
+
+  private clientPaused = false;
+  private upstreamPaused = false;
+  private bytesIn: number;
+  private bytesOut = 0;
+
+  constructor(
+    private readonly ctx: ProxyContext,
+    private readonly client: ExchangeClient,
+    private readonly info: RequestInfo,
+    private readonly request: Head,
+    target: ProxyTarget,
+    headLength: number,
+  ) {
+    this.key = `${target.host}:${target.port}`;
+    this.bytesIn = headLength;
+    if (request.chunked) {
+      this.requestFraming = Framing.Chunked;
+      this.requestTracker = new ChunkedTracker();
+      this.requestRemaining = 0;
+    } else if (request.contentLength > 0) {
+      this.requestFraming = Framing.Length;
+      this.requestRemaining = request.contentLength;
+    } else {
+      this.requestFraming = Framing.None;
+      this.requestRemaining = 0;
+    }
+    this.requestDone = this.requestFraming === Framing.None;
+    // An HTTP/1.0 client cannot read chunked answers, so ask the origin in its own version.
+    let head = `${request.method} ${target.path} HTTP/1.${request.minor}\r\nHost: ${target.authority}\r\n`;
+    head += endToEndFields(request, "host");
+    if (request.chunked) head += `Transfer-Encoding: ${request.transferEncoding}\r\n`;
+    head += VIA;
+    head += "\r\n";
+    this.requestHead = Buffer.from(head, "latin1");
+  }
+
+  start(initial: Buffer | null): void {
+    if (initial !== null && initial.length > 0) this.clientData(initial);
+    this.connectUpstream(true);
+  }
+
+  // ---- client side ----
+
+  clientData(chunk: Buffer): void {
+    if (this.requestDone || this.phase === Phase.Done) {
+      this.client.stash(chunk);
+      return;
+    }
+    let bodyEnd = chunk.length;
+    let complete = false;
+    if (this.requestFraming === Framing.Length) {
+      if (chunk.length >= this.requestRemaining) {
+        bodyEnd = this.requestRemaining;
+        complete = true;
+      }
+      this.requestRemaining -= bodyEnd;
+    } else {
+      let end: number;
+      try {
+        end = this.requestTracker!.push(chunk);
+      } catch (error) {
+        this.abortBoth(`bad chunked request body: ${String(error)}`);
+        return;
+      }
+      if (end >= 0) {
+        bodyEnd = end;
+        complete = true;
+      }
+    }
+    const body = bodyEnd === chunk.length ? chunk : chunk.subarray(0, bodyEnd);
+    this.bytesIn += body.length;
+    if (body.length > 0) this.sendBody(body);
+    if (bodyEnd < chunk.length) this.client.stash(chunk.subarray(bodyEnd));
+    if (complete) {
+      this.requestDone = true;
+      if (this.phase === Phase.AwaitingHead) this.deadline = Date.now() + this.ctx.upstreamTimeoutMs;
+    }
+  }
+
+  clientDrain(): void {
+    if (this.upstreamPaused && this.upstream !== null) {
+      this.upstreamPaused = false;
+      this.upstream.conn.resume();
+    }
+  }
+
+  clientEnd(): void {
+    // A half-closed client may still read the answer; the session closes after it.
+  }
+
+  clientGone(): void {
+    if (this.phase === Phase.Done) return;
+    this.phase = Phase.Done;
+    this.attempt?.cancel();
+    this.dropUpstream();
+    this.log(this.status === 0 ? "error" : "allow", this.status);
+  }
+
+  checkTimeout(now: number): void {
+    if (this.deadline === 0 || now < this.deadline) return;
+    if (this.phase === Phase.Connecting) {
+      this.attempt?.cancel();
+      this.attempt = null;
+      this.failBeforeHead(502, "Origin unreachable", `Connecting to ${this.key} timed out.`);
+    } else if (this.phase === Phase.AwaitingHead) {
+      this.failBeforeHead(504, "Origin timed out", `${this.key} did not answer in time.`);
+    }
+  }
+
+  private sendBody(body: Buffer): void {
+    if (this.upstream !== null && this.phase !== Phase.Connecting) {
+      this.bodySent = true;
+      if (!this.upstream.conn.write(body)) this.pauseClient();
+    } else {
+      this.pendingBody.push(body);
+      this.pauseClient();
+    }
+  }
+
+  private pauseClient(): void {
+    if (this.clientPaused) return;
+    this.clientPaused = true;
+    this.client.conn.pause();
+  }
+
+  // ---- upstream side ----
+
+  private connectUpstream(mayReuse: boolean): void {
+    const pooled = mayReuse ? this.ctx.pool.acquire(this.key, this) : undefined;
+    if (pooled !== undefined) {
+      this.attach(pooled);
+      return;
+    }
+    this.phase = Phase.Connecting;
+    this.deadline = Date.now() + this.ctx.connectTimeoutMs;
+    this.attempt = this.ctx.connect(
+      this.info.host,
+      this.info.port,
+      (conn) => {
+        this.attempt = null;
+        const upstream = new Upstream(this.key, conn, this.ctx.pool);
+        if (this.phase === Phase.Done) {
+          conn.destroy();
+          return;
+        }
+        upstream.owner = this;
+        this.attach(upstream);
+      },
+      (error) => {
+        this.attempt = null;
+        if (this.phase !== Phase.Connecting) return;
+        this.failBeforeHead(502, "Origin unreachable", `Could not connect to ${this.key}: ${error.message}`);
+      },
+    );
+  }
+
+  private attach(upstream: Upstream): void {
+    this.upstream = upstream;
+    this.phase = Phase.AwaitingHead;
+    this.deadline = this.requestDone ? Date.now() + this.ctx.upstreamTimeoutMs : 0;
+    let out: Buffer = this.requestHead;
+    if (this.pendingBody.length > 0) {
+      out = Buffer.concat([this.requestHead, ...this.pendingBody]);
+      this.pendingBody = [];
+      this.bodySent = true;
+    }
+    const flushed = upstream.conn.write(out);
+    if (flushed && this.clientPaused) {
+      this.clientPaused = false;
+      this.client.conn.resume();
+    }
+  }
+
+  upstreamDrain(): void {
+    if (this.clientPaused) {
+      this.clientPaused = false;
+      this.client.conn.resume();
+    }
+  }
+
+  upstreamData(chunk: Buffer): void {
+    if (this.phase === Phase.ResponseBody) {
+      this.forwardBody(chunk, null);
+      return;
+    }
+    if (this.phase !== Phase.AwaitingHead) return;
+    const buf = this.responseBuffer === null ? chunk : Buffer.concat([this.responseBuffer, chunk]);
+    const end = buf.indexOf(HEAD_END);
+    if (end < 0) {
+      if (buf.length > MAX_HEAD_BYTES) {
+        this.upstreamReusable = false;
+        this.failBeforeHead(502, "Bad answer from origin", "The origin's response head is too large.");
+      } else {
+        this.responseBuffer = buf;
+      }
+      return;
+    }
+    this.responseBuffer = null;
+    let response: Head;
+    try {
+      response = parseResponseHead(buf.toString("latin1", 0, end));
+    } catch (error) {
+      this.upstreamReusable = false;
+      const why = error instanceof HeadError ? error.message : String(error);
+      this.failBeforeHead(502, "Bad answer from origin", `The origin sent an invalid response: ${why}.`);
+      return;
+    }
+    const rest = end + 4 < buf.length ? buf.subarray(end + 4) : null;
+    if (response.status < 200) {
+      this.forwardInterim(response, rest);
+      return;
+    }
+    this.startResponse(response, rest);
+  }
+
+  private forwardInterim(response: Head, rest: Buffer | null): void {
+    if (response.status === 101) {
+      this.upstreamReusable = false;
+      this.failBeforeHead(502, "Bad answer from origin", "The origin switched protocols unasked.");
+      return;
+    }
+    // HTTP/1.0 clients do not understand 1xx answers.
+    if (this.request.minor === 1) {
+      const head = `HTTP/1.1 ${response.status} ${response.target}\r\n${endToEndFields(response)}\r\n`;
+      const bytes = Buffer.from(head, "latin1");
+      this.bytesOut += bytes.length;
+      this.client.conn.write(bytes);
+    }
+    if (rest !== null) this.upstreamData(rest);
+  }
+
+  private startResponse(response: Head, rest: Buffer | null): void {
+    this.status = response.status;
+    this.deadline = 0;
+    const status = response.status;
+    if (this.request.method === "HEAD" || status === 204 || status === 304) {
+      this.responseFraming = Framing.None;
+    } else if (response.chunked) {
+      this.responseFraming = Framing.Chunked;
+      this.responseTracker = new ChunkedTracker();
+    } else if (response.otherCoding || response.contentLength < 0) {
+      this.responseFraming = Framing.UntilClose;
+      this.upstreamReusable = false;
+    } else if (response.contentLength === 0) {
+      this.responseFraming = Framing.None;
+    } else {
+      this.responseFraming = Framing.Length;
+      this.responseRemaining = response.contentLength;
+    }
+    if (response.minor === 0 && !response.connection.includes("keep-alive")) this.upstreamReusable = false;
+    else if (response.connection.includes("close")) this.upstreamReusable = false;
+
+    this.keepClient =
+      wantsKeepAlive(this.request) && !this.ctx.draining && this.responseFraming !== Framing.UntilClose;
+    let head = `HTTP/1.1 ${status} ${response.target}\r\n${endToEndFields(response)}`;
+    if (response.transferEncoding !== "" && this.responseFraming !== Framing.None) {
+      head += `Transfer-Encoding: ${response.transferEncoding}\r\n`;
+    }
+    head += VIA;
+    if (!this.keepClient) head += "Connection: close\r\n";
+    else if (this.request.minor === 0) head += "Connection: keep-alive\r\n";
+    head += "\r\n";
+    const headBytes = Buffer.from(head, "latin1");
+    this.phase = Phase.ResponseBody;
+    if (this.responseFraming === Framing.None) {
+      if (rest !== null) this.upstreamReusable = false;
+      this.bytesOut += headBytes.length;
+      this.client.conn.write(headBytes);
+      this.finish();
+      return;
+    }
+    this.forwardBody(rest ?? EMPTY, headBytes);
+  }
+
+  private forwardBody(chunk: Buffer, headBytes: Buffer | null): void {
+    let end = chunk.length;
+    let complete = false;
+    if (this.responseFraming === Framing.Length) {
+      if (end >= this.responseRemaining) {
+        end = this.responseRemaining;
+        complete = true;
+      }
+      this.responseRemaining -= end;
+    } else if (this.responseFraming === Framing.Chunked) {
+      let at: number;
+      try {
+        at = this.responseTracker!.push(chunk);
+      } catch (error) {
+        this.abortBoth(`bad chunked response from origin: ${String(error)}`);
+        return;
+      }
+      if (at >= 0) {
+        end = at;
+        complete = true;
+      }
+    }
+    if (end < chunk.length) this.upstreamReusable = false;
+    const body = end === chunk.length ? chunk : chunk.subarray(0, end);
+    const out = headBytes === null ? body : body.length === 0 ? headBytes : Buffer.concat([headBytes, body]);
+    if (out.length > 0) {
+      this.bytesOut += out.length;
+      if (!this.client.conn.write(out) && !complete && this.upstream !== null) {
+        this.upstreamPaused = true;
+        this.upstream.conn.pause();
+      }
+    }
+    if (complete) this.finish();
+  }
+
+  upstreamEnd(): void {
+    this.upstreamGone();
+  }
+
+  upstreamClose(): void {
+    this.upstreamGone();
+  }
+
+  private upstreamGone(): void {
+    const upstream = this.upstream;
+    this.upstream = null;
+    if (upstream !== null) {
+      upstream.owner = null;
+      upstream.conn.destroy();
+    }
+    if (this.phase === Phase.AwaitingHead) {
+      // A pooled socket the origin closed just as we picked it: one fresh try when nothing but the head went out.
+      if (upstream?.reused && !this.retried && !this.bodySent && this.responseBuffer === null) {
+        this.retried = true;
+        this.connectUpstream(false);
+        return;
+      }
+      this.failBeforeHead(
+        502,
+        "Origin closed the connection",
+        `${this.key} closed the connection without answering.`,
+      );
+    } else if (this.phase === Phase.ResponseBody) {
+      if (this.responseFraming === Framing.UntilClose) {
+        this.finish();
+      } else {
+        this.phase = Phase.Done;
+        this.log("error", this.status);
+        this.client.conn.destroy();
+      }
+    }
+  }
+
+  // ---- endings ----
+
+  private finish(): void {
+    this.phase = Phase.Done;
+    const upstream = this.upstream;
+    this.upstream = null;
+    if (upstream !== null) {
+      if (this.upstreamReusable && this.requestDone) {
+        if (this.upstreamPaused) upstream.conn.resume();
+        this.ctx.pool.release(upstream, Date.now());
+      } else {
+        upstream.owner = null;
+        upstream.conn.destroy();
+      }
+    }
+    this.log("allow", this.status);
+    this.resumeClient();
+    this.client.exchangeDone(this.keepClient && this.requestDone);
+  }
+
+  private failBeforeHead(status: 502 | 504, title: string, text: string): void {
+    if (this.phase === Phase.Done) return;
+    this.phase = Phase.Done;
+    this.upstreamReusable = false;
+    this.dropUpstream();
+    const keep =
+      this.requestDone &&
+      wantsKeepAlive(this.request) &&
+      !this.ctx.draining &&
+      this.request.method !== "HEAD";
+    const page = simplePage(status, title, text, this.info.requestId, keep);
+    this.bytesOut += page.length;
+    this.client.conn.write(page);
+    this.status = status;
+    this.log("error", status);
+    this.resumeClient();
+    this.client.exchangeDone(keep);
+  }
+
+  private abortBoth(reason: string): void {
+    if (this.phase === Phase.Done) return;
+    this.phase = Phase.Done;
+    this.dropUpstream();
+    this.ctx.events.emit("proxy.exchange_aborted", { requestId: this.info.requestId, reason });
+    this.log("error", this.status);
+    this.client.conn.destroy();
+  }
+
+  private dropUpstream(): void {
+    const upstream = this.upstream;
+    this.upstream = null;
+    if (upstream !== null) {
+      upstream.owner = null;
+      upstream.conn.destroy();
+    }
+  }
+
+  private resumeClient(): void {
+    if (this.clientPaused) {
+      this.clientPaused = false;
+      this.client.conn.resume();
+    }
+  }
+
+  private log(action: "allow" | "error", status: number): void {
+    writeRecord(this.ctx, toRecord(this.info, status, action, this.bytesIn, this.bytesOut));
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
