@@ -15,6 +15,7 @@ const ZERO_SPOOL: SpoolFigures = {
 // A poll may be held for `wait` seconds; give the network this much more before calling it dead.
 const POLL_GRACE_MS = 20_000;
 const STATUS_TIMEOUT_MS = 15_000;
+const MIN_POLL_INTERVAL_MS = 1_000;
 // At most this many unsent ACK/NACKs are kept while the master is away; older ones are superseded.
 const MAX_PENDING_REPORTS = 5;
 
@@ -105,6 +106,7 @@ export class SyncLoop {
   /** One poll and what follows from it; returns the delay before the next poll. */
   async pollOnce(signal: AbortSignal): Promise<number> {
     const waitSeconds = this.firstPoll ? 0 : this.o.pollWaitSeconds;
+    const startedAt = this.o.clock.now();
     const timeout = AbortSignal.timeout(waitSeconds * 1_000 + POLL_GRACE_MS);
     const result = await pollPolicy({
       fetch: this.o.fetch,
@@ -125,8 +127,12 @@ export class SyncLoop {
       this.failures++;
       return this.backoff();
     }
-    if (result.kind === "bundle") await this.accept(result.bundle);
-    return 0;
+    if (result.kind === "bundle") {
+      await this.accept(result.bundle);
+      return 0;
+    }
+    // A master that answers "not modified" without holding the poll must not make us spin.
+    return Math.max(0, MIN_POLL_INTERVAL_MS - (this.o.clock.now() - startedAt));
   }
 
   private currentEtag(): string | null {
