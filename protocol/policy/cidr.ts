@@ -2,7 +2,9 @@
 // client address allocates nothing and lookups are a binary search over merged ranges.
 // IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is treated as the IPv4 address everywhere.
 
-export type ParsedIp = { version: 4; value: number } | { version: 6; words: [number, number, number, number] };
+export type ParsedIp =
+  | { version: 4; value: number }
+  | { version: 6; words: [number, number, number, number] };
 
 const MAPPED_LO = 0xffff_0000_0000n;
 const MAPPED_HI = 0xffff_ffff_ffffn;
@@ -152,7 +154,10 @@ function parseCidr(text: string): { v4: boolean; range: Range } | null {
   }
   let value = v4
     ? BigInt(v4value)
-    : (BigInt(words[0]!) << 96n) | (BigInt(words[1]!) << 64n) | (BigInt(words[2]!) << 32n) | BigInt(words[3]!);
+    : (BigInt(words[0]!) << 96n) |
+      (BigInt(words[1]!) << 64n) |
+      (BigInt(words[2]!) << 32n) |
+      BigInt(words[3]!);
   const hostBits = BigInt(bits - prefix);
   value = (value >> hostBits) << hostBits;
   return { v4, range: { lo: value, hi: value + (1n << hostBits) - 1n } };

@@ -4,8 +4,8 @@
 // payload >= 0 is one membership (setId << 2 | mode, mode 0 = interior only); payload < 0
 // indexes `lists`, the memberships of a name that is in several sets.
 
-import { parseDomainPattern } from "./domain-name";
 import { filterBits, filterOf, P1, P2, randomSeeds, slotOf } from "./domain-hash";
+import { parseDomainPattern } from "./domain-name";
 import { DomainTable, MAX_INLINE_SET, META_INTERIOR, META_OCCUPIED, META_OVERFLOW } from "./domain-table";
 
 const OCCUPIED = 1;
@@ -141,7 +141,16 @@ export class DomainTableBuilder {
       filter[f]! |= m0;
       filter[f + 1]! |= m1;
     }
-    return new DomainTable(packed, this.mask, filter, overflow, this.seed1, this.seed2, this.names, this.maxSet + 1);
+    return new DomainTable(
+      packed,
+      this.mask,
+      filter,
+      overflow,
+      this.seed1,
+      this.seed2,
+      this.names,
+      this.maxSet + 1,
+    );
   }
 }
 

@@ -11,8 +11,8 @@
 // A set is a list or one rule's own domains; names in several sets (or set ids past 15 bits)
 // keep their memberships (setId << 2 | mode) in `overflow`, keyed by slot offset.
 
-import { describePattern, MODE_EXACT, MODE_SUB, toAsciiHost } from "./domain-name";
 import { hashName, P1, P2, slotOf } from "./domain-hash";
+import { describePattern, MODE_EXACT, MODE_SUB, toAsciiHost } from "./domain-name";
 
 export const META_OCCUPIED = 1;
 export const META_INTERIOR = 2;

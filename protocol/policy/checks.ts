@@ -1,0 +1,118 @@
+// Cross-checks that a schema cannot express: references between sections and the syntax of
+// domains, CIDRs, regexes, time zones and password hashes. Each issue names its JSON path.
+
+import { isValidCidr } from "./cidr";
+import { parseDomainPattern } from "./domain-name";
+import { parsePasswordHash } from "./password";
+import { checkUrlRegex } from "./regex-safety";
+import { isValidTimeZone } from "./schedule";
+import type { Policy, PolicyIssue } from "./schema";
+
+class IssueSink {
+  readonly issues: PolicyIssue[] = [];
+  constructor(private readonly limit: number) {}
+  add(path: string, message: string): void {
+    if (this.issues.length < this.limit) this.issues.push({ path, message });
+  }
+  get full(): boolean {
+    return this.issues.length >= this.limit;
+  }
+}
+
+type ListKind = "domains" | "cidrs";
+
+function checkReference(policy: Policy, entry: string, kind: ListKind, path: string, sink: IssueSink): void {
+  const name = entry.slice(1);
+  const list = Object.hasOwn(policy.lists, name) ? policy.lists[name] : undefined;
+  if (!list) {
+    sink.add(path, `unknown list "@${name}"`);
+  } else if (!list[kind]) {
+    const other = kind === "domains" ? "cidrs" : "domains";
+    sink.add(path, `list "@${name}" has no ${kind} (it is a ${list[other] ? other : "empty"} list)`);
+  }
+}
+
+function checkDomains(
+  policy: Policy,
+  entries: readonly string[],
+  path: string,
+  sink: IssueSink,
+  refs: boolean,
+) {
+  for (let i = 0; i < entries.length && !sink.full; i++) {
+    const entry = entries[i]!;
+    if (entry.startsWith("@")) {
+      if (refs) checkReference(policy, entry, "domains", `${path}[${i}]`, sink);
+      else sink.add(`${path}[${i}]`, "a list cannot refer to another list");
+    } else if (!parseDomainPattern(entry)) {
+      sink.add(`${path}[${i}]`, `not a domain, =exact domain or *.subdomain pattern: ${entry}`);
+    }
+  }
+}
+
+function checkClients(
+  policy: Policy,
+  entries: readonly string[],
+  path: string,
+  sink: IssueSink,
+  refs: boolean,
+) {
+  for (let i = 0; i < entries.length && !sink.full; i++) {
+    const entry = entries[i]!;
+    if (entry.startsWith("@")) {
+      if (refs) checkReference(policy, entry, "cidrs", `${path}[${i}]`, sink);
+      else sink.add(`${path}[${i}]`, "a list cannot refer to another list");
+    } else if (!isValidCidr(entry)) {
+      sink.add(`${path}[${i}]`, `not an IPv4/IPv6 address or CIDR: ${entry}`);
+    }
+  }
+}
+
+export function crossCheck(policy: Policy, limit: number): PolicyIssue[] {
+  const sink = new IssueSink(limit);
+  if (policy.access) checkClients(policy, policy.access.clients, "access.clients", sink, true);
+
+  const users = new Map<string, number>();
+  policy.auth?.users.forEach((user, i) => {
+    const first = users.get(user.name);
+    if (first !== undefined)
+      sink.add(`auth.users[${i}].name`, `duplicate user "${user.name}" (also auth.users[${first}])`);
+    else users.set(user.name, i);
+    if (!parsePasswordHash(user.passwordHash)) {
+      sink.add(
+        `auth.users[${i}].passwordHash`,
+        "must be pbkdf2-sha256$<iterations 1000-100000>$<salt base64url, >= 8 bytes>$<hash base64url, 16-64 bytes>",
+      );
+    }
+  });
+
+  for (const [name, list] of Object.entries(policy.lists)) {
+    if (list.domains) checkDomains(policy, list.domains, `lists.${name}.domains`, sink, false);
+    if (list.cidrs) checkClients(policy, list.cidrs, `lists.${name}.cidrs`, sink, false);
+  }
+
+  for (const [name, schedule] of Object.entries(policy.schedules)) {
+    if (!isValidTimeZone(schedule.tz))
+      sink.add(`schedules.${name}.tz`, `unknown IANA time zone: ${schedule.tz}`);
+  }
+
+  const ids = new Map<string, number>();
+  policy.rules.forEach((rule, i) => {
+    if (sink.full) return;
+    const path = `rules[${i}]`;
+    const first = ids.get(rule.id);
+    if (first !== undefined) sink.add(`${path}.id`, `duplicate rule id "${rule.id}" (also rules[${first}])`);
+    else ids.set(rule.id, i);
+    const match = rule.match;
+    if (match.domains) checkDomains(policy, match.domains, `${path}.match.domains`, sink, true);
+    if (match.clients) checkClients(policy, match.clients, `${path}.match.clients`, sink, true);
+    if (match.schedule !== undefined && !Object.hasOwn(policy.schedules, match.schedule)) {
+      sink.add(`${path}.match.schedule`, `unknown schedule "${match.schedule}"`);
+    }
+    if (match.urlRegex !== undefined) {
+      const problem = checkUrlRegex(match.urlRegex);
+      if (problem) sink.add(`${path}.match.urlRegex`, problem);
+    }
+  });
+  return sink.issues;
+}
