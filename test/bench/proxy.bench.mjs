@@ -1,0 +1,361 @@
+#!/usr/bin/env node
+// Built-in proxy vs Squid 5.7 on the same loopback origin, same wrk load, same run.
+//
+//   node test/bench/proxy.bench.mjs [--duration 10] [--connections 50] [--domains 1000000]
+//
+// The built-in proxy runs under Bun through test/agent/fixtures/proxy-harness.ts with a policy
+// blocking 1,000,000 generated domains and its access log written to a file; Squid runs with a
+// generated minimal config (one worker, no cache, its access log on). wrk requests the origin's
+// absolute URL from each proxy (a proxy request). Writes bench-results/proxy.json.
+
+import { execFileSync, spawn } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const bun = path.join(root, "node_modules/.bin/bun");
+const argv = new Map();
+for (let i = 2; i < process.argv.length; i += 2) argv.set(process.argv[i], process.argv[i + 1]);
+const DURATION = Number(argv.get("--duration") ?? 10);
+const CONNECTIONS = Number(argv.get("--connections") ?? 50);
+const DOMAINS = Number(argv.get("--domains") ?? 1_000_000);
+const SQUID = "/usr/sbin/squid";
+
+const children = [];
+const work = mkdtempSync(path.join(tmpdir(), "fg-proxy-bench-"));
+// Squid drops root to its own user; let it write its pid and logs here.
+chmodSync(work, 0o777);
+
+function cleanup() {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null && child.pid) {
+      try {
+        process.kill(child.pid, "SIGKILL");
+      } catch {}
+    }
+  }
+  rmSync(work, { recursive: true, force: true });
+}
+process.on("exit", cleanup);
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
+
+function start(command, args, options = {}) {
+  const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], ...options });
+  children.push(child);
+  child.stderrText = "";
+  child.stderr.on("data", (d) => {
+    child.stderrText = (child.stderrText + d.toString()).slice(-4000);
+  });
+  return child;
+}
+
+/** Resolves with the first stdout JSON line of the given type. */
+function waitForLine(child, type, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    let buffered = "";
+    const timer = setTimeout(
+      () => reject(new Error(`no "${type}" line within ${timeoutMs} ms; stderr: ${child.stderrText}`)),
+      timeoutMs,
+    );
+    child.on("exit", (code) => reject(new Error(`exited with ${code}: ${child.stderrText}`)));
+    child.stdout.on("data", (d) => {
+      buffered += d.toString();
+      for (const line of buffered.split("\n").slice(0, -1)) {
+        try {
+          const msg = JSON.parse(line);
+          if (msg.type === type) {
+            clearTimeout(timer);
+            resolve(msg);
+          }
+        } catch {}
+      }
+      buffered = buffered.slice(buffered.lastIndexOf("\n") + 1);
+    });
+  });
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`port ${port} did not open within ${timeoutMs} ms`);
+}
+
+// ---- 1M deterministic, realistic-looking domains ----
+
+function generateDomains(count) {
+  let seed = 0x9e3779b9;
+  const rand = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const syllables =
+    "ba be bi bo bu ca co cu da de di do fa fe fi ga go ha he hi ka ke ki ko la le li lo lu ma me mi mo mu na ne ni no pa pe pi po ra re ri ro sa se si so ta te ti to va ve vi vo za zo".split(
+      " ",
+    );
+  const words =
+    "ads track click stream shop news play cloud media pixel metric promo deal bet cash game live star".split(
+      " ",
+    );
+  const tlds = [
+    "com",
+    "com",
+    "com",
+    "net",
+    "org",
+    "io",
+    "info",
+    "biz",
+    "co",
+    "de",
+    "ru",
+    "xyz",
+    "top",
+    "online",
+    "site",
+    "co.uk",
+    "com.br",
+  ];
+  const pick = (list) => list[Math.floor(rand() * list.length)];
+  const out = new Set();
+  while (out.size < count) {
+    let label = "";
+    const n = 2 + Math.floor(rand() * 3);
+    for (let i = 0; i < n; i++) label += pick(syllables);
+    if (rand() < 0.4) label += `-${pick(words)}`;
+    if (rand() < 0.2) label += Math.floor(rand() * 100);
+    let domain = `${label}.${pick(tlds)}`;
+    if (rand() < 0.15) domain = `${pick(["cdn", "www", "api", "img", "m"])}.${domain}`;
+    out.add(domain);
+  }
+  return [...out];
+}
+
+function writePolicy(file, domains) {
+  const policy = {
+    access: { clients: ["127.0.0.0/8", "::1/128"] },
+    auth: { required: false, realm: "Fleetgate", users: [] },
+    lists: { blocklist: { domains } },
+    schedules: {},
+    rules: [
+      { id: "blocklist", name: "Bench block list", action: "block", match: { domains: ["@blocklist"] } },
+    ],
+    defaultAction: "allow",
+    blockPage: { title: "Blocked by policy", body: "Blocked." },
+    logging: { includeQuery: false },
+  };
+  writeFileSync(file, JSON.stringify({ version: 1, policy }));
+}
+
+function squidConfig(port) {
+  return [
+    `http_port 127.0.0.1:${port}`,
+    "workers 1",
+    "cache deny all",
+    "cache_mem 8 MB",
+    "http_access allow localhost",
+    "http_access deny all",
+    `pid_filename ${work}/squid.pid`,
+    `access_log stdio:${work}/squid-access.log`,
+    `cache_log ${work}/squid-cache.log`,
+    "cache_store_log none",
+    `coredump_dir ${work}`,
+    "visible_hostname fleetgate-bench",
+    "shutdown_lifetime 1 seconds",
+    "max_filedescriptors 8192",
+    "",
+  ].join("\n");
+}
+
+// ---- load ----
+
+function parseLatencyMs(text) {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
+  if (!m) return Number.NaN;
+  const v = Number(m[1]);
+  return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
+}
+
+function runWrk(proxyPort, originUrl, seconds) {
+  const script = path.join(work, "proxy.lua");
+  writeFileSync(script, `wrk.path = "${originUrl}"\nwrk.headers["Host"] = "${new URL(originUrl).host}"\n`);
+  const out = execFileSync(
+    "wrk",
+    ["-t2", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", script, `http://127.0.0.1:${proxyPort}/`],
+    { encoding: "utf8", timeout: (seconds + 30) * 1000 },
+  );
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p50 = parseLatencyMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? "");
+  const p99 = parseLatencyMs(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? "");
+  const errors = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1];
+  const socketErrors = /Socket errors:.*/.exec(out)?.[0];
+  return { rps, p50, p99, non2xx: Number(errors ?? 0), socketErrors, raw: out };
+}
+
+function curlThrough(proxyPort, url) {
+  return execFileSync(
+    "curl",
+    ["-s", "-o", "/dev/stderr", "-w", "%{http_code}", "-x", `http://127.0.0.1:${proxyPort}`, url],
+    {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+      timeout: 10_000,
+    },
+  );
+}
+
+async function main() {
+  if (!existsSync(SQUID)) throw new Error(`${SQUID} missing: apt-get install -y squid`);
+  if (!existsSync("/usr/bin/wrk")) throw new Error("wrk missing: apt-get install -y wrk");
+
+  const origin = start(bun, ["test/agent/fixtures/bench-origin.ts"]);
+  const originPort = (await waitForLine(origin, "listening", 15_000)).port;
+  const originUrl = `http://127.0.0.1:${originPort}/`;
+
+  console.log(`generating ${DOMAINS.toLocaleString("en")} domains…`);
+  const domains = generateDomains(DOMAINS);
+  const policyFile = path.join(work, "policy.json");
+  writePolicy(policyFile, domains);
+  console.log(`policy: ${(statSync(policyFile).size / 1e6).toFixed(1)} MB`);
+
+  const accessLog = path.join(work, "builtin-access.log");
+  const builtin = start(bun, [
+    "test/agent/fixtures/proxy-harness.ts",
+    "--policy",
+    policyFile,
+    "--log",
+    accessLog,
+  ]);
+  const listening = await waitForLine(builtin, "listening", 180_000);
+  const builtinPort = Number(String(listening.address).split(":").pop());
+  const compiled = /"type":"compiled","engine":"(\w+)","version":\d+,"ms":(\d+)/.exec(builtin.stderrText);
+  console.log(
+    `builtin proxy on ${builtinPort} (engine ${listening.engine}, compile ${compiled?.[2] ?? "?"} ms)`,
+  );
+
+  const squidPort = await freePort();
+  const conf = path.join(work, "squid.conf");
+  writeFileSync(conf, squidConfig(squidPort));
+  execFileSync(SQUID, ["-k", "parse", "-f", conf], { stdio: "ignore" });
+  start(SQUID, ["-N", "-f", conf]);
+  await waitForPort(squidPort, 30_000);
+  console.log(`squid on ${squidPort}`);
+
+  // Sanity: both proxies forward, and the built-in one really blocks a listed domain.
+  for (const [name, port] of [
+    ["builtin", builtinPort],
+    ["squid", squidPort],
+  ]) {
+    const code = curlThrough(port, originUrl);
+    if (code !== "200") throw new Error(`${name}: curl -x answered ${code}`);
+  }
+  const blocked = curlThrough(builtinPort, `http://${domains[12345]}/`);
+  if (blocked !== "403") throw new Error(`builtin did not block a listed domain (got ${blocked})`);
+
+  const results = {};
+  for (const [name, port] of [
+    ["builtin", builtinPort],
+    ["squid", squidPort],
+  ]) {
+    runWrk(port, originUrl, 2); // warm-up
+    results[name] = runWrk(port, originUrl, DURATION);
+    if (results[name].non2xx > 0 || !Number.isFinite(results[name].rps)) {
+      console.error(results[name].raw);
+      throw new Error(`${name}: errors under load`);
+    }
+  }
+  await new Promise((r) => setTimeout(r, 800)); // let the buffered access log flush
+  const logged = readFileSync(accessLog, "utf8").split("\n").length - 1;
+
+  const ratio = results.builtin.rps / results.squid.rps;
+  const table = [
+    ["", "req/s", "p50 ms", "p99 ms"],
+    [
+      "builtin",
+      results.builtin.rps.toFixed(0),
+      results.builtin.p50.toFixed(2),
+      results.builtin.p99.toFixed(2),
+    ],
+    ["squid 5.7", results.squid.rps.toFixed(0), results.squid.p50.toFixed(2), results.squid.p99.toFixed(2)],
+  ];
+  console.log(
+    `\nwrk -t2 -c${CONNECTIONS} -d${DURATION}s, ${DOMAINS.toLocaleString("en")}-domain policy, access logs on`,
+  );
+  for (const row of table)
+    console.log(row.map((c, i) => (i === 0 ? c.padEnd(10) : c.padStart(10))).join(" "));
+  console.log(
+    `ratio builtin/squid: ${ratio.toFixed(2)}x (target >= 2.5); builtin access-log records: ${logged}`,
+  );
+  if (results.builtin.socketErrors) console.log(`builtin ${results.builtin.socketErrors}`);
+  if (results.squid.socketErrors) console.log(`squid ${results.squid.socketErrors}`);
+
+  const rows = [
+    { metric: "builtin req/s", value: Math.round(results.builtin.rps), unit: "req/s" },
+    { metric: "squid req/s", value: Math.round(results.squid.rps), unit: "req/s" },
+    { metric: "ratio builtin/squid", value: Number(ratio.toFixed(2)), unit: "x", target: ">= 2.5" },
+    { metric: "builtin p50", value: results.builtin.p50, unit: "ms" },
+    { metric: "squid p50", value: results.squid.p50, unit: "ms" },
+    {
+      metric: "builtin p99",
+      value: results.builtin.p99,
+      unit: "ms",
+      target: `<= squid p99 (${results.squid.p99} ms)`,
+    },
+    { metric: "squid p99", value: results.squid.p99, unit: "ms" },
+    { metric: "policy domains", value: DOMAINS, unit: "domains" },
+    { metric: "builtin access-log records", value: logged, unit: "records" },
+  ];
+  const outDir = path.join(root, "bench-results");
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(
+    path.join(outDir, "proxy.json"),
+    `${JSON.stringify({ name: "proxy", engine: listening.engine, connections: CONNECTIONS, durationSeconds: DURATION, rows }, null, 2)}\n`,
+  );
+}
+
+try {
+  await main();
+  cleanup();
+  process.exit(0);
+} catch (error) {
+  console.error(`proxy bench failed: ${error instanceof Error ? error.message : String(error)}`);
+  cleanup();
+  process.exit(1);
+}
