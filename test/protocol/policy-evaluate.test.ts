@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { simulate } from "../../protocol/policy/compile";
-import { validatePolicy } from "../../protocol/policy/schema";
+import { type PolicyInput, validatePolicy } from "../../protocol/policy/schema";
 import { blockIf, compile, facts } from "./policy-helpers";
 
 describe("evaluate: rule order and defaults", () => {
@@ -16,7 +16,13 @@ describe("evaluate: rule order and defaults", () => {
     const policy = compile({
       rules: [
         { id: "allow-docs", action: "allow", match: { domains: ["docs.example.com"] }, message: "ok" },
-        { id: "block-example", action: "block", name: "Example", match: { domains: ["example.com"] }, message: "no" },
+        {
+          id: "block-example",
+          action: "block",
+          name: "Example",
+          match: { domains: ["example.com"] },
+          message: "no",
+        },
       ],
       defaultAction: "allow",
     });
@@ -63,11 +69,17 @@ describe("evaluate: rule order and defaults", () => {
 });
 
 describe("evaluate: access list and auth come before rules", () => {
-  const base = { rules: [{ id: "allow-all", action: "allow" as const, match: {} }], defaultAction: "allow" as const };
+  const base = {
+    rules: [{ id: "allow-all", action: "allow" as const, match: {} }],
+    defaultAction: "allow" as const,
+  };
 
   it("blocks clients outside access.clients with reason access-list", () => {
     const policy = compile({ ...base, access: { clients: ["10.0.0.0/8", "2001:db8::/32"] } });
-    expect(policy.evaluate(facts({ client: "192.168.1.1" }))).toEqual({ action: "block", reason: "access-list" });
+    expect(policy.evaluate(facts({ client: "192.168.1.1" }))).toEqual({
+      action: "block",
+      reason: "access-list",
+    });
     expect(policy.evaluate(facts({ client: "10.9.9.9" })).action).toBe("allow");
     expect(policy.evaluate(facts({ client: "2001:db8::1" })).action).toBe("allow");
     expect(policy.evaluate(facts({ client: "::ffff:10.1.2.3" })).action).toBe("allow");
@@ -75,7 +87,11 @@ describe("evaluate: access list and auth come before rules", () => {
   });
 
   it("access.clients may reference a cidr list", () => {
-    const policy = compile({ ...base, access: { clients: ["@office"] }, lists: { office: { cidrs: ["10.1.0.0/16"] } } });
+    const policy = compile({
+      ...base,
+      access: { clients: ["@office"] },
+      lists: { office: { cidrs: ["10.1.0.0/16"] } },
+    });
     expect(policy.evaluate(facts({ client: "10.1.2.3" })).action).toBe("allow");
     expect(policy.evaluate(facts({ client: "10.2.0.1" })).reason).toBe("access-list");
   });
@@ -130,7 +146,9 @@ describe("evaluate: match fields", () => {
     expect(blockIf({ schemes: ["http"] }).evaluate(tunnel).action).toBe("allow");
     expect(blockIf({ schemes: ["http"] }).evaluate(facts()).action).toBe("block");
     expect(blockIf({ schemes: ["https", "connect"] }).evaluate(facts()).action).toBe("allow");
-    expect(blockIf({ schemes: ["https"] }).evaluate(facts({ scheme: "https", port: 443 })).action).toBe("block");
+    expect(blockIf({ schemes: ["https"] }).evaluate(facts({ scheme: "https", port: 443 })).action).toBe(
+      "block",
+    );
   });
 
   it("clients: inline CIDRs, single IPs and @lists", () => {
@@ -151,14 +169,22 @@ describe("evaluate: match fields", () => {
     expect(policy.evaluate(facts({ host: "WWW.Example.com.", path: "/private" })).action).toBe("block");
     expect(policy.evaluate(facts({ path: "/public" })).action).toBe("allow");
     const tunnel = blockIf({ urlRegex: "^secure\\.example\\.com:443$" });
-    expect(tunnel.evaluate(facts({ scheme: "connect", host: "secure.example.com", port: 443 })).action).toBe("block");
-    expect(tunnel.evaluate(facts({ scheme: "connect", host: "secure.example.com", port: 8443 })).action).toBe("allow");
+    expect(tunnel.evaluate(facts({ scheme: "connect", host: "secure.example.com", port: 443 })).action).toBe(
+      "block",
+    );
+    expect(tunnel.evaluate(facts({ scheme: "connect", host: "secure.example.com", port: 8443 })).action).toBe(
+      "allow",
+    );
   });
 
   it("schedule: the rule only applies inside the window", () => {
     const policy = blockIf(
       { schedule: "work" },
-      { schedules: { work: { tz: "UTC", days: ["mon", "tue", "wed", "thu", "fri"], from: "09:00", to: "17:30" } } },
+      {
+        schedules: {
+          work: { tz: "UTC", days: ["mon", "tue", "wed", "thu", "fri"], from: "09:00", to: "17:30" },
+        },
+      },
     );
     expect(policy.evaluate(facts({ now: Date.UTC(2026, 2, 4, 10, 0) })).action).toBe("block"); // Wed
     expect(policy.evaluate(facts({ now: Date.UTC(2026, 2, 4, 17, 30) })).action).toBe("allow");
@@ -170,14 +196,25 @@ describe("evaluate: trace", () => {
   const input = {
     access: { clients: ["10.0.0.0/8"] },
     lists: { social: { domains: ["facebook.com", "tiktok.com"] }, office: { cidrs: ["10.1.0.0/16"] } },
-    schedules: { "work-hours": { tz: "Europe/Berlin", days: ["mon", "tue", "wed", "thu", "fri"], from: "09:00", to: "17:30" } },
+    schedules: {
+      "work-hours": {
+        tz: "Europe/Berlin",
+        days: ["mon", "tue", "wed", "thu", "fri"],
+        from: "09:00",
+        to: "17:30",
+      },
+    },
     rules: [
       { id: "off", action: "allow", enabled: false, match: {} },
       { id: "posts", action: "block", match: { methods: ["POST"] } },
-      { id: "no-social", action: "block", match: { domains: ["@social"], clients: ["@office"], schedule: "work-hours" } },
+      {
+        id: "no-social",
+        action: "block",
+        match: { domains: ["@social"], clients: ["@office"], schedule: "work-hours" },
+      },
     ],
     defaultAction: "allow",
-  } as const;
+  } satisfies PolicyInput;
 
   it("explains each step up to the deciding rule", () => {
     const validated = validatePolicy(input);
