@@ -1,5 +1,9 @@
 declare global {
   namespace Cloudflare {
+    interface GlobalProps {
+      mainModule: typeof import("./index");
+      durableNamespaces: "PolicyHub";
+    }
     interface Env {
       /** Admin token accepted before any user or API token exists (Worker secret). */
       FLEETGATE_BOOTSTRAP_TOKEN?: string;

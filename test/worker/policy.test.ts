@@ -13,7 +13,7 @@ const officePolicy = {
       action: "block",
       match: { domains: ["@social"], clients: ["@office"] },
     },
-    { id: "block-exe", action: "block", enabled: false, match: { urlRegex: ["\\.exe$"] } },
+    { id: "block-exe", action: "block", enabled: false, match: { urlRegex: "\\.exe$" } },
   ],
   defaultAction: "allow",
 };
@@ -169,7 +169,7 @@ describe("diff and rollback", () => {
 
 describe("simulate", () => {
   it("evaluates a described request and explains the deciding rule", async () => {
-    await publish(officePolicy, "for simulate");
+    await publish({ ...officePolicy, logging: { includeQuery: true } }, "for simulate");
     const blocked = await json<{ action: string; rule?: { id: string }; trace: unknown[] }>(
       await call("/api/v1/policy/simulate", {
         body: { request: { client: "10.1.2.3", url: "https://www.facebook.com/" } },
