@@ -54,6 +54,19 @@ describe("domain table semantics", () => {
     expect(t.explain("www.shared.com").map((m) => m.pattern)).toEqual(["*.shared.com", "shared.com"]);
   });
 
+  it("set ids beyond the inline 15 bits still match", () => {
+    const builder = new DomainTableBuilder();
+    builder.add("far.com", 40_000);
+    builder.add("near.com", 3);
+    const t = builder.build();
+    const stamps = new Uint32Array(t.setCount);
+    expect(t.collect("www.far.com", stamps, 1)).toBe(true);
+    expect(stamps[40_000]).toBe(1);
+    expect(t.collect("near.com", stamps, 2)).toBe(true);
+    expect(stamps[3]).toBe(2);
+    expect(t.has("other.com")).toBe(false);
+  });
+
   it("empty and odd hosts never match or throw", () => {
     for (const host of ["", ".", "..", "[::1]", "1.2.3.4", "exa mple.com", "\u0000"]) {
       expect(table.has(host)).toBe(false);
