@@ -2,7 +2,7 @@
 // 20 rounds: park a poll with the current hash, publish, time until the poll answers.
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { startMaster } from "./lib/master.mjs";
+import { startMaster } from "../helpers/master.mjs";
 
 const ROUNDS = 20;
 const token = `fgb_bench-${Date.now()}-0123456789`;

@@ -134,3 +134,37 @@ export const rateLimits = sqliteTable("rate_limits", {
   windowStart: integer("window_start").notNull(),
   count: integer("count").notNull(),
 });
+
+// Dashboard identities. Passwords are PBKDF2-SHA256 (protocol/policy/password.ts format).
+export const users = sqliteTable(
+  "users",
+  {
+    id: text("id").primaryKey(), // usr_…
+    name: text("name").notNull(),
+    email: text("email"),
+    role: text("role", { enum: ["admin", "viewer"] }).notNull(),
+    passwordHash: text("password_hash"),
+    createdAt: integer("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    disabledAt: integer("disabled_at"),
+    failedLogins: integer("failed_logins").notNull().default(0),
+    lockedUntil: integer("locked_until"),
+    lastLoginAt: integer("last_login_at"),
+  },
+  (t) => [uniqueIndex("users_name_idx").on(t.name), index("users_email_idx").on(t.email)],
+);
+
+// Dashboard sessions: the cookie carries a random id, only its SHA-256 is stored.
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    idHash: text("id_hash").primaryKey(),
+    userId: text("user_id").notNull(),
+    createdAt: integer("created_at").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    lastSeenAt: integer("last_seen_at").notNull(),
+    address: text("address"),
+    userAgent: text("user_agent"),
+  },
+  (t) => [index("sessions_user_idx").on(t.userId), index("sessions_expires_idx").on(t.expiresAt)],
+);
