@@ -168,3 +168,45 @@ export const sessions = sqliteTable(
   },
   (t) => [index("sessions_user_idx").on(t.userId), index("sessions_expires_idx").on(t.expiresAt)],
 );
+
+// One row per accepted access-log chunk: the idempotency key (node, epoch, seq) and what it
+// covered, for duplicate detection and gap reports. Raw records are never stored in D1.
+export const logChunks = sqliteTable(
+  "log_chunks",
+  {
+    nodeId: text("node_id").notNull(),
+    epoch: text("epoch").notNull(),
+    seq: integer("seq").notNull(),
+    records: integer("records").notNull(),
+    firstTs: integer("first_ts").notNull(),
+    lastTs: integer("last_ts").notNull(),
+    receivedAt: integer("received_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.nodeId, t.epoch, t.seq] }), index("log_chunks_last_ts_idx").on(t.lastTs)],
+);
+
+/**
+ * Report rollups. One table keyed by dimension so a chunk lands in a few json_each upserts:
+ * dim "total" (key ""), "host", "client", "user", "rule"; grain "m" (minute, totals only),
+ * "h" (hour) and "d" (day); node "*" holds the fleet-wide sum so fleet reports never scan
+ * per-node rows.
+ */
+export const rollups = sqliteTable(
+  "rollups",
+  {
+    dim: text("dim").notNull(),
+    nodeId: text("node_id").notNull(),
+    grain: text("grain").notNull(),
+    bucket: integer("bucket").notNull(),
+    key: text("key").notNull(),
+    action: text("action").notNull(),
+    requests: integer("requests").notNull(),
+    bytesIn: integer("bytes_in").notNull(),
+    bytesOut: integer("bytes_out").notNull(),
+    durationMs: integer("duration_ms").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.dim, t.nodeId, t.grain, t.bucket, t.key, t.action] }),
+    index("rollups_bucket_idx").on(t.grain, t.bucket),
+  ],
+);
