@@ -6,18 +6,9 @@ import type { CompiledPolicy, VerifiedUser } from "../../../protocol/policy/type
 import type { TcpConnection, TcpHandlers } from "../../platform/tcp";
 import { type ProxyContext, type RequestInfo, toRecord, writeRecord } from "./context";
 import { type ExchangeClient, HttpExchange } from "./exchange";
-import {
-  type Head,
-  HeadError,
-  headerValue,
-  MAX_HEAD_BYTES,
-  type ProxyTarget,
-  parseAbsoluteTarget,
-  parseAuthority,
-  parseRequestHead,
-  wantsKeepAlive,
-} from "./http1";
+import { type Head, HeadError, MAX_HEAD_BYTES, parseRequestHead, wantsKeepAlive } from "./http-head";
 import { blockPage, connectRefusal, simplePage } from "./pages";
+import { type ProxyTarget, parseAbsoluteTarget, parseAuthority } from "./target";
 import { Tunnel } from "./tunnel";
 
 const HEAD_END = Buffer.from("\r\n\r\n");
@@ -209,7 +200,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
       this.decide(compiled, head, info, target, headLength, null);
       return;
     }
-    const credentials = parseBasic(headerValue(head, "proxy-authorization"));
+    const credentials = parseBasic(head.proxyAuthorization);
     if (credentials === null) {
       this.decide(compiled, head, info, target, headLength, null);
       return;
@@ -352,8 +343,8 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   }
 }
 
-function parseBasic(value: string | undefined): { user: string; password: string } | null {
-  if (value === undefined || value.length < 7 || value.slice(0, 6).toLowerCase() !== "basic ") return null;
+function parseBasic(value: string): { user: string; password: string } | null {
+  if (value.length < 7 || value.slice(0, 6).toLowerCase() !== "basic ") return null;
   let decoded: string;
   try {
     decoded = Buffer.from(value.slice(6).trim(), "base64").toString("utf8");

@@ -3,18 +3,18 @@
 // bodies keep their framing, which ChunkedTracker follows only to find where the message ends.
 
 import type { ConnectAttempt, TcpConnection } from "../../platform/tcp";
+import { ChunkedTracker } from "./chunked";
 import { type ProxyContext, type RequestInfo, toRecord, writeRecord } from "./context";
 import {
-  ChunkedTracker,
   endToEndFields,
   type Head,
   HeadError,
   MAX_HEAD_BYTES,
-  type ProxyTarget,
   parseResponseHead,
   wantsKeepAlive,
-} from "./http1";
+} from "./http-head";
 import { simplePage } from "./pages";
+import type { ProxyTarget } from "./target";
 import { Upstream, type UpstreamOwner } from "./upstream-pool";
 
 /** The client side of an exchange, as the exchange sees it. */
@@ -96,7 +96,7 @@ export class HttpExchange implements UpstreamOwner {
     this.requestDone = this.requestFraming === Framing.None;
     // An HTTP/1.0 client cannot read chunked answers, so ask the origin in its own version.
     let head = `${request.method} ${target.path} HTTP/1.${request.minor}\r\nHost: ${target.authority}\r\n`;
-    head += endToEndFields(request, "host");
+    head += endToEndFields(request, true);
     if (request.chunked) head += `Transfer-Encoding: ${request.transferEncoding}\r\n`;
     head += VIA;
     head += "\r\n";
@@ -249,7 +249,7 @@ export class HttpExchange implements UpstreamOwner {
 
   upstreamData(chunk: Buffer): void {
     if (this.phase === Phase.ResponseBody) {
-      this.forwardBody(chunk, null);
+      this.forwardBody(chunk, 0, null);
       return;
     }
     if (this.phase !== Phase.AwaitingHead) return;
@@ -274,12 +274,11 @@ export class HttpExchange implements UpstreamOwner {
       this.failBeforeHead(502, "Bad answer from origin", `The origin sent an invalid response: ${why}.`);
       return;
     }
-    const rest = end + 4 < buf.length ? buf.subarray(end + 4) : null;
     if (response.status < 200) {
-      this.forwardInterim(response, rest);
+      this.forwardInterim(response, end + 4 < buf.length ? buf.subarray(end + 4) : null);
       return;
     }
-    this.startResponse(response, rest);
+    this.startResponse(response, buf, end + 4);
   }
 
   private forwardInterim(response: Head, rest: Buffer | null): void {
@@ -290,7 +289,7 @@ export class HttpExchange implements UpstreamOwner {
     }
     // HTTP/1.0 clients do not understand 1xx answers.
     if (this.request.minor === 1) {
-      const head = `HTTP/1.1 ${response.status} ${response.target}\r\n${endToEndFields(response)}\r\n`;
+      const head = `HTTP/1.1 ${response.status} ${response.target}\r\n${endToEndFields(response, false)}\r\n`;
       const bytes = Buffer.from(head, "latin1");
       this.bytesOut += bytes.length;
       this.client.conn.write(bytes);
@@ -298,7 +297,8 @@ export class HttpExchange implements UpstreamOwner {
     if (rest !== null) this.upstreamData(rest);
   }
 
-  private startResponse(response: Head, rest: Buffer | null): void {
+  /** `buf` holds the head and, from `bodyStart`, the first body bytes. */
+  private startResponse(response: Head, buf: Buffer, bodyStart: number): void {
     this.status = response.status;
     this.deadline = 0;
     const status = response.status;
@@ -321,7 +321,7 @@ export class HttpExchange implements UpstreamOwner {
 
     this.keepClient =
       wantsKeepAlive(this.request) && !this.ctx.draining && this.responseFraming !== Framing.UntilClose;
-    let head = `HTTP/1.1 ${status} ${response.target}\r\n${endToEndFields(response)}`;
+    let head = `HTTP/1.1 ${status} ${response.target}\r\n${endToEndFields(response, false)}`;
     if (response.transferEncoding !== "" && this.responseFraming !== Framing.None) {
       head += `Transfer-Encoding: ${response.transferEncoding}\r\n`;
     }
@@ -329,31 +329,32 @@ export class HttpExchange implements UpstreamOwner {
     if (!this.keepClient) head += "Connection: close\r\n";
     else if (this.request.minor === 0) head += "Connection: keep-alive\r\n";
     head += "\r\n";
-    const headBytes = Buffer.from(head, "latin1");
     this.phase = Phase.ResponseBody;
     if (this.responseFraming === Framing.None) {
-      if (rest !== null) this.upstreamReusable = false;
+      if (bodyStart < buf.length) this.upstreamReusable = false;
+      const headBytes = Buffer.from(head, "latin1");
       this.bytesOut += headBytes.length;
       this.client.conn.write(headBytes);
       this.finish();
       return;
     }
-    this.forwardBody(rest ?? EMPTY, headBytes);
+    this.forwardBody(buf, bodyStart, head);
   }
 
-  private forwardBody(chunk: Buffer, headBytes: Buffer | null): void {
+  /** Forwards chunk[start..] up to the end of the body; `head` (latin1) goes first when given. */
+  private forwardBody(chunk: Buffer, start: number, head: string | null): void {
     let end = chunk.length;
     let complete = false;
     if (this.responseFraming === Framing.Length) {
-      if (end >= this.responseRemaining) {
-        end = this.responseRemaining;
+      if (end - start >= this.responseRemaining) {
+        end = start + this.responseRemaining;
         complete = true;
       }
-      this.responseRemaining -= end;
+      this.responseRemaining -= end - start;
     } else if (this.responseFraming === Framing.Chunked) {
       let at: number;
       try {
-        at = this.responseTracker!.push(chunk);
+        at = this.responseTracker!.push(chunk, start);
       } catch (error) {
         this.abortBoth(`bad chunked response from origin: ${String(error)}`);
         return;
@@ -364,8 +365,15 @@ export class HttpExchange implements UpstreamOwner {
       }
     }
     if (end < chunk.length) this.upstreamReusable = false;
-    const body = end === chunk.length ? chunk : chunk.subarray(0, end);
-    const out = headBytes === null ? body : body.length === 0 ? headBytes : Buffer.concat([headBytes, body]);
+    let out: Buffer;
+    if (head === null) {
+      out = start === 0 && end === chunk.length ? chunk : chunk.subarray(start, end);
+    } else {
+      // One buffer, one write: the head and the first body bytes usually fit one packet.
+      out = Buffer.allocUnsafe(head.length + end - start);
+      out.write(head, 0, "latin1");
+      chunk.copy(out, head.length, start, end);
+    }
     if (out.length > 0) {
       this.bytesOut += out.length;
       if (!this.client.conn.write(out) && !complete && this.upstream !== null) {
@@ -482,5 +490,3 @@ export class HttpExchange implements UpstreamOwner {
     writeRecord(this.ctx, toRecord(this.info, status, action, this.bytesIn, this.bytesOut));
   }
 }
-
-const EMPTY = Buffer.alloc(0);
