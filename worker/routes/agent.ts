@@ -1,8 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import {
+  CHUNK_LIMITS,
   EnrollRequest,
   EnrollResponse,
+  LogChunkAnswer,
   MAX_POLL_WAIT_SECONDS,
   PolicyBundle,
   StatusReport,
@@ -15,6 +17,7 @@ import { createRouter, ErrorSchema, jsonBody, jsonResponse } from "../openapi";
 import { bearerFrom } from "../services/admin-auth";
 import { assertAgentAddressAllowed } from "../services/agent-allowlist";
 import { enrollNode } from "../services/enrollment";
+import { chunkExists, ingestChunk, parseChunkId, parseRecords, readChunkBody } from "../services/ingest";
 import { authenticateNode, recordHeartbeat, recordStatus } from "../services/nodes";
 import { bundleText, latestHead, signingKey } from "../services/policy";
 import { waitForNewerVersion } from "../services/policy-hub";
@@ -32,15 +35,14 @@ const ENROLL_WINDOW_MS = 10 * 60_000;
 
 export const agentRoutes = createRouter();
 
-agentRoutes.use(
-  "*",
-  bodyLimit({
-    maxSize: 16 * 1024,
-    onError: () => {
-      throw new AppError("PAYLOAD_TOO_LARGE", "agent requests are limited to 16 KiB");
-    },
-  }),
-);
+// Log chunks carry their own streaming limits (see services/ingest.ts); everything else is tiny.
+const smallBodies = bodyLimit({
+  maxSize: 16 * 1024,
+  onError: () => {
+    throw new AppError("PAYLOAD_TOO_LARGE", "agent requests are limited to 16 KiB");
+  },
+});
+agentRoutes.use("*", (c, next) => (c.req.path.endsWith("/logs") ? next() : smallBodies(c, next)));
 
 // SafeSquid's "Access Restriction → Allow list", applied before any token is looked at.
 agentRoutes.use("*", async (c, next) => {
@@ -155,3 +157,64 @@ agentRoutes.openapi(
     return c.body(null, 204);
   },
 );
+
+agentRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/logs",
+    tags: ["agent"],
+    summary: "Upload one sealed access-log chunk (gzip NDJSON); counted exactly once",
+    description:
+      "Headers: Content-Encoding: gzip, X-Fleetgate-Chunk: <epoch>.<seq>. Limits: 1 MiB compressed, 16 MiB inflated, 50,000 records.",
+    request: {
+      headers: z.object({ "x-fleetgate-chunk": z.string().openapi({ example: "lz3k9a.42" }) }),
+      body: { required: false, content: { "application/x-ndjson": { schema: z.string() } } },
+    },
+    responses: {
+      200: jsonResponse(LogChunkAnswer, "Accepted, or a duplicate of an accepted chunk"),
+      ...errors({
+        400: "Bad chunk id or body",
+        401: "NODE_UNKNOWN",
+        403: "IP_NOT_ALLOWED",
+        413: "Too large: split the chunk",
+        415: "Not gzip",
+        422: "CHUNK_INVALID: a record does not match the schema; the message names the line",
+      }),
+    },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const node = await authenticateNode(db, bearerFrom(c.req.header("Authorization")));
+    const id = parseChunkId(c.req.header("X-Fleetgate-Chunk"));
+    const declared = Number(c.req.header("Content-Length") ?? "0");
+    if (declared > CHUNK_LIMITS.maxGzipBytes) {
+      throw new AppError(
+        "PAYLOAD_TOO_LARGE",
+        `compressed chunk exceeds ${CHUNK_LIMITS.maxGzipBytes} bytes; split the chunk`,
+      );
+    }
+    if (await chunkExists(db, node.id, id)) {
+      await c.req.raw.body?.cancel();
+      return c.json({ accepted: 0, duplicate: true }, 200);
+    }
+    const text = await readChunkBody(c.req.raw.body, c.req.header("Content-Encoding"));
+    const records = parseRecords(text);
+    const result = await ingestChunk(db, node.id, id, records);
+    if (c.env.LOG_ARCHIVE && !result.duplicate) {
+      c.executionCtx.waitUntil(archiveChunk(c.env.LOG_ARCHIVE, node.id, id, text));
+    }
+    return c.json(result, 200);
+  },
+);
+
+async function archiveChunk(
+  bucket: R2Bucket,
+  nodeId: string,
+  id: { epoch: string; seq: number },
+  text: string,
+) {
+  const body = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  await bucket.put(`logs/${nodeId}/${id.epoch}/${id.seq}.ndjson.gz`, await new Response(body).arrayBuffer(), {
+    httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
+  });
+}

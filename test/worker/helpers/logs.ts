@@ -1,0 +1,47 @@
+import type { LogRecord } from "../../../protocol/wire";
+import { call } from "./api";
+
+export function record(overrides: Partial<LogRecord> = {}): LogRecord {
+  return {
+    ts: "2026-11-20T10:15:30.000Z",
+    client: "10.1.2.3",
+    method: "GET",
+    scheme: "http",
+    host: "www.example.com",
+    port: 80,
+    path: "/",
+    status: 200,
+    action: "allow",
+    bytesIn: 100,
+    bytesOut: 1000,
+    durationMs: 12,
+    requestId: crypto.randomUUID(),
+    ...overrides,
+  };
+}
+
+export async function gzip(text: string): Promise<ArrayBuffer> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Response(stream).arrayBuffer();
+}
+
+export async function uploadChunk(
+  token: string,
+  chunk: string,
+  records: unknown[] | string,
+  headers: Record<string, string> = {},
+) {
+  const text =
+    typeof records === "string" ? records : `${records.map((r) => JSON.stringify(r)).join("\n")}\n`;
+  return call("/api/agent/v1/logs", {
+    method: "POST",
+    token,
+    rawBody: await gzip(text),
+    headers: {
+      "Content-Type": "application/x-ndjson",
+      "Content-Encoding": "gzip",
+      "X-Fleetgate-Chunk": chunk,
+      ...headers,
+    },
+  });
+}
