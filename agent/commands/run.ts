@@ -95,11 +95,6 @@ ${STATE_DIR_HELP}
       io.err(`cannot start the proxy on ${config.listen}: ${(error as Error).message}\n`);
       return EXIT_FAILURE;
     }
-    events.emit("proxy.listening", {
-      listen: driver.listenAddress(),
-      kind: driver.kind,
-      version: driver.version(),
-    });
     writeRuntime(loop.snapshot());
 
     const stop = new AbortController();
