@@ -1,0 +1,155 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { getDb } from "../../db/client";
+import { adminErrors, createRouter, jsonResponse, security } from "../../openapi";
+import { resolveRange, summary, TOP_DIMENSIONS, timeseries, toCsv, top } from "../../services/reports";
+import { Loose } from "./schemas";
+
+export const reportRoutes = createRouter();
+
+/** `from`/`to` as epoch milliseconds or ISO 8601, as the admin API accepts times everywhere. */
+const QueryInstant = z
+  .string()
+  .max(40)
+  .transform((v, ctx) => {
+    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(n)) {
+      ctx.addIssue({ code: "custom", message: "epoch ms or ISO 8601 expected" });
+      return z.NEVER;
+    }
+    return n;
+  })
+  .optional();
+
+const RangeQuery = z.object({
+  from: QueryInstant,
+  to: QueryInstant,
+  node: z
+    .string()
+    .regex(/^node_[0-9a-z]{8,32}$/)
+    .optional(),
+});
+const TopQuery = RangeQuery.extend({
+  by: z.enum(TOP_DIMENSIONS),
+  action: z.enum(["allow", "block", "auth", "error"]).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(20),
+});
+const ExportQuery = TopQuery.partial({ by: true }).extend({
+  report: z.enum(["summary", "timeseries", "top"]),
+});
+
+const filterOf = (q: z.infer<typeof RangeQuery>) => ({ ...resolveRange(q.from, q.to), node: q.node });
+
+reportRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/reports/summary",
+    tags: ["reports"],
+    summary:
+      "Totals over a range (default: last 24 h): requests, allowed, blocked, bytes, distinct clients/users, nodes; `incomplete` names reporting gaps",
+    security,
+    request: { query: RangeQuery },
+    responses: { 200: jsonResponse(Loose, "Summary"), ...adminErrors },
+  }),
+  async (c) => c.json(await summary(getDb(c.env.DB), filterOf(c.req.valid("query"))), 200),
+);
+
+reportRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/reports/timeseries",
+    tags: ["reports"],
+    summary: "Requests, allowed, blocked and bytes per bucket (bucket chosen from the range)",
+    security,
+    request: { query: RangeQuery },
+    responses: { 200: jsonResponse(Loose, "{bucketMs, points, incomplete}"), ...adminErrors },
+  }),
+  async (c) => c.json(await timeseries(getDb(c.env.DB), filterOf(c.req.valid("query"))), 200),
+);
+
+reportRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/reports/top",
+    tags: ["reports"],
+    summary: "Top hosts, clients, users, rules or nodes by requests, optionally for one action",
+    security,
+    request: { query: TopQuery },
+    responses: { 200: jsonResponse(Loose, "{by, rows, incomplete}"), ...adminErrors },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    return c.json(
+      await top(getDb(c.env.DB), { ...filterOf(q), by: q.by, action: q.action, limit: q.limit }),
+      200,
+    );
+  },
+);
+
+reportRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/reports/export.csv",
+    tags: ["reports"],
+    summary: "CSV of summary, timeseries or top (same parameters as the JSON reports)",
+    security,
+    request: { query: ExportQuery },
+    responses: {
+      200: { description: "text/csv", content: { "text/csv": { schema: z.string() } } },
+      ...adminErrors,
+    },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const db = getDb(c.env.DB);
+    const filter = filterOf(q);
+    let csv: string;
+    let name: string;
+    if (q.report === "summary") {
+      const s = await summary(db, filter);
+      const fields = [
+        "requests",
+        "allowed",
+        "blocked",
+        "authChallenges",
+        "errors",
+        "bytesIn",
+        "bytesOut",
+        "clients",
+        "users",
+        "nodes",
+      ] as const;
+      csv = toCsv(
+        ["from", "to", ...fields],
+        [[new Date(s.from).toISOString(), new Date(s.to).toISOString(), ...fields.map((f) => s[f])]],
+      );
+      name = "summary";
+    } else if (q.report === "timeseries") {
+      const t = await timeseries(db, filter);
+      csv = toCsv(
+        ["time", "requests", "allowed", "blocked", "bytesIn", "bytesOut"],
+        t.points.map((p) => [
+          new Date(p.t).toISOString(),
+          p.requests,
+          p.allowed,
+          p.blocked,
+          p.bytesIn,
+          p.bytesOut,
+        ]),
+      );
+      name = "timeseries";
+    } else {
+      const by = q.by ?? "host";
+      const t = await top(db, { ...filter, by, action: q.action, limit: q.limit });
+      csv = toCsv(
+        [by, "requests", "blocked", "bytesIn", "bytesOut"],
+        t.rows.map((r) => [r.key, r.requests, r.blocked, r.bytesIn, r.bytesOut]),
+      );
+      name = `top-${by}`;
+    }
+    const stamp = new Date(filter.from).toISOString().slice(0, 10);
+    return c.body(csv, 200, {
+      "Content-Type": "text/csv; charset=utf-8",
+      "Content-Disposition": `attachment; filename="fleetgate-${name}-${stamp}.csv"`,
+    });
+  },
+);
