@@ -4,12 +4,19 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { AppError, type ErrorCode, errorBody } from "./errors";
-import { adminAuth } from "./middleware/admin-auth";
 import { createRouter } from "./openapi";
 import { accessRoutes } from "./routes/admin/access";
 import { nodeRoutes } from "./routes/admin/nodes";
 import { policyRoutes } from "./routes/admin/policy";
 import { agentRoutes } from "./routes/agent";
+import { assetRoutes } from "./routes/dashboard/assets";
+import { apiAuth } from "./routes/dashboard/auth";
+import { nodePages } from "./routes/dashboard/nodes";
+import { overviewPages } from "./routes/dashboard/overview";
+import { policyPages } from "./routes/dashboard/policy";
+import { reportPages } from "./routes/dashboard/reports";
+import { settingsPages } from "./routes/dashboard/settings";
+import { loginPages, logoutPages, setupPages } from "./routes/dashboard/sign-in";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -44,13 +51,26 @@ const adminBodyLimit = limitBody(ADMIN_BODY_LIMIT, "admin requests");
 app.use("/api/v1/*", (c, next) =>
   c.req.path.startsWith("/api/v1/policy/") ? policyBodyLimit(c, next) : adminBodyLimit(c, next),
 );
-app.use("/api/v1/*", adminAuth);
+// A bearer token (adminAuth) or, from the browser, a dashboard session cookie.
+app.use("/api/v1/*", apiAuth);
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.route("/api/agent/v1", agentRoutes);
 app.route("/api/v1", accessRoutes);
 app.route("/api/v1", nodeRoutes);
 app.route("/api/v1", policyRoutes);
+
+// Dashboard: server-rendered pages; each section carries its own CSP, session and CSRF guard.
+app.get("/", (c) => c.redirect("/overview", 303));
+app.route("/assets", assetRoutes);
+app.route("/setup", setupPages);
+app.route("/login", loginPages);
+app.route("/logout", logoutPages);
+app.route("/overview", overviewPages);
+app.route("/nodes", nodePages);
+app.route("/policy", policyPages);
+app.route("/reports", reportPages);
+app.route("/settings", settingsPages);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
   type: "http",

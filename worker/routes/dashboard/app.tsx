@@ -1,0 +1,93 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { NONCE, secureHeaders } from "hono/secure-headers";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { AppError } from "../../errors";
+import type { PageContext } from "../../views/layout";
+import { ErrorPage } from "../../views/sign-in";
+import { type DashContext, type DashEnv, guardWrites, loadViewer, requireUser } from "./auth";
+
+// Every dashboard page: a nonce CSP with nothing from another origin (assets come from /assets).
+export const dashboardHeaders = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'self'"],
+    scriptSrc: [NONCE],
+    styleSrc: ["'self'"],
+    imgSrc: ["'self'", "data:"],
+    connectSrc: ["'self'"],
+    fontSrc: ["'self'"],
+    formAction: ["'self'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+    objectSrc: ["'none'"],
+  },
+  referrerPolicy: "same-origin",
+});
+
+const MiB = 1024 * 1024;
+
+export function renderError(c: DashContext, error: unknown) {
+  const requestId = c.get("requestId") ?? "unknown";
+  let status = 500;
+  let message = "internal error; quote the request id when reporting it";
+  if (error instanceof AppError) {
+    status = error.status;
+    message = error.message;
+  } else if (error instanceof HTTPException && error.status < 500) {
+    status = error.status;
+    message = error.status === 403 ? "cross-site form submission refused" : error.message || "bad request";
+  } else {
+    console.error(
+      JSON.stringify({ requestId, path: c.req.path, error: String(error), stack: (error as Error).stack }),
+    );
+  }
+  const nonce = c.get("secureHeadersNonce") ?? "";
+  return c.html(
+    <ErrorPage nonce={nonce} status={status} message={message} requestId={requestId} />,
+    status as ContentfulStatusCode,
+  );
+}
+
+/**
+ * A dashboard section: CSP, body limit, viewer resolution, CSRF and role guard on writes, an
+ * HTML error page. `open` sections (setup, login) do not require a signed-in user.
+ */
+export function dashboardSection(options: { open?: boolean; maxBody?: number } = {}) {
+  const section = new Hono<DashEnv>();
+  section.use("*", dashboardHeaders);
+  section.use(
+    "*",
+    bodyLimit({
+      maxSize: options.maxBody ?? 256 * 1024,
+      onError: () => {
+        throw new AppError(
+          "PAYLOAD_TOO_LARGE",
+          `forms here are limited to ${(options.maxBody ?? 256 * 1024) / 1024} KiB`,
+        );
+      },
+    }),
+  );
+  section.use("*", loadViewer);
+  if (!options.open) {
+    section.use("*", requireUser);
+    section.use("*", guardWrites);
+  }
+  section.onError((error, c) => renderError(c, error));
+  return section;
+}
+
+export const POLICY_FORM_LIMIT = 8 * MiB;
+
+export function pageContext(c: DashContext): PageContext {
+  const user = c.get("user")!;
+  return { nonce: c.get("secureHeadersNonce") ?? "", csrf: c.get("session")?.csrf ?? "", user };
+}
+
+/** Form fields as strings (files and repeated fields handled by the caller). */
+export async function formFields(c: DashContext): Promise<Record<string, string>> {
+  const body = await c.req.parseBody();
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(body)) if (typeof v === "string") out[k] = v;
+  return out;
+}

@@ -1,0 +1,39 @@
+import { getDb } from "../../db/client";
+import { intVar } from "../../env";
+import { describeNode, getNode, listNodeEvents, revokeNode } from "../../services/nodes";
+import { latestHead } from "../../services/policy";
+import { paginate } from "../../views/components";
+import { NodePage, NodesPage, type NodeView } from "../../views/nodes";
+import { dashboardSection, pageContext } from "./app";
+import { auditOf, type DashContext } from "./auth";
+import { fleet } from "./overview";
+
+export const nodePages = dashboardSection();
+
+nodePages.get("/", async (c) => {
+  const { nodes } = await fleet(c);
+  const { rows, info } = paginate(nodes, Number(c.req.query("page") ?? 1));
+  return c.html(<NodesPage page={pageContext(c)} nodes={rows} info={info} now={Date.now()} />);
+});
+
+async function renderNode(c: DashContext, id: string, notice?: string) {
+  const db = getDb(c.env.DB);
+  const node = await getNode(db, id);
+  const head = await latestHead(db);
+  const view = describeNode(
+    node,
+    head?.version ?? null,
+    intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55),
+  ) as NodeView;
+  const events = await listNodeEvents(db, id, { limit: 100 });
+  return c.html(
+    <NodePage page={pageContext(c)} node={view} events={events} now={Date.now()} notice={notice} />,
+  );
+}
+
+nodePages.get("/:id", (c) => renderNode(c, c.req.param("id")));
+
+nodePages.post("/:id/revoke", async (c) => {
+  const node = await revokeNode(getDb(c.env.DB), c.req.param("id"), auditOf(c));
+  return renderNode(c, node.id, `${node.hostname} is revoked.`);
+});

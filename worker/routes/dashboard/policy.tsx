@@ -1,0 +1,2 @@
+import { dashboardSection } from "./app";
+export const policyPages = dashboardSection();

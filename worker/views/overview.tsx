@@ -1,0 +1,131 @@
+import { Ago, Badge } from "./components";
+import { Layout, type PageContext } from "./layout";
+import { type NodeView, reportQuery } from "./nodes";
+
+export function OverviewPage(props: {
+  page: PageContext;
+  nodes: NodeView[];
+  latestVersion: number | null;
+  now: number;
+}) {
+  const live = props.nodes.filter((n) => n.status !== "revoked");
+  const online = live.filter((n) => n.status === "online").length;
+  const failing = live.filter((n) => n.sync === "rejected").length;
+  const onLatest = live.filter((n) => n.sync === "in-sync" && props.latestVersion !== null).length;
+  const attention = live.filter(
+    (n) =>
+      n.status === "offline" ||
+      n.sync === "rejected" ||
+      n.sync === "behind" ||
+      n.sync === "never" ||
+      (n.spool?.droppedRecords ?? 0) > 0,
+  );
+  const range = { from: props.now - 24 * 3600_000, to: props.now };
+  return (
+    <Layout title="Overview" section="/overview" page={props.page} charts>
+      <h1>Overview</h1>
+      <div class="stats">
+        <Stat n={online} label="nodes online" />
+        <Stat n={live.length - online} label="nodes offline" />
+        <Stat n={failing} label="nodes failing (rejected policy)" />
+        <Stat
+          n={`${onLatest} / ${live.length}`}
+          label={
+            props.latestVersion === null
+              ? "no policy published yet"
+              : `on latest policy v${props.latestVersion}`
+          }
+        />
+      </div>
+      <div class="grid">
+        <section class="panel">
+          <h2>Requests and blocked, last 24 h</h2>
+          <div
+            class="chart"
+            data-chart
+            data-series="requests,blocked"
+            data-src={`/api/v1/reports/timeseries?${reportQuery(range)}`}
+          />
+        </section>
+        <section class="panel">
+          <h2>Top blocked hosts, last 24 h</h2>
+          <div class="table-wrap">
+            <table
+              data-top
+              data-src={`/api/v1/reports/top?by=host&action=block&limit=10&${reportQuery(range)}`}
+            >
+              <thead>
+                <tr>
+                  <th>Host</th>
+                  <th class="num">Requests</th>
+                  <th class="num">Blocked</th>
+                  <th class="num">Bytes</th>
+                </tr>
+              </thead>
+              <tbody />
+            </table>
+          </div>
+        </section>
+      </div>
+      <section class="panel">
+        <h2>Nodes needing attention</h2>
+        {attention.length === 0 ? (
+          <p class="muted">
+            {live.length === 0
+              ? "No nodes enrolled yet: create an enrollment key under Settings."
+              : "All nodes are online and in sync."}
+          </p>
+        ) : (
+          <div class="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th>Node</th>
+                  <th>State</th>
+                  <th>Sync</th>
+                  <th>Last seen</th>
+                  <th>Why</th>
+                </tr>
+              </thead>
+              <tbody>
+                {attention.map((n) => (
+                  <tr>
+                    <td>
+                      <a href={`/nodes/${n.id}`}>{n.hostname}</a>
+                    </td>
+                    <td>
+                      <Badge value={n.status} />
+                    </td>
+                    <td>
+                      <Badge value={n.sync} />
+                    </td>
+                    <td>
+                      <Ago at={n.lastSeenAt} now={props.now} />
+                    </td>
+                    <td>
+                      {n.lastError ??
+                        (n.spool?.droppedRecords
+                          ? `${n.spool.droppedRecords} log records dropped`
+                          : n.status === "offline"
+                            ? "not polling"
+                            : `applied v${n.appliedVersion ?? "–"}`)}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+    </Layout>
+  );
+}
+
+function Stat(props: { n: number | string; label: string }) {
+  return (
+    <div class="stat">
+      <div class="n">{props.n}</div>
+      <div class="l">{props.label}</div>
+    </div>
+  );
+}
