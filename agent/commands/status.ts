@@ -18,6 +18,7 @@ export interface StatusView {
   cachedPolicy: { version: number; hash: string; verifies: boolean; reason?: string } | null;
   master: { state: string; lastContactAt: string | null };
   lastError: string | null;
+  lastRefusal: string | null;
   spool: {
     pendingChunks: number;
     pendingBytes: number;
@@ -76,6 +77,7 @@ export async function readStatus(state: StateDir): Promise<StatusView> {
     cachedPolicy,
     master: { state: live?.master ?? "not running", lastContactAt: runtime?.lastContactAt ?? null },
     lastError: runtime?.lastError ?? null,
+    lastRefusal: runtime?.lastRefusal ?? null,
     spool: runtime?.spool ?? { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
   };
 }
@@ -125,6 +127,7 @@ export function formatStatus(view: StatusView, nowMs = Date.now()): string {
     }`,
   );
   lines.push(`Last error   ${view.lastError ?? "none"}`);
+  if (view.lastRefusal) lines.push(`Refused      ${view.lastRefusal}`);
   const s = view.spool;
   lines.push(
     `Spool        ${s.pendingChunks} chunks / ${s.pendingBytes} bytes pending, ${s.droppedRecords} dropped (durable spool: not in this build)`,

@@ -35,6 +35,7 @@ export const RuntimeState = z.object({
   appliedAt: z.string().nullable(),
   lastContactAt: z.string().nullable(),
   lastError: z.string().nullable(),
+  lastRefusal: z.string().nullable().default(null),
   master: z.enum(["connecting", "ok", "unreachable", "node-unknown"]),
   listen: z.string(),
   proxyKind: ProxyKind,

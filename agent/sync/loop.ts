@@ -42,6 +42,7 @@ export class SyncLoop {
     appliedAt: null,
     lastContactAt: null,
     lastError: null,
+    lastRefusal: null,
     master: "connecting",
   };
 
@@ -81,7 +82,7 @@ export class SyncLoop {
       const error = `cached policy refused: ${refusal}`;
       this.o.events.emit("policy.rejected", { source: "cache", error });
       this.setOutcome({ state: "rejected", error });
-      this.update({ enforcing: "fail-closed", lastError: error });
+      this.update({ enforcing: "fail-closed", lastError: error, lastRefusal: error });
     }
   }
 
@@ -209,6 +210,7 @@ export class SyncLoop {
       appliedHash: bundle.hash,
       appliedAt,
       lastError: source === "master" ? null : this.snap.lastError,
+      lastRefusal: source === "master" ? null : this.snap.lastRefusal,
     });
   }
 
@@ -221,7 +223,7 @@ export class SyncLoop {
       keeping: this.applied?.bundle.version ?? null,
     });
     this.setOutcome({ state: "rejected", error });
-    this.update({ lastError: error });
+    this.update({ lastError: error, lastRefusal: error });
   }
 
   private setOutcome(outcome: Outcome): void {

@@ -30,6 +30,8 @@ export interface SyncSnapshot {
   appliedAt: string | null;
   lastContactAt: string | null;
   lastError: string | null;
+  /** Why the last bundle (from the master or the cache) was refused; cleared by the next apply from the master. */
+  lastRefusal: string | null;
   master: "connecting" | "ok" | "unreachable" | "node-unknown";
 }
 

@@ -108,6 +108,7 @@ describe("sync loop: start-up from the cached policy", () => {
 
     expect(t.driver.applied).toEqual([null]);
     expect(t.loop.snapshot()).toMatchObject({ enforcing: "fail-closed" });
+    expect(t.loop.snapshot().lastRefusal).toMatch(/cached policy refused/);
     expect(t.events.events.find((e) => e.type === "policy.rejected")?.fields).toMatchObject({
       source: "cache",
     });
@@ -118,6 +119,7 @@ describe("sync loop: start-up from the cached policy", () => {
     expect(t.master.statuses[0]?.error).toMatch(/cached policy refused: policy does not match its hash/);
     expect(t.master.polls[0]?.etag).toBeNull();
     expect(t.driver.applied).toEqual([null, 4]);
+    expect(t.loop.snapshot()).toMatchObject({ enforcing: "policy", lastRefusal: null, lastError: null });
   });
 
   it("fails closed with no cached policy and says so", async () => {

@@ -1,0 +1,380 @@
+// End-to-end harness: the real master under `wrangler dev --local`, the compiled agent binary,
+// a local origin and a man-in-the-middle relay. Every child runs in its own process group and is
+// killed by pid; every temp dir is removed by `cleanup()`.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+export const ROOT = path.resolve(import.meta.dirname, "../..");
+export const AGENT_BIN = path.join(ROOT, "dist", "fleetgate-agent-linux-x64");
+export const BOOTSTRAP_TOKEN = "fgb_e2e-bootstrap-token-0123456789abcdef";
+export const SIGNING_SEED = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+
+const WRANGLER = path.join(ROOT, "node_modules", ".bin", "wrangler");
+const QUIET_ENV = {
+  WRANGLER_SEND_METRICS: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_HIDE_BANNER: "true",
+};
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+const servers = new Set<net.Server>();
+
+export function requireAgentBinary(): void {
+  if (!existsSync(AGENT_BIN)) {
+    throw new Error(
+      `${AGENT_BIN} is missing: build it first with \`npm run build:agent\` (npm test does this)`,
+    );
+  }
+}
+
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `fleetgate-e2e-${prefix}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+function exited(child: ChildProcess, timeoutMs: number): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      killGroup(child, "SIGKILL");
+      resolve(null);
+    }, timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+/** Kills every child by its process group, closes servers and removes temp dirs. */
+export async function cleanup(): Promise<void> {
+  for (const child of children) killGroup(child);
+  await Promise.all([...children].map((child) => exited(child, 5_000)));
+  children.clear();
+  for (const server of servers) server.close();
+  servers.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+  everyMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError}` : ""}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+export interface Master {
+  url: string;
+  port: number;
+  persistDir: string;
+  stop(): Promise<void>;
+  log(): string;
+}
+
+/** Starts the real master; pass `persistDir` and `port` of a stopped one to bring the same master back. */
+export async function startMaster(previous?: { persistDir: string; port: number }): Promise<Master> {
+  const persistDir = previous?.persistDir ?? tempDir("master");
+  if (!previous) {
+    const migrate = spawnSync(
+      WRANGLER,
+      ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ...QUIET_ENV },
+        encoding: "utf8",
+        timeout: 120_000,
+      },
+    );
+    if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
+  }
+  const port = previous?.port ?? (await freePort());
+  const child = spawn(
+    WRANGLER,
+    [
+      "dev",
+      "--local",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(await freePort()),
+      "--persist-to",
+      persistDir,
+      "--show-interactive-dev-session=false",
+      "--var",
+      `FLEETGATE_BOOTSTRAP_TOKEN:${BOOTSTRAP_TOKEN}`,
+      "--var",
+      `FLEETGATE_SIGNING_KEY:${SIGNING_SEED}`,
+      "--var",
+      "POLL_WAIT_SECONDS:5",
+    ],
+    { cwd: ROOT, env: { ...process.env, ...QUIET_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  children.add(child);
+  let log = "";
+  child.stdout?.on("data", (d) => {
+    log += d;
+  });
+  child.stderr?.on("data", (d) => {
+    log += d;
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const master: Master = {
+    url,
+    port,
+    persistDir,
+    log: () => log,
+    async stop() {
+      killGroup(child);
+      await exited(child, 10_000);
+      children.delete(child);
+    },
+  };
+  try {
+    await waitFor(
+      "master /healthz",
+      async () => {
+        if (child.exitCode !== null) throw new Error(`wrangler exited ${child.exitCode}`);
+        return (await fetch(`${url}/healthz`)).ok;
+      },
+      90_000,
+      250,
+    );
+  } catch (error) {
+    await master.stop();
+    throw new Error(`${(error as Error).message}\n${log.slice(-3000)}`);
+  }
+  return master;
+}
+
+/** The admin API as a script would use it, with the bootstrap token. */
+export function adminClient(baseUrl: string) {
+  const call = async (method: string, route: string, body?: unknown) => {
+    const response = await fetch(`${baseUrl}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${BOOTSTRAP_TOKEN}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${method} ${route} → ${response.status}: ${text}`);
+    return text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  };
+  return {
+    createEnrollmentKey: async (name: string) =>
+      (await call("POST", "/api/v1/enrollment-keys", { name })).key as string,
+    publish: async (policy: unknown, message: string) =>
+      (await call("POST", "/api/v1/policy/versions", { policy, message })) as {
+        version: number;
+        hash: string;
+      },
+    nodes: async () => (await call("GET", "/api/v1/nodes")).nodes as NodeView[],
+    events: async (nodeId: string) =>
+      (await call("GET", `/api/v1/nodes/${nodeId}/events`)).events as unknown[],
+  };
+}
+
+export interface NodeView {
+  id: string;
+  hostname: string;
+  status: string;
+  appliedVersion: number | null;
+  lastError: string | null;
+  [key: string]: unknown;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one agent command to completion. */
+export function agentCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(AGENT_BIN, args, { env: { ...process.env, ...env }, detached: true });
+    children.add(child);
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr?.on("data", (d) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => killGroup(child, "SIGKILL"), 60_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export interface RunningAgent {
+  pid: number;
+  stderr(): string;
+  /** SIGTERM, then the exit code (null if it had to be killed). */
+  stop(): Promise<number | null>;
+}
+
+export function startAgent(stateDir: string): RunningAgent {
+  const child = spawn(AGENT_BIN, ["run", "--state-dir", stateDir], {
+    detached: true,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.add(child);
+  let stderr = "";
+  child.stderr?.on("data", (d) => {
+    stderr += d;
+  });
+  return {
+    pid: child.pid!,
+    stderr: () => stderr,
+    async stop() {
+      killGroup(child);
+      const code = await exited(child, 15_000);
+      children.delete(child);
+      return code;
+    },
+  };
+}
+
+/** A local origin that answers 200 "hello from origin". */
+export async function startOrigin(): Promise<{ port: number; url: string }> {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end("hello from origin");
+  });
+  servers.add(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return { port, url: `http://127.0.0.1:${port}/` };
+}
+
+/** GET `url` through the forward proxy at 127.0.0.1:proxyPort (absolute-form request). */
+export function proxyGet(proxyPort: number, url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      {
+        host: "127.0.0.1",
+        port: proxyPort,
+        method: "GET",
+        path: url,
+        headers: { host: new URL(url).host },
+        agent: false,
+      },
+      (response) => {
+        let body = "";
+        response.setEncoding("utf8");
+        response.on("data", (d) => {
+          body += d;
+        });
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+      },
+    );
+    request.setTimeout(5_000, () => request.destroy(new Error("proxy request timed out")));
+    request.once("error", reject);
+    request.end();
+  });
+}
+
+/**
+ * A relay between agent and master that can alter policy bundles in flight: with `tamper` on, it
+ * changes one character inside the policy of every bundle it forwards, leaving hash and signature.
+ */
+export async function startTamperRelay(
+  target: () => string,
+): Promise<{ url: string; tamper: boolean; tampered: number }> {
+  const state = { url: "", tamper: false, tampered: 0 };
+  const server = http.createServer(async (req, res) => {
+    try {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (typeof value === "string" && !["host", "connection", "content-length"].includes(name))
+          headers.set(name, value);
+      }
+      const upstream = await fetch(`${target()}${req.url}`, {
+        method: req.method,
+        headers,
+        body: chunks.length > 0 ? Buffer.concat(chunks) : undefined,
+      });
+      let body = Buffer.from(await upstream.arrayBuffer());
+      if (state.tamper && upstream.status === 200 && req.url?.includes("/api/agent/v1/policy")) {
+        body = Buffer.from(flipOneByteInPolicy(body.toString("utf8")));
+        state.tampered++;
+      }
+      const out: Record<string, string> = {};
+      upstream.headers.forEach((value, name) => {
+        if (!["content-length", "content-encoding", "transfer-encoding", "connection"].includes(name))
+          out[name] = value;
+      });
+      res.writeHead(upstream.status, out);
+      res.end(body);
+    } catch (error) {
+      res.writeHead(502, { "content-type": "text/plain" });
+      res.end(`relay: ${(error as Error).message}`);
+    }
+  });
+  servers.add(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  state.url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return state;
+}
+
+function flipOneByteInPolicy(json: string): string {
+  const bundle = JSON.parse(json) as { policy: { blockPage?: { title?: string }; rules?: { id: string }[] } };
+  const text = JSON.stringify(bundle.policy);
+  // Toggle the case of the first letter of the first rule id ("no-origin" → "No-origin"): one byte.
+  const at = text.indexOf('"id":"') + 6;
+  const ch = text[at]!;
+  const flipped = ch === ch.toUpperCase() ? ch.toLowerCase() : ch.toUpperCase();
+  bundle.policy = JSON.parse(text.slice(0, at) + flipped + text.slice(at + 1));
+  return JSON.stringify(bundle);
+}
