@@ -48,17 +48,26 @@ export class FakeMaster {
   readonly script: (Reply | ((r: Received) => Reply | null))[] = [];
   /** Refuse any chunk with more records than this with 413. */
   maxRecords = Number.POSITIVE_INFINITY;
+  /** Hold every answer this long, to see how many uploads overlap. */
+  delayMs = 0;
+  active = 0;
+  peakActive = 0;
   private server!: http.Server;
   url = "";
 
   async start(): Promise<this> {
     this.server = http.createServer((req, res) => {
       const parts: Buffer[] = [];
+      this.active++;
+      this.peakActive = Math.max(this.peakActive, this.active);
       req.on("data", (part: Buffer) => parts.push(part));
       req.on("end", () => {
         const reply = this.handle(req, Buffer.concat(parts));
-        res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers });
-        res.end(reply.body === undefined ? "" : JSON.stringify(reply.body));
+        setTimeout(() => {
+          this.active--;
+          res.writeHead(reply.status, { "content-type": "application/json", ...reply.headers });
+          res.end(reply.body === undefined ? "" : JSON.stringify(reply.body));
+        }, this.delayMs);
       });
     });
     await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
