@@ -1,7 +1,7 @@
 import { type Command, EXIT_FAILURE, EXIT_OK, parseFlags, parseListen, STATE_DIR_HELP } from "../cli-kit";
 import { EventLog } from "../events";
 import type { ProxyDriver } from "../proxy/types";
-import { MemorySink } from "../spool/memory-sink";
+import { spoolSettingsFromEnv, startSpooling } from "../spool/index";
 import type { RuntimeState } from "../state/schemas";
 import { resolveStateDir, StateDir } from "../state/state-dir";
 import { systemClock } from "../sync/clock";
@@ -11,6 +11,8 @@ import type { SyncSnapshot } from "../sync/types";
 import { AGENT_VERSION } from "../version";
 
 const STOP_DEADLINE_MS = 10_000;
+// After the proxy has stopped: seal what is left and try to upload it, then exit; the rest waits on disk.
+const SPOOL_STOP_DEADLINE_MS = 5_000;
 
 export const runCommand: Command = {
   name: "run",
@@ -46,7 +48,21 @@ ${STATE_DIR_HELP}
     }
     await state.ensure();
     const events = new EventLog({ file: state.eventsPath, stderr: (line) => io.err(line) });
-    const sink = new MemorySink();
+    // Opened (and recovered) before the proxy starts, so every access-log record lands in it.
+    const spool = await startSpooling({
+      stateDir: state.root,
+      masterUrl: config.masterUrl,
+      nodeToken: credentials.nodeToken,
+      agentVersion: AGENT_VERSION,
+      fetch: globalThis.fetch,
+      clock: systemClock,
+      random: Math.random,
+      events,
+      settings: spoolSettingsFromEnv(io.env, (message) =>
+        events.emit("spool.setting_ignored", { level: "warn", message }),
+      ),
+    });
+    const sink = spool.sink;
     const { host, port } = parseListen(config.listen);
     // Loaded lazily: the proxy is Bun-only and the other commands must not pay for it.
     const { createBuiltinProxy } = await import("../proxy/builtin/index");
@@ -107,6 +123,7 @@ ${STATE_DIR_HELP}
     stop.abort();
     await looping;
     await driver.stop(STOP_DEADLINE_MS);
+    await spool.stop(SPOOL_STOP_DEADLINE_MS);
     await writeRuntime.flush();
     events.emit("stopped", { signal });
     return EXIT_OK;
