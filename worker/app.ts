@@ -8,6 +8,7 @@ import { createRouter } from "./openapi";
 import { accessRoutes } from "./routes/admin/access";
 import { nodeRoutes } from "./routes/admin/nodes";
 import { policyRoutes } from "./routes/admin/policy";
+import { reportRoutes } from "./routes/admin/reports";
 import { agentRoutes } from "./routes/agent";
 import { assetRoutes } from "./routes/dashboard/assets";
 import { apiAuth } from "./routes/dashboard/auth";
@@ -59,6 +60,7 @@ app.route("/api/agent/v1", agentRoutes);
 app.route("/api/v1", accessRoutes);
 app.route("/api/v1", nodeRoutes);
 app.route("/api/v1", policyRoutes);
+app.route("/api/v1", reportRoutes);
 
 // Dashboard: server-rendered pages; each section carries its own CSP, session and CSRF guard.
 app.get("/", (c) => c.redirect("/overview", 303));

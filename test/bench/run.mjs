@@ -17,6 +17,7 @@ const BENCHES = {
   longpoll: [process.execPath, "test/bench/longpoll.bench.mjs"],
   proxy: [process.execPath, "test/bench/proxy.bench.mjs"],
   agent: [process.execPath, "test/bench/agent.bench.mjs"],
+  reports: [process.execPath, "test/bench/reports.bench.mjs"],
 };
 
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);
