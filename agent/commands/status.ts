@@ -1,6 +1,8 @@
+import path from "node:path";
 import { verifyBundle } from "../../protocol/signing";
 import { PolicyBundle } from "../../protocol/wire";
 import { ago, type Command, EXIT_FAILURE, EXIT_OK, parseFlags, STATE_DIR_HELP } from "../cli-kit";
+import { readSpoolFigures } from "../spool/read-figures";
 import { resolveStateDir, StateDir } from "../state/state-dir";
 
 export interface StatusView {
@@ -24,6 +26,7 @@ export interface StatusView {
     pendingBytes: number;
     oldestPendingAt: string | null;
     droppedRecords: number;
+    quarantinedChunks?: number;
   };
 }
 
@@ -78,7 +81,10 @@ export async function readStatus(state: StateDir): Promise<StatusView> {
     master: { state: live?.master ?? "not running", lastContactAt: runtime?.lastContactAt ?? null },
     lastError: runtime?.lastError ?? null,
     lastRefusal: runtime?.lastRefusal ?? null,
-    spool: runtime?.spool ?? { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
+    // Read from the spool directory itself: right whether the agent runs or not.
+    spool: await readSpoolFigures(path.join(state.root, "spool")).catch(
+      () => runtime?.spool ?? { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
+    ),
   };
 }
 
@@ -130,7 +136,9 @@ export function formatStatus(view: StatusView, nowMs = Date.now()): string {
   if (view.lastRefusal) lines.push(`Refused      ${view.lastRefusal}`);
   const s = view.spool;
   lines.push(
-    `Spool        ${s.pendingChunks} chunks / ${s.pendingBytes} bytes pending, ${s.droppedRecords} dropped (durable spool: not in this build)`,
+    `Spool        ${s.pendingChunks} chunks / ${s.pendingBytes} bytes pending${
+      s.oldestPendingAt ? ` (oldest ${ago(s.oldestPendingAt, nowMs)})` : ""
+    }, ${s.droppedRecords} records dropped, ${s.quarantinedChunks ?? 0} chunks quarantined`,
   );
   return `${lines.join("\n")}\n`;
 }
