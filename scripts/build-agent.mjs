@@ -43,7 +43,11 @@ for (const { name, target, required } of targets) {
     console.log(`built ${outfile} (${version}, ${mb} MB, ${Date.now() - started} ms)`);
     continue;
   }
-  const why = (result.stderr || result.stdout || String(result.error ?? "")).trim().split("\n").slice(-3).join(" | ");
+  const why = (result.stderr || result.stdout || String(result.error ?? ""))
+    .trim()
+    .split("\n")
+    .slice(-3)
+    .join(" | ");
   if (required) {
     console.error(`failed to build ${outfile}: ${why}`);
     failed = true;
