@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { csrf } from "hono/csrf";
 import { HTTPException } from "hono/http-exception";
 import { NONCE, secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -68,6 +69,9 @@ export function dashboardSection(options: { open?: boolean; maxBody?: number } =
       },
     }),
   );
+  // Forms from another origin are refused before anything else (Origin / Sec-Fetch-Site check);
+  // signed-in forms must also carry the session's CSRF token (guardWrites).
+  section.use("*", csrf());
   section.use("*", loadViewer);
   if (!options.open) {
     section.use("*", requireUser);
