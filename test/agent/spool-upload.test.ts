@@ -185,7 +185,7 @@ describe("spool upload", () => {
     const span = master.received.at(-1)!.at - master.received[0]!.at;
     // 12 starts at 20/s: at least 11 intervals of 50 ms.
     expect(span).toBeGreaterThanOrEqual(500);
-    expect(master.peakActive).toBe(2);
+    expect(master.peakActive).toBeLessThanOrEqual(2);
     expect(master.stored.size).toBe(12);
   });
 });
