@@ -18,11 +18,12 @@ describe("CSRF protection", () => {
   it("refuses a same-origin form without the session's token or with another session's token", async () => {
     const s = await signedIn();
     const other = await signedIn();
-    for (const form of [
+    const forms: Record<string, string>[] = [
       { name: "no-token" },
       { name: "wrong-token", _csrf: other.csrf },
       { name: "junk", _csrf: "x".repeat(43) },
-    ]) {
+    ];
+    for (const form of forms) {
       const r = await page("/settings/keys", { cookie: s.cookie, form });
       expect(r.status, form.name).toBe(403);
       expect(await r.text()).toContain("CSRF");

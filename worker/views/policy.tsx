@@ -284,20 +284,24 @@ export function RuleForm(props: {
   const match = obj(rule.match);
   const prefix = `rules[${props.index ?? rules.length}]`;
   const err = (f: string) => (props.index === null ? [] : props.state.issues.field(prefix, f));
-  const field = (name: string, label: string, value: string, hint?: string, area = false) => (
-    <label>
-      {label}
-      {area ? (
-        <textarea name={name} rows={4} class="mono" aria-invalid={err(name).length ? "true" : undefined}>
+  const invalid = (name: string) => (err(name).length ? "true" : undefined);
+  const field = (name: string, label: string, value: string, hint?: string, area = false) =>
+    area ? (
+      <label>
+        {label}
+        <textarea name={name} rows={4} class="mono" aria-invalid={invalid(name)}>
           {value}
         </textarea>
-      ) : (
-        <input name={name} value={value} aria-invalid={err(name).length ? "true" : undefined} />
-      )}
-      {hint ? <span class="muted">{hint}</span> : null}
-      <FieldErrors messages={err(name)} />
-    </label>
-  );
+        <FieldErrors messages={err(name)} />
+      </label>
+    ) : (
+      <label>
+        {label}
+        <input name={name} value={value} aria-invalid={invalid(name)} />
+        {hint ? <span class="muted">{hint}</span> : null}
+        <FieldErrors messages={err(name)} />
+      </label>
+    );
   const schemes = arr(match.schemes).map(String);
   return (
     <Layout title="Rule" section="/policy" page={props.page}>
