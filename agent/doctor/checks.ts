@@ -52,7 +52,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   const { token, skew } =
     tcp.status === "fail"
       ? {
-          token: skipped("node token accepted", "master unreachable"),
+          token: skipped("node token accepted by master", "master unreachable"),
           skew: skipped("clock skew vs master", "master unreachable"),
         }
       : await checkToken(ctx);

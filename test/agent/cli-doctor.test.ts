@@ -1,0 +1,152 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { judgeSkew } from "../../agent/doctor/checks";
+import { StateDir } from "../../agent/state/state-dir";
+import { cli, enrollAnswer, fakeMaster, type Handler } from "./cli-fakes";
+import { makeBundle, signingKey } from "./sync-fakes";
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), "fg-doctor-"));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Enrolls against a fake master whose policy endpoint answers with `policy`, then runs doctor. */
+async function doctorWith(policy: Handler, withCache = false) {
+  const key = await signingKey();
+  const master = await fakeMaster((req, body) =>
+    req.url?.includes("/enroll") ? enrollAnswer(key.publicKey) : policy(req, body),
+  );
+  try {
+    await cli([
+      "enroll",
+      "--master",
+      master.url,
+      "--key",
+      "k",
+      "--state-dir",
+      dir,
+      "--listen",
+      `127.0.0.1:${await freePort()}`,
+    ]);
+    const state = new StateDir(dir);
+    // enrollAnswer pins kid "kid-<publicKey>"; sign the cache with the matching kid.
+    if (withCache) {
+      const bundle = await makeBundle({ ...key, kid: `kid-${key.publicKey}` }, 1, {
+        rules: [],
+        defaultAction: "allow",
+      });
+      await state.saveLastGood(bundle);
+    }
+    return { ...(await cli(["doctor", "--state-dir", dir])), requests: master.requests };
+  } finally {
+    await master.close();
+  }
+}
+
+describe("doctor", () => {
+  it("passes every check against a healthy master", async () => {
+    const result = await doctorWith(
+      () => ({ status: 304, headers: { date: new Date().toUTCString() } }),
+      true,
+    );
+    expect(result.stdout).toMatch(/✓ master host 127\.0\.0\.1 resolves — is an IP address/);
+    expect(result.stdout).toMatch(/✓ TCP connect to 127\.0\.0\.1:\d+/);
+    expect(result.stdout).toMatch(/✓ node token accepted by master — up to date \(304\)/);
+    expect(result.stdout).toMatch(/✓ clock skew vs master/);
+    expect(result.stdout).toMatch(/✓ proxy port 127\.0\.0\.1:\d+ — free/);
+    expect(result.stdout).toMatch(/✓ state dir .* writable/);
+    expect(result.stdout).toMatch(/✓ cached policy present and verifying — v1/);
+    expect(result.code).toBe(0);
+    expect(result.requests.at(-1)).toMatchObject({ method: "GET", url: "/api/agent/v1/policy?wait=0" });
+    expect(result.requests.at(-1)?.headers.authorization).toBe("Bearer fgn_secret-token");
+  });
+
+  it("says to re-enroll when the token is refused", async () => {
+    const result = await doctorWith(() => ({
+      status: 401,
+      body: { error: { code: "NODE_UNKNOWN", message: "unknown node", requestId: "r" } },
+    }));
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(
+      /✗ node token accepted by master — NODE_UNKNOWN.*\n {4}fix: revoked or unknown: re-enroll/,
+    );
+    expect(result.stdout).toMatch(/! cached policy present and verifying — no cached policy/);
+  });
+
+  it("names the allow list on IP_NOT_ALLOWED", async () => {
+    const result = await doctorWith(() => ({
+      status: 403,
+      body: { error: { code: "IP_NOT_ALLOWED", message: "no", requestId: "r" } },
+    }));
+    expect(result.stdout).toMatch(/fix: add this node's address to the master's agent allow list/);
+  });
+
+  it("fails a tampered cache with a hint", async () => {
+    const key = await signingKey();
+    const master = await fakeMaster((req) =>
+      req.url?.includes("/enroll") ? enrollAnswer(key.publicKey) : { status: 304 },
+    );
+    try {
+      await cli([
+        "enroll",
+        "--master",
+        master.url,
+        "--key",
+        "k",
+        "--state-dir",
+        dir,
+        "--listen",
+        `127.0.0.1:${await freePort()}`,
+      ]);
+      const bundle = await makeBundle({ ...key, kid: `kid-${key.publicKey}` }, 3, {
+        rules: [],
+        defaultAction: "block",
+      });
+      await new StateDir(dir).saveLastGood({ ...bundle, policy: { rules: [], defaultAction: "allow" } });
+      const result = await cli(["doctor", "--state-dir", dir]);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toMatch(
+        /✗ cached policy present and verifying — v3: policy does not match its hash/,
+      );
+    } finally {
+      await master.close();
+    }
+  });
+
+  it("reports a dead master as a TCP failure and skips what depends on it", async () => {
+    const result = await doctorWith(() => ({ status: 304 }));
+    // Re-run against a port nobody listens on by pointing config at it.
+    const state = new StateDir(dir);
+    const config = (await state.readConfig())!;
+    await state.writeConfig({ ...config, masterUrl: `http://127.0.0.1:${await freePort()}` });
+    const dead = await cli(["doctor", "--state-dir", dir]);
+    expect(result.code).toBe(0);
+    expect(dead.code).toBe(1);
+    expect(dead.stdout).toMatch(/✗ TCP connect .* ECONNREFUSED\n {4}fix: nothing accepts connections/);
+    expect(dead.stdout).toMatch(/- node token accepted by master — skipped: master unreachable/);
+  });
+
+  it("warns about clock skew beyond 30 s", () => {
+    const now = Date.parse("2026-01-01T00:00:00Z");
+    expect(judgeSkew(new Date(now - 45_000).toUTCString(), now)).toMatchObject({
+      status: "warn",
+      detail: expect.stringMatching(/^\+45 s/),
+    });
+    expect(judgeSkew(new Date(now + 10_000).toUTCString(), now)).toMatchObject({ status: "ok" });
+    expect(judgeSkew(null, now)).toMatchObject({ status: "skip" });
+  });
+});
