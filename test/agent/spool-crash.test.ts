@@ -117,7 +117,7 @@ describe("spool crash safety", () => {
     await first.kill();
     const [segment] = await segmentFiles();
     const data = await readFile(segment!);
-    data[data.length - 3] ^= 0xff; // flip bits inside the last record's JSON
+    data[data.length - 3] = data[data.length - 3]! ^ 0xff; // flip bits inside the last record's JSON
     await writeFile(segment!, data);
     await appendFile(segment!, Buffer.from([0x10, 0, 0, 0, 1, 2]));
 
