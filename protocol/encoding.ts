@@ -6,7 +6,7 @@ export function toBase64Url(bytes: Uint8Array): string {
   return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-export function fromBase64Url(text: string): Uint8Array {
+export function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new Error("not base64url");
   const padded = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
   const binary = atob(padded);
@@ -15,11 +15,13 @@ export function fromBase64Url(text: string): Uint8Array {
   return bytes;
 }
 
-export function utf8(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
+export function utf8(text: string): Uint8Array<ArrayBuffer> {
+  // encode() always returns a fresh ArrayBuffer; some lib typings widen it to ArrayBufferLike,
+  // which WebCrypto's BufferSource refuses.
+  return new TextEncoder().encode(text) as Uint8Array<ArrayBuffer>;
 }
 
-export async function sha256Base64Url(data: string | Uint8Array): Promise<string> {
+export async function sha256Base64Url(data: string | Uint8Array<ArrayBuffer>): Promise<string> {
   const bytes = typeof data === "string" ? utf8(data) : data;
   return toBase64Url(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
 }

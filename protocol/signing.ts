@@ -3,7 +3,7 @@ import { fromBase64Url, sha256Base64Url, toBase64Url, utf8 } from "./encoding";
 
 // The signature covers version, issue time and hash, so a bundle cannot be replayed under
 // another version number, and the policy body is bound through its hash.
-export function signedMessage(version: number, issuedAt: string, hash: string): Uint8Array {
+export function signedMessage(version: number, issuedAt: string, hash: string): Uint8Array<ArrayBuffer> {
   return utf8(`fleetgate-policy-v1\n${version}\n${issuedAt}\n${hash}`);
 }
 
