@@ -11,17 +11,16 @@ CREATE TABLE `log_chunks` (
 --> statement-breakpoint
 CREATE INDEX `log_chunks_last_ts_idx` ON `log_chunks` (`last_ts`);--> statement-breakpoint
 CREATE TABLE `rollups` (
-	`dim` text NOT NULL,
+	`kind` integer NOT NULL,
 	`node_id` text NOT NULL,
-	`grain` text NOT NULL,
 	`bucket` integer NOT NULL,
 	`key` text NOT NULL,
-	`action` text NOT NULL,
 	`requests` integer NOT NULL,
+	`blocked` integer NOT NULL,
+	`auth` integer NOT NULL,
+	`errors` integer NOT NULL,
 	`bytes_in` integer NOT NULL,
 	`bytes_out` integer NOT NULL,
 	`duration_ms` integer NOT NULL,
-	PRIMARY KEY(`dim`, `node_id`, `grain`, `bucket`, `key`, `action`)
+	PRIMARY KEY(`kind`, `node_id`, `bucket`, `key`)
 ) WITHOUT ROWID;
---> statement-breakpoint
-CREATE INDEX `rollups_bucket_idx` ON `rollups` (`grain`,`bucket`);

@@ -8,7 +8,12 @@ import path from "node:path";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const wrangler = path.join(root, "node_modules/.bin/wrangler");
-const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_HIDE_BANNER: "true" };
+const env = {
+  ...process.env,
+  WRANGLER_SEND_METRICS: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  WRANGLER_HIDE_BANNER: "true",
+};
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -21,25 +26,49 @@ export function freePort() {
   });
 }
 
-export async function startMaster({ bootstrapToken, signingSeed }) {
+/** `vars` override wrangler.toml [vars] for this run (e.g. { ENROLL_RATE_LIMIT: "1000" }). */
+export async function startMaster({ bootstrapToken, signingSeed, vars = {} }) {
   const persist = mkdtempSync(path.join(os.tmpdir(), "fleetgate-master-"));
-  const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
-    cwd: root,
-    env,
-    encoding: "utf8",
-  });
+  const migrate = spawnSync(
+    wrangler,
+    ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist],
+    {
+      cwd: root,
+      env,
+      encoding: "utf8",
+    },
+  );
   if (migrate.status !== 0) throw new Error(`migrations failed: ${migrate.stderr}`);
   const port = await freePort();
   const child = spawn(
     wrangler,
-    ["dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(await freePort()),
-      "--persist-to", persist, "--show-interactive-dev-session=false",
-      "--var", `FLEETGATE_BOOTSTRAP_TOKEN:${bootstrapToken}`, "--var", `FLEETGATE_SIGNING_KEY:${signingSeed}`],
+    [
+      "dev",
+      "--local",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(await freePort()),
+      "--persist-to",
+      persist,
+      "--show-interactive-dev-session=false",
+      "--var",
+      `FLEETGATE_BOOTSTRAP_TOKEN:${bootstrapToken}`,
+      "--var",
+      `FLEETGATE_SIGNING_KEY:${signingSeed}`,
+      ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+    ],
     { cwd: root, env, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   let log = "";
-  child.stdout.on("data", (d) => { log += d; });
-  child.stderr.on("data", (d) => { log += d; });
+  child.stdout.on("data", (d) => {
+    log += d;
+  });
+  child.stderr.on("data", (d) => {
+    log += d;
+  });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {

@@ -1,15 +1,22 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { FLEET, KIND } from "../../worker/services/rollup-kinds";
 import { call, expectError, json } from "./helpers/api";
 import { enrollNode } from "./helpers/factories";
 import { gzip, record, uploadChunk } from "./helpers/logs";
 
-async function rollup(dim: string, nodeId: string, grain: string, key: string, action: string) {
+async function rollup(kind: number, nodeId: string, key: string) {
   return env.DB.prepare(
-    "SELECT SUM(requests) AS requests, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut FROM rollups WHERE dim = ? AND node_id = ? AND grain = ? AND key = ? AND action = ?",
+    `SELECT SUM(requests) AS requests, SUM(blocked) AS blocked, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut
+     FROM rollups WHERE kind = ? AND node_id = ? AND key = ?`,
   )
-    .bind(dim, nodeId, grain, key, action)
-    .first<{ requests: number | null; bytesIn: number | null; bytesOut: number | null }>();
+    .bind(kind, nodeId, key)
+    .first<{
+      requests: number | null;
+      blocked: number | null;
+      bytesIn: number | null;
+      bytesOut: number | null;
+    }>();
 }
 
 describe("log ingestion", () => {
@@ -40,48 +47,63 @@ describe("log ingestion", () => {
     const again = await json(await uploadChunk(node.nodeToken, "ep1.1", records), 200);
     expect(again).toEqual({ accepted: 0, duplicate: true });
 
-    expect(await rollup("host", node.nodeId, "d", "a.example", "allow")).toEqual({
+    expect(await rollup(KIND.hostHour, node.nodeId, "a.example")).toEqual({
       requests: 3,
+      blocked: 0,
       bytesIn: 31,
       bytesOut: 302,
     });
-    expect(await rollup("host", "*", "h", "a.example", "allow")).toEqual({
+    expect(await rollup(KIND.hostDay, FLEET, "a.example")).toEqual({
       requests: 3,
+      blocked: 0,
       bytesIn: 31,
       bytesOut: 302,
     });
-    expect(await rollup("total", node.nodeId, "m", "", "allow")).toEqual({
+    expect(await rollup(KIND.hostHour, FLEET, "b.example")).toEqual({
+      requests: 1,
+      blocked: 1,
+      bytesIn: 5,
+      bytesOut: 50,
+    });
+    expect(await rollup(KIND.totalMinute, node.nodeId, "")).toEqual({
+      requests: 4,
+      blocked: 1,
+      bytesIn: 36,
+      bytesOut: 352,
+    });
+    expect(await rollup(KIND.totalHour, FLEET, "")).toEqual({
+      requests: 4,
+      blocked: 1,
+      bytesIn: 36,
+      bytesOut: 352,
+    });
+    expect(await rollup(KIND.ruleDay, FLEET, "no-b")).toEqual({
+      requests: 1,
+      blocked: 1,
+      bytesIn: 5,
+      bytesOut: 50,
+    });
+    expect(await rollup(KIND.userHour, node.nodeId, "alice")).toEqual({
+      requests: 1,
+      blocked: 1,
+      bytesIn: 5,
+      bytesOut: 50,
+    });
+    expect(await rollup(KIND.clientHour, node.nodeId, "10.1.2.3")).toEqual({
       requests: 3,
-      bytesIn: 31,
-      bytesOut: 302,
+      blocked: 1,
+      bytesIn: 35,
+      bytesOut: 350,
     });
-    expect(await rollup("total", node.nodeId, "h", "", "block")).toEqual({
-      requests: 1,
-      bytesIn: 5,
-      bytesOut: 50,
-    });
-    expect(await rollup("rule", node.nodeId, "d", "no-b", "block")).toEqual({
-      requests: 1,
-      bytesIn: 5,
-      bytesOut: 50,
-    });
-    expect(await rollup("user", "*", "d", "alice", "block")).toEqual({
-      requests: 1,
-      bytesIn: 5,
-      bytesOut: 50,
-    });
-    expect(await rollup("client", node.nodeId, "d", "10.1.2.3", "allow")).toEqual({
-      requests: 2,
-      bytesIn: 30,
-      bytesOut: 300,
-    });
+    // Per-node rows stop at the hour; day rows are fleet-wide only.
+    expect((await rollup(KIND.hostDay, node.nodeId, "a.example"))?.requests).toBeNull();
     const minutes = await env.DB.prepare(
-      "SELECT bucket, requests FROM rollups WHERE dim = 'total' AND node_id = ? AND grain = 'm' AND action = 'allow' ORDER BY bucket",
+      "SELECT bucket, requests FROM rollups WHERE kind = ? AND node_id = ? ORDER BY bucket",
     )
-      .bind(node.nodeId)
+      .bind(KIND.totalMinute, node.nodeId)
       .all<{ bucket: number; requests: number }>();
     expect(minutes.results).toEqual([
-      { bucket: Date.parse("2026-11-20T10:15:00Z"), requests: 2 },
+      { bucket: Date.parse("2026-11-20T10:15:00Z"), requests: 3 },
       { bucket: Date.parse("2026-11-20T11:00:00Z"), requests: 1 },
     ]);
   });
@@ -93,7 +115,7 @@ describe("log ingestion", () => {
       [1, 2, 3, 4].map(() => uploadChunk(node.nodeToken, "race.7", records).then((r) => r.json())),
     );
     expect(answers.filter((a) => (a as { duplicate: boolean }).duplicate === false)).toHaveLength(1);
-    const total = await rollup("total", node.nodeId, "d", "", "allow");
+    const total = await rollup(KIND.totalHour, node.nodeId, "");
     expect(total?.requests).toBe(200);
   });
 

@@ -131,7 +131,7 @@ describe("reports", async () => {
         `/api/v1/reports/export.csv?report=top&by=host&node=${other.nodeId}&from=${day}&to=${day + 3_600_000}`,
       )
     ).text();
-    expect(csv.split("\r\n")[1]).toBe(`"'=HYPERLINK(""x"",""y"")",1,0,100,1000`);
+    expect(csv.split("\r\n")[1]).toBe(`"'=hyperlink(""x"",""y"")",1,0,100,1000`);
   });
 
   it("exports CSV", async () => {

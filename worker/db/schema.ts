@@ -186,27 +186,25 @@ export const logChunks = sqliteTable(
 );
 
 /**
- * Report rollups. One table keyed by dimension so a chunk lands in a few json_each upserts:
- * dim "total" (key ""), "host", "client", "user", "rule"; grain "m" (minute, totals only),
- * "h" (hour) and "d" (day); node "*" holds the fleet-wide sum so fleet reports never scan
- * per-node rows.
+ * Report rollups, one table so a chunk lands in a few json_each upserts. `kind` packs the
+ * dimension and grain (see services/rollup-kinds.ts); per-action counts are columns, so a
+ * (kind, node, bucket, key) is one row. Node "*" holds fleet-wide sums so fleet reports never
+ * scan per-node rows; per-node rows exist at minute/hour grain, fleet rows also per day.
  */
 export const rollups = sqliteTable(
   "rollups",
   {
-    dim: text("dim").notNull(),
+    kind: integer("kind").notNull(),
     nodeId: text("node_id").notNull(),
-    grain: text("grain").notNull(),
     bucket: integer("bucket").notNull(),
     key: text("key").notNull(),
-    action: text("action").notNull(),
     requests: integer("requests").notNull(),
+    blocked: integer("blocked").notNull(),
+    auth: integer("auth").notNull(),
+    errors: integer("errors").notNull(),
     bytesIn: integer("bytes_in").notNull(),
     bytesOut: integer("bytes_out").notNull(),
     durationMs: integer("duration_ms").notNull(),
   },
-  (t) => [
-    primaryKey({ columns: [t.dim, t.nodeId, t.grain, t.bucket, t.key, t.action] }),
-    index("rollups_bucket_idx").on(t.grain, t.bucket),
-  ],
+  (t) => [primaryKey({ columns: [t.kind, t.nodeId, t.bucket, t.key] })],
 );

@@ -3,6 +3,7 @@ import { CHUNK_LIMITS, LogRecord } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { logChunks } from "../db/schema";
 import { AppError, formatPath } from "../errors";
+import { DAY, FLEET, HOUR, KIND, MINUTE } from "./rollup-kinds";
 
 export interface ChunkId {
   epoch: string;
@@ -69,12 +70,14 @@ export async function readChunkBody(body: ReadableStream<Uint8Array> | null, enc
   }
 }
 
-export interface ParsedRecord extends LogRecord {
-  at: number;
+export interface ParsedChunk {
+  records: LogRecord[];
+  /** Epoch ms of each record's ts, same order. */
+  times: Float64Array;
 }
 
 /** Parses and validates every line; the first bad one refuses the whole chunk (422, line named). */
-export function parseRecords(text: string): ParsedRecord[] {
+export function parseRecords(text: string): ParsedChunk {
   const lines = text.split("\n");
   if (lines.at(-1) === "") lines.pop();
   if (lines.length === 0) throw new AppError("CHUNK_INVALID", "the chunk holds no records");
@@ -84,7 +87,8 @@ export function parseRecords(text: string): ParsedRecord[] {
       `a chunk holds at most ${CHUNK_LIMITS.maxRecords} records; split it`,
     );
   }
-  const records: ParsedRecord[] = new Array(lines.length);
+  const records: LogRecord[] = new Array(lines.length);
+  const times = new Float64Array(lines.length);
   for (let i = 0; i < lines.length; i++) {
     const fail = (message: string, path = "") =>
       new AppError("CHUNK_INVALID", `line ${i + 1}: ${path ? `${path}: ` : ""}${message}`, [
@@ -103,62 +107,57 @@ export function parseRecords(text: string): ParsedRecord[] {
     }
     const at = Date.parse(result.data.ts);
     if (!Number.isFinite(at)) throw fail("not an ISO 8601 time", "ts");
-    records[i] = { ...result.data, at };
+    records[i] = result.data;
+    times[i] = at;
   }
-  return records;
+  return { records, times };
 }
 
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
+// [kind, node, bucket, key, requests, blocked, auth, errors, bytesIn, bytesOut, durationMs]
+type Row = [number, string, number, string, number, number, number, number, number, number, number];
 
-type Row = [
-  dim: string,
-  node: string,
-  grain: string,
-  bucket: number,
-  key: string,
-  action: string,
-  requests: number,
-  bytesIn: number,
-  bytesOut: number,
-  durationMs: number,
-];
-
-/** Folds records into rollup rows: totals per minute/hour/day and each dimension per hour/day, per node and fleet-wide. */
-export function aggregate(nodeId: string, records: readonly ParsedRecord[]): Row[] {
+/** Folds records into rollup rows (see rollup-kinds.ts for which kinds exist per node and fleet-wide). */
+export function aggregate(nodeId: string, { records, times }: ParsedChunk): Row[] {
   const rows = new Map<string, Row>();
-  const add = (dim: string, node: string, grain: string, bucket: number, key: string, r: ParsedRecord) => {
-    const id = `${dim}\u0000${node}\u0000${grain}\u0000${bucket}\u0000${key}\u0000${r.action}`;
-    const row = rows.get(id);
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    const at = times[i]!;
+    const blocked = r.action === "block" ? 1 : 0;
+    const auth = r.action === "auth" ? 1 : 0;
+    const errors = r.action === "error" ? 1 : 0;
     const duration = Math.round(r.durationMs);
-    if (row) {
-      row[6] += 1;
-      row[7] += r.bytesIn;
-      row[8] += r.bytesOut;
-      row[9] += duration;
-    } else {
-      rows.set(id, [dim, node, grain, bucket, key, r.action, 1, r.bytesIn, r.bytesOut, duration]);
-    }
-  };
-  for (const r of records) {
-    const minute = r.at - (r.at % MINUTE);
-    const hour = r.at - (r.at % HOUR);
-    const day = r.at - (r.at % DAY);
-    const host = r.host.toLowerCase();
-    for (const node of [nodeId, "*"]) {
-      add("total", node, "m", minute, "", r);
-      for (const [grain, bucket] of [
-        ["h", hour],
-        ["d", day],
-      ] as const) {
-        add("total", node, grain, bucket, "", r);
-        add("host", node, grain, bucket, host, r);
-        add("client", node, grain, bucket, r.client, r);
-        if (r.user) add("user", node, grain, bucket, r.user, r);
-        if (r.rule) add("rule", node, grain, bucket, r.rule, r);
+    const add = (kind: number, node: string, bucket: number, key: string) => {
+      const id = `${kind}|${node}|${bucket}|${key}`;
+      const row = rows.get(id);
+      if (row) {
+        row[4] += 1;
+        row[5] += blocked;
+        row[6] += auth;
+        row[7] += errors;
+        row[8] += r.bytesIn;
+        row[9] += r.bytesOut;
+        row[10] += duration;
+      } else {
+        rows.set(id, [kind, node, bucket, key, 1, blocked, auth, errors, r.bytesIn, r.bytesOut, duration]);
       }
+    };
+    const minute = at - (at % MINUTE);
+    const hour = at - (at % HOUR);
+    const day = at - (at % DAY);
+    const host = r.host.toLowerCase();
+    for (const node of [nodeId, FLEET]) {
+      add(KIND.totalMinute, node, minute, "");
+      add(KIND.totalHour, node, hour, "");
+      add(KIND.hostHour, node, hour, host);
+      add(KIND.clientHour, node, hour, r.client);
+      if (r.user) add(KIND.userHour, node, hour, r.user);
+      if (r.rule) add(KIND.ruleHour, node, hour, r.rule);
     }
+    add(KIND.totalDay, FLEET, day, "");
+    add(KIND.hostDay, FLEET, day, host);
+    add(KIND.clientDay, FLEET, day, r.client);
+    if (r.user) add(KIND.userDay, FLEET, day, r.user);
+    if (r.rule) add(KIND.ruleDay, FLEET, day, r.rule);
   }
   return [...rows.values()];
 }
@@ -167,12 +166,15 @@ export function aggregate(nodeId: string, records: readonly ParsedRecord[]): Row
 // of the way; ≤ 800 KB of JSON per statement stays well under its 2 MB value limit.
 const MAX_JSON_PER_STATEMENT = 800_000;
 
-const UPSERT_ROLLUPS = `INSERT INTO rollups (dim, node_id, grain, bucket, key, action, requests, bytes_in, bytes_out, duration_ms)
+const UPSERT_ROLLUPS = `INSERT INTO rollups (kind, node_id, bucket, key, requests, blocked, auth, errors, bytes_in, bytes_out, duration_ms)
   SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
-         value ->> 6, value ->> 7, value ->> 8, value ->> 9
+         value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10
   FROM json_each(?) WHERE true
   ON CONFLICT DO UPDATE SET
     requests = requests + excluded.requests,
+    blocked = blocked + excluded.blocked,
+    auth = auth + excluded.auth,
+    errors = errors + excluded.errors,
     bytes_in = bytes_in + excluded.bytes_in,
     bytes_out = bytes_out + excluded.bytes_out,
     duration_ms = duration_ms + excluded.duration_ms`;
@@ -209,13 +211,14 @@ export async function chunkExists(db: Db, nodeId: string, id: ChunkId) {
  * Records the chunk id and all its rollups in one D1 batch (one transaction): a retried chunk
  * fails on the ledger's primary key and changes nothing, so every record is counted once.
  */
-export async function ingestChunk(db: Db, nodeId: string, id: ChunkId, records: readonly ParsedRecord[]) {
+export async function ingestChunk(db: Db, nodeId: string, id: ChunkId, chunk: ParsedChunk) {
   let firstTs = Number.POSITIVE_INFINITY;
   let lastTs = 0;
-  for (const r of records) {
-    if (r.at < firstTs) firstTs = r.at;
-    if (r.at > lastTs) lastTs = r.at;
+  for (const at of chunk.times) {
+    if (at < firstTs) firstTs = at;
+    if (at > lastTs) lastTs = at;
   }
+  const records = chunk.records;
   const d1 = db.$client;
   const ledger = d1
     .prepare(
@@ -223,7 +226,7 @@ export async function ingestChunk(db: Db, nodeId: string, id: ChunkId, records: 
     )
     .bind(nodeId, id.epoch, id.seq, records.length, firstTs, lastTs, Date.now());
   try {
-    await d1.batch([ledger, ...upsertStatements(d1, aggregate(nodeId, records))]);
+    await d1.batch([ledger, ...upsertStatements(d1, aggregate(nodeId, chunk))]);
   } catch (error) {
     if (/UNIQUE|PRIMARY KEY|constraint/i.test(String((error as Error).message))) {
       return { accepted: 0, duplicate: true };

@@ -1,13 +1,8 @@
 import type { Db } from "../db/client";
 import { AppError } from "../errors";
+import { DAY, FLEET, GRAIN_MS, type Grain, HOUR, KIND, kindOf, MINUTE } from "./rollup-kinds";
 
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
 const MAX_SPAN = 400 * DAY;
-
-export type Grain = "m" | "h" | "d";
-const GRAIN_MS: Record<Grain, number> = { m: MINUTE, h: HOUR, d: DAY };
 
 export interface ReportRange {
   from: number;
@@ -39,15 +34,16 @@ export function resolveRange(
   return { from: start, to: end };
 }
 
-// Totals exist per minute, hour and day; dimensions (host, client, …) per hour and day.
-// The grain is the finest one whose row count stays small for the span asked.
-export function totalsGrain({ from, to }: ReportRange): Grain {
+// The grain is the finest one whose row count stays small for the span asked. Per-node rows
+// stop at the hour (a node's month is 720 hourly buckets); fleet rows also exist per day.
+export function totalsGrain({ from, to, node }: ReportFilter): Grain {
   const span = to - from;
-  return span <= 6 * HOUR ? "m" : span <= 8 * DAY ? "h" : "d";
+  if (span <= 6 * HOUR) return "m";
+  return node || span <= 8 * DAY ? "h" : "d";
 }
 
-export function dimensionGrain({ from, to }: ReportRange): Grain {
-  return to - from <= 8 * DAY ? "h" : "d";
+export function dimensionGrain({ from, to, node }: ReportFilter): Grain {
+  return node || to - from <= 8 * DAY ? "h" : "d";
 }
 
 function bounds(range: ReportRange, grain: Grain) {
@@ -55,7 +51,12 @@ function bounds(range: ReportRange, grain: Grain) {
   return { start: range.from - (range.from % size), end: range.to };
 }
 
-const scope = (filter: ReportFilter) => filter.node ?? "*";
+const scope = (filter: ReportFilter) => filter.node ?? FLEET;
+
+async function nodeIds(db: Db): Promise<string[]> {
+  const { results } = await db.$client.prepare("SELECT id FROM nodes").all<{ id: string }>();
+  return results.map((r) => r.id);
+}
 
 export interface Summary {
   requests: number;
@@ -80,67 +81,58 @@ export async function summary(db: Db, filter: ReportFilter): Promise<Summary> {
   const { start, end } = bounds(filter, grain);
   const dimGrain = dimensionGrain(filter);
   const dim = bounds(filter, dimGrain);
+  const hour = bounds(filter, "h");
   const node = scope(filter);
+  const distinct = (kind: number) =>
+    d1
+      .prepare(
+        "SELECT COUNT(DISTINCT key) AS n FROM rollups WHERE kind = ? AND node_id = ? AND bucket >= ? AND bucket < ?",
+      )
+      .bind(kind, node, dim.start, dim.end);
   const [totals, clients, users, nodes] = await d1.batch([
     d1
       .prepare(
-        `SELECT action, SUM(requests) AS requests, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut
-         FROM rollups WHERE dim = 'total' AND node_id = ? AND grain = ? AND bucket >= ? AND bucket < ? GROUP BY action`,
+        `SELECT COALESCE(SUM(requests), 0) AS requests, COALESCE(SUM(blocked), 0) AS blocked,
+                COALESCE(SUM(auth), 0) AS auth, COALESCE(SUM(errors), 0) AS errors,
+                COALESCE(SUM(bytes_in), 0) AS bytesIn, COALESCE(SUM(bytes_out), 0) AS bytesOut
+         FROM rollups WHERE kind = ? AND node_id = ? AND bucket >= ? AND bucket < ?`,
       )
-      .bind(node, grain, start, end),
-    d1
-      .prepare(
-        "SELECT COUNT(DISTINCT key) AS n FROM rollups WHERE dim = 'client' AND node_id = ? AND grain = ? AND bucket >= ? AND bucket < ?",
-      )
-      .bind(node, dimGrain, dim.start, dim.end),
-    d1
-      .prepare(
-        "SELECT COUNT(DISTINCT key) AS n FROM rollups WHERE dim = 'user' AND node_id = ? AND grain = ? AND bucket >= ? AND bucket < ?",
-      )
-      .bind(node, dimGrain, dim.start, dim.end),
+      .bind(kindOf("total", grain), node, start, end),
+    distinct(kindOf("client", dimGrain)),
+    distinct(kindOf("user", dimGrain)),
     d1
       .prepare(
         `SELECT COUNT(DISTINCT node_id) AS n FROM rollups
-         WHERE dim = 'total' AND node_id IN (SELECT value FROM json_each(?)) AND grain = ? AND bucket >= ? AND bucket < ?`,
+         WHERE kind = ? AND node_id IN (SELECT value FROM json_each(?)) AND bucket >= ? AND bucket < ?`,
       )
-      .bind(JSON.stringify(filter.node ? [filter.node] : await nodeIds(db)), dimGrain, dim.start, dim.end),
+      .bind(
+        KIND.totalHour,
+        JSON.stringify(filter.node ? [filter.node] : await nodeIds(db)),
+        hour.start,
+        hour.end,
+      ),
   ]);
-  const out: Summary = {
-    requests: 0,
-    allowed: 0,
-    blocked: 0,
-    authChallenges: 0,
-    errors: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    clients: (clients!.results[0] as { n: number } | undefined)?.n ?? 0,
-    users: (users!.results[0] as { n: number } | undefined)?.n ?? 0,
-    nodes: (nodes!.results[0] as { n: number } | undefined)?.n ?? 0,
+  const t = totals!.results[0] as Record<
+    "requests" | "blocked" | "auth" | "errors" | "bytesIn" | "bytesOut",
+    number
+  >;
+  const count = (r: D1Result | undefined) => (r?.results[0] as { n: number } | undefined)?.n ?? 0;
+  return {
+    requests: t.requests,
+    allowed: t.requests - t.blocked - t.auth - t.errors,
+    blocked: t.blocked,
+    authChallenges: t.auth,
+    errors: t.errors,
+    bytesIn: t.bytesIn,
+    bytesOut: t.bytesOut,
+    clients: count(clients),
+    users: count(users),
+    nodes: count(nodes),
     from: start,
     to: end,
     grain,
     incomplete: await incomplete(db, filter),
   };
-  for (const row of totals!.results as {
-    action: string;
-    requests: number;
-    bytesIn: number;
-    bytesOut: number;
-  }[]) {
-    out.requests += row.requests;
-    out.bytesIn += row.bytesIn;
-    out.bytesOut += row.bytesOut;
-    if (row.action === "allow") out.allowed += row.requests;
-    else if (row.action === "block") out.blocked += row.requests;
-    else if (row.action === "auth") out.authChallenges += row.requests;
-    else out.errors += row.requests;
-  }
-  return out;
-}
-
-async function nodeIds(db: Db): Promise<string[]> {
-  const { results } = await db.$client.prepare("SELECT id FROM nodes").all<{ id: string }>();
-  return results.map((r) => r.id);
 }
 
 export interface Point {
@@ -160,25 +152,18 @@ export async function timeseries(db: Db, filter: ReportFilter) {
   const bucketMs = grain === "m" ? (span <= 2 * HOUR ? MINUTE : 5 * MINUTE) : GRAIN_MS[grain];
   const { results } = await db.$client
     .prepare(
-      `SELECT bucket - (bucket % ?) AS t, action, SUM(requests) AS requests, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut
-       FROM rollups WHERE dim = 'total' AND node_id = ? AND grain = ? AND bucket >= ? AND bucket < ?
-       GROUP BY t, action ORDER BY t`,
+      `SELECT bucket - (bucket % ?) AS t, SUM(requests) AS requests, SUM(requests - blocked - auth - errors) AS allowed,
+              SUM(blocked) AS blocked, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut
+       FROM rollups WHERE kind = ? AND node_id = ? AND bucket >= ? AND bucket < ?
+       GROUP BY t ORDER BY t`,
     )
-    .bind(bucketMs, scope(filter), grain, start, end)
-    .all<{ t: number; action: string; requests: number; bytesIn: number; bytesOut: number }>();
+    .bind(bucketMs, kindOf("total", grain), scope(filter), start, end)
+    .all<Point>();
   const points = new Map<number, Point>();
   for (let t = start - (start % bucketMs); t < end; t += bucketMs) {
     points.set(t, { t, requests: 0, allowed: 0, blocked: 0, bytesIn: 0, bytesOut: 0 });
   }
-  for (const row of results) {
-    const point = points.get(row.t);
-    if (!point) continue;
-    point.requests += row.requests;
-    point.bytesIn += row.bytesIn;
-    point.bytesOut += row.bytesOut;
-    if (row.action === "allow") point.allowed += row.requests;
-    if (row.action === "block") point.blocked += row.requests;
-  }
+  for (const row of results) if (points.has(row.t)) points.set(row.t, row);
   return {
     from: start,
     to: end,
@@ -191,6 +176,7 @@ export async function timeseries(db: Db, filter: ReportFilter) {
 
 export const TOP_DIMENSIONS = ["host", "client", "user", "rule", "node"] as const;
 export type TopDimension = (typeof TOP_DIMENSIONS)[number];
+export type Action = "allow" | "block" | "auth" | "error";
 
 export interface TopRow {
   key: string;
@@ -200,53 +186,44 @@ export interface TopRow {
   bytesOut: number;
 }
 
+// With an action filter, rows are ranked by that action's count, reported as `requests`.
+const ACTION_COUNT: Record<Action, string> = {
+  allow: "requests - blocked - auth - errors",
+  block: "blocked",
+  auth: "auth",
+  error: "errors",
+};
+
 export async function top(
   db: Db,
-  filter: ReportFilter & { by: TopDimension; action?: string; limit: number },
-): Promise<{
-  by: TopDimension;
-  rows: TopRow[];
-  incomplete: Incomplete[];
-  grain: Grain;
-  from: number;
-  to: number;
-}> {
-  const grain = dimensionGrain(filter);
+  filter: ReportFilter & { by: TopDimension; action?: Action; limit: number },
+) {
+  const grain = filter.by === "node" ? "h" : dimensionGrain(filter);
   const { start, end } = bounds(filter, grain);
-  const actionClause = filter.action ? "AND action = ?" : "";
-  const select = `SUM(requests) AS requests, SUM(CASE WHEN action = 'block' THEN requests ELSE 0 END) AS blocked,
-    SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut`;
+  const ranked = filter.action ? `SUM(${ACTION_COUNT[filter.action]})` : "SUM(requests)";
+  const select = `${ranked} AS requests, SUM(blocked) AS blocked, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut`;
   const statement =
     filter.by === "node"
       ? db.$client
           .prepare(
             `SELECT node_id AS key, ${select} FROM rollups
-             WHERE dim = 'total' AND node_id IN (SELECT value FROM json_each(?)) AND grain = ? AND bucket >= ? AND bucket < ? ${actionClause}
-             GROUP BY node_id ORDER BY requests DESC LIMIT ?`,
+             WHERE kind = ? AND node_id IN (SELECT value FROM json_each(?)) AND bucket >= ? AND bucket < ?
+             GROUP BY node_id HAVING ${ranked} > 0 ORDER BY 2 DESC LIMIT ?`,
           )
           .bind(
+            KIND.totalHour,
             JSON.stringify(filter.node ? [filter.node] : await nodeIds(db)),
-            grain,
             start,
             end,
-            ...(filter.action ? [filter.action] : []),
             filter.limit,
           )
       : db.$client
           .prepare(
             `SELECT key, ${select} FROM rollups
-             WHERE dim = ? AND node_id = ? AND grain = ? AND bucket >= ? AND bucket < ? ${actionClause}
-             GROUP BY key ORDER BY requests DESC LIMIT ?`,
+             WHERE kind = ? AND node_id = ? AND bucket >= ? AND bucket < ?
+             GROUP BY key HAVING ${ranked} > 0 ORDER BY 2 DESC LIMIT ?`,
           )
-          .bind(
-            filter.by,
-            scope(filter),
-            grain,
-            start,
-            end,
-            ...(filter.action ? [filter.action] : []),
-            filter.limit,
-          );
+          .bind(kindOf(filter.by, grain), scope(filter), start, end, filter.limit);
   const { results } = await statement.all<TopRow>();
   return {
     by: filter.by,
@@ -326,12 +303,18 @@ export async function incomplete(db: Db, filter: ReportFilter): Promise<Incomple
 export async function pruneReports(db: Db, retentionDays: number, now = Date.now()) {
   const cutoff = now - retentionDays * DAY;
   const d1 = db.$client;
-  await d1.batch([
-    d1.prepare("DELETE FROM rollups WHERE grain = 'm' AND bucket < ?").bind(cutoff),
-    d1.prepare("DELETE FROM rollups WHERE grain = 'h' AND bucket < ?").bind(cutoff),
-    d1.prepare("DELETE FROM rollups WHERE grain = 'd' AND bucket < ?").bind(cutoff - (cutoff % DAY)),
-    d1.prepare("DELETE FROM log_chunks WHERE last_ts < ?").bind(cutoff),
-  ]);
+  // Each delete walks the primary key (kind, node, bucket) instead of scanning the table.
+  const statements = [d1.prepare("DELETE FROM log_chunks WHERE last_ts < ?").bind(cutoff)];
+  for (const node of [FLEET, ...(await nodeIds(db))]) {
+    for (const kind of Object.values(KIND)) {
+      statements.push(
+        d1
+          .prepare("DELETE FROM rollups WHERE kind = ? AND node_id = ? AND bucket < ?")
+          .bind(kind, node, cutoff),
+      );
+    }
+  }
+  for (let i = 0; i < statements.length; i += 200) await d1.batch(statements.slice(i, i + 200));
 }
 
 function csvCell(value: unknown): string {
