@@ -73,7 +73,10 @@ describe("dashboard policy flow (server side)", () => {
     expect(form).toMatch(/aria-invalid="true"[^>]*>@social/);
     expect(form).toContain('class="field-error">match.domains[1]: not a domain');
     const publishBad = await submit("/policy/publish", s, { message: "should fail" });
-    expect(publishBad.status).toBe(400);
+    expect(await publishBad.text()).toContain("rules[0].match.domains[1]");
+    expect(await json<{ latest: number | null }>(await call("/api/v1/policy/versions"), 200)).toMatchObject({
+      latest: null,
+    });
 
     const fixed = await submit("/policy/rules/0", s, {
       id: "no-social",

@@ -83,6 +83,13 @@ export function dashboardSection(options: { open?: boolean; maxBody?: number } =
 
 export const POLICY_FORM_LIMIT = 8 * MiB;
 
+/**
+ * A form shown again with a message for the person (wrong password, invalid entry) answers 200:
+ * the page rendered fine, and Chromium logs every 4xx document as a console error. Refusals that
+ * are not a normal flow (CSRF, a viewer's write, no session) keep their 401/403.
+ */
+export const FORM_STATUS = 200;
+
 export function pageContext(c: DashContext): PageContext {
   const user = c.get("user")!;
   return { nonce: c.get("secureHeadersNonce") ?? "", csrf: c.get("session")?.csrf ?? "", user };

@@ -30,7 +30,7 @@ import {
   UsersTab,
 } from "../../views/policy";
 import { HistoryPage, TestPage } from "../../views/policy-history";
-import { dashboardSection, formFields, POLICY_FORM_LIMIT, pageContext } from "./app";
+import { dashboardSection, FORM_STATUS, formFields, POLICY_FORM_LIMIT, pageContext } from "./app";
 import { auditOf, type DashContext } from "./auth";
 import { domainLines, indexIssues, lines, recordOf, ruleFromForm, rulesOf } from "./policy-forms";
 
@@ -82,7 +82,7 @@ async function renderEditor(
       error={extra.error}
       body={body}
     />,
-    extra.error ? 400 : 200,
+    FORM_STATUS,
   );
 }
 
@@ -406,10 +406,7 @@ policyPages.post("/test", async (c) => {
   const form = await formFields(c);
   const draft = await getDraft(db);
   const render = (extra: { error?: string; result?: Parameters<typeof TestPage>[0]["result"] }) =>
-    c.html(
-      <TestPage page={pageContext(c)} form={form} hasDraft={draft.edited} {...extra} />,
-      extra.error ? 400 : 200,
-    );
+    c.html(<TestPage page={pageContext(c)} form={form} hasDraft={draft.edited} {...extra} />, FORM_STATUS);
   try {
     const client = (form.client ?? "").trim();
     if (!parseIp(client)) return render({ error: `client: not an IP address: ${client}` });

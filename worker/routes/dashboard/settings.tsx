@@ -9,7 +9,7 @@ import { endUserSessions } from "../../services/sessions";
 import { createUser, listUsers, updateUser } from "../../services/users";
 import { paginate } from "../../views/components";
 import { AllowlistPage, AuditPage, KeysPage, TokensPage, UsersPage } from "../../views/settings";
-import { dashboardSection, formFields, pageContext } from "./app";
+import { dashboardSection, FORM_STATUS, formFields, pageContext } from "./app";
 import { auditOf, type DashContext } from "./auth";
 
 export const settingsPages = dashboardSection();
@@ -35,7 +35,7 @@ async function renderKeys(
   const created = extra.created ? { ...extra.created, origin: new URL(c.req.url).origin } : undefined;
   return c.html(
     <KeysPage page={pageContext(c)} keys={rows} info={info} created={created} error={extra.error} />,
-    extra.error ? 400 : 200,
+    FORM_STATUS,
   );
 }
 
@@ -77,7 +77,7 @@ async function renderAllowlist(
   const list = extra.draft ?? (await getAgentAllowlist(getDb(c.env.DB)));
   return c.html(
     <AllowlistPage page={pageContext(c)} enabled={list.enabled} cidrs={list.cidrs} {...extra} />,
-    extra.error ? 400 : 200,
+    FORM_STATUS,
   );
 }
 
@@ -107,7 +107,7 @@ async function renderUsers(c: DashContext, extra: { notice?: string; error?: str
   const { rows, info } = paginate(await listUsers(getDb(c.env.DB)), page(c));
   return c.html(
     <UsersPage page={pageContext(c)} users={rows} info={info} now={Date.now()} {...extra} />,
-    extra.error ? 400 : 200,
+    FORM_STATUS,
   );
 }
 
@@ -154,10 +154,7 @@ async function renderTokens(
   extra: { created?: { token: string; name: string }; error?: string } = {},
 ) {
   const { rows, info } = paginate(await listApiTokens(getDb(c.env.DB)), page(c));
-  return c.html(
-    <TokensPage page={pageContext(c)} tokens={rows} info={info} {...extra} />,
-    extra.error ? 400 : 200,
-  );
+  return c.html(<TokensPage page={pageContext(c)} tokens={rows} info={info} {...extra} />, FORM_STATUS);
 }
 
 settingsPages.get("/tokens", (c) => renderTokens(c));

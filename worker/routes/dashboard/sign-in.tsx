@@ -5,7 +5,7 @@ import { accessConfigFrom } from "../../services/access-jwt";
 import { endSession } from "../../services/sessions";
 import { countUsers, loginWithPassword, setupFirstAdmin } from "../../services/users";
 import { LoginPage, SetupPage } from "../../views/sign-in";
-import { dashboardSection, formFields } from "./app";
+import { dashboardSection, FORM_STATUS, formFields } from "./app";
 import { auditOf, clearSessionCookie, type DashContext, startSession } from "./auth";
 
 const ctx = (c: DashContext) => ({
@@ -31,7 +31,7 @@ setupPages.post("/", async (c) => {
   if ((form.password ?? "") !== (form.password2 ?? "")) {
     return c.html(
       <SetupPage nonce={nonce} name={form.name} errors={{ password2: ["the two passwords differ"] }} />,
-      400,
+      FORM_STATUS,
     );
   }
   try {
@@ -50,7 +50,7 @@ setupPages.post("/", async (c) => {
     for (const d of error.details ?? []) errors[d.path] = [...(errors[d.path] ?? []), d.message];
     return c.html(
       <SetupPage nonce={nonce} name={form.name} error={error.message} errors={errors} />,
-      error.status === 401 ? 401 : 400,
+      FORM_STATUS,
     );
   }
 });
@@ -87,7 +87,7 @@ loginPages.post("/", async (c) => {
         next={safeNext(form.next)}
         error={error.message}
       />,
-      error.status,
+      FORM_STATUS,
       error.headers,
     );
   }
