@@ -227,6 +227,13 @@ describe("plain HTTP forwarding", () => {
     res.client.close();
   });
 
+  it("serves an HTTP/1.0 client and closes after the answer", async () => {
+    const res = await proxyRequest(proxy.port, `GET ${originUrl("/old")} HTTP/1.0\r\n\r\n`);
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe("hello GET /old");
+    expect(await res.client.waitClosed()).toBe(true);
+  });
+
   it("answers 400 to an origin-form request", async () => {
     const res = await proxyRequest(proxy.port, "GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n");
     expect(res.status).toBe(400);

@@ -100,6 +100,28 @@ describe("rules", () => {
   });
 });
 
+describe("policy swaps", () => {
+  it("judge the next request on an open keep-alive connection by the new policy without dropping it", async () => {
+    const client = await RawClient.connect(proxy.port);
+    client.send(`GET http://127.0.0.1:${origin.port}/before HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect((await client.readResponse()).status).toBe(200);
+    await proxy.applyPolicy(
+      makePolicy({ rules: [{ id: "no-origin", action: "block", match: { ports: [origin.port] } }] }),
+    );
+    try {
+      client.send(`GET http://127.0.0.1:${origin.port}/after HTTP/1.1\r\nHost: x\r\n\r\n`);
+      const blocked = await client.readResponse();
+      expect(blocked.status).toBe(403);
+      expect(client.isClosed).toBe(false);
+    } finally {
+      await proxy.applyPolicy(blockingPolicy);
+    }
+    client.send(`GET http://127.0.0.1:${origin.port}/again HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect((await client.readResponse()).body.toString()).toBe("hello /again");
+    client.close();
+  });
+});
+
 describe("access list", () => {
   it("answers 403 to clients outside access.clients, for HTTP and CONNECT", async () => {
     await proxy.applyPolicy(makePolicy({ access: { clients: ["10.0.0.0/8"] } }));
