@@ -215,6 +215,9 @@ export function adminClient(baseUrl: string) {
     nodes: async () => (await call("GET", "/api/v1/nodes")).nodes as NodeView[],
     events: async (nodeId: string) =>
       (await call("GET", `/api/v1/nodes/${nodeId}/events`)).events as unknown[],
+    /** `GET /api/v1/reports/summary` over [from, to] (epoch ms). */
+    summary: async (from: number, to: number) =>
+      (await call("GET", `/api/v1/reports/summary?from=${from}&to=${to}`)) as unknown as ReportSummary,
   };
 }
 
@@ -224,6 +227,15 @@ export interface NodeView {
   status: string;
   appliedVersion: number | null;
   lastError: string | null;
+  [key: string]: unknown;
+}
+
+export interface ReportSummary {
+  requests: number;
+  allowed: number;
+  blocked: number;
+  nodes: number;
+  incomplete: { nodeId: string; kind: "gap" | "backlog"; missing: string }[];
   [key: string]: unknown;
 }
 
@@ -260,12 +272,16 @@ export interface RunningAgent {
   stderr(): string;
   /** SIGTERM, then the exit code (null if it had to be killed). */
   stop(): Promise<number | null>;
+  /** SIGKILL (`kill -9`): no shutdown, no final sync; resolves once the process is gone. */
+  kill(): Promise<void>;
 }
 
-export function startAgent(stateDir: string): RunningAgent {
+/** `env` is added to this process's environment (e.g. the `FLEETGATE_SPOOL_*` knobs). */
+export function startAgent(stateDir: string, env: Record<string, string> = {}): RunningAgent {
   const child = spawn(AGENT_BIN, ["run", "--state-dir", stateDir], {
     detached: true,
     stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
   });
   children.add(child);
   let stderr = "";
@@ -280,6 +296,11 @@ export function startAgent(stateDir: string): RunningAgent {
       const code = await exited(child, 15_000);
       children.delete(child);
       return code;
+    },
+    async kill() {
+      killGroup(child, "SIGKILL");
+      await exited(child, 15_000);
+      children.delete(child);
     },
   };
 }
