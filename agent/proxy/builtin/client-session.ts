@@ -18,6 +18,8 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   private buffer: Buffer | null = null;
   private authorizing = false;
   private peerEnded = false;
+  /** We sent (or are sending) FIN: whatever the client still sends is dropped, never parsed. */
+  private closing = false;
   private lastActive = Date.now();
   private readonly clientAddress: string;
 
@@ -40,6 +42,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
       current.clientData(chunk);
       return;
     }
+    if (this.closing) return;
     this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
     if (!this.authorizing) this.readRequests();
   }
@@ -51,7 +54,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   end(): void {
     this.peerEnded = true;
     if (this.current !== null) this.current.clientEnd();
-    else if (!this.authorizing) this.conn.end();
+    else if (!this.authorizing) this.endConnection();
   }
 
   close(): void {
@@ -72,7 +75,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     this.current = null;
     this.lastActive = Date.now();
     if (!keepClient || this.ctx.draining || this.peerEnded) {
-      this.conn.end();
+      this.endConnection();
       return;
     }
     this.conn.resume();
@@ -88,7 +91,13 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
 
   /** stop(): idle connections go now, busy ones after their answer (exchangeDone sees draining). */
   drainIfIdle(): void {
-    if (this.current === null && !this.authorizing) this.conn.end();
+    if (this.current === null && !this.authorizing) this.endConnection();
+  }
+
+  private endConnection(): void {
+    this.closing = true;
+    this.buffer = null;
+    this.conn.end();
   }
 
   isTunnel(): boolean {
@@ -98,7 +107,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   // ---- requests ----
 
   private readRequests(): void {
-    while (this.buffer !== null && this.current === null && !this.authorizing && !this.conn.closed) {
+    while (this.buffer !== null && this.current === null && !this.authorizing && !this.closing) {
       const buf = this.buffer;
       let start = 0;
       // RFC 9112 §2.2: ignore empty lines before a request line.
@@ -321,10 +330,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   ): void {
     this.conn.write(bytes);
     writeRecord(this.ctx, toRecord(info, status, action, headLength, bytes.byteLength));
-    if (!keep) {
-      this.buffer = null;
-      this.conn.end();
-    }
+    if (!keep) this.endConnection();
   }
 
   private rejectMalformed(status: 400 | 431, text: string, bytesIn: number): void {
@@ -338,8 +344,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     );
     this.conn.write(bytes);
     writeRecord(this.ctx, toRecord(info, status, "error", bytesIn, bytes.byteLength));
-    this.buffer = null;
-    this.conn.end();
+    this.endConnection();
   }
 }
 
