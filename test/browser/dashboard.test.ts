@@ -1,6 +1,15 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BOOTSTRAP, closeTab, type Harness, openTab, seedTraffic, signIn, startHarness } from "./harness";
+import {
+  BOOTSTRAP,
+  closeTab,
+  type Harness,
+  openTab,
+  SCREENSHOTS,
+  seedTraffic,
+  signIn,
+  startHarness,
+} from "./harness";
 
 // One master for the file: the tests walk the life of a deployment in order (setup first).
 let h: Harness;
@@ -98,6 +107,7 @@ describe("dashboard in Chromium", () => {
     await page.waitForURL("**/policy?tab=rules&saved");
     expect(await page.textContent('[data-testid="rules"]')).toContain("no-social");
     expect(await page.textContent('[data-testid="validation"]')).toContain("The draft validates");
+    await page.screenshot({ path: `${SCREENSHOTS}/04a-policy-editor-1280-light.png`, fullPage: true });
     await page.fill('[data-testid="publish-form"] input[name="message"]', "Block social media");
     await Promise.all([
       page.waitForURL("**/policy/history?published=1"),

@@ -108,7 +108,9 @@ export function OverviewPage(props: {
                           ? `${n.spool.droppedRecords} log records dropped`
                           : n.status === "offline"
                             ? "not polling"
-                            : `applied v${n.appliedVersion ?? "–"}`)}
+                            : n.sync === "never"
+                              ? "has not applied a policy yet"
+                              : `applied v${n.appliedVersion ?? "–"}`)}
                     </td>
                   </tr>
                 ))}

@@ -80,7 +80,11 @@
       scales: { x: { time: true } },
       axes: [
         axis,
-        { ...axis, size: 60, values: (_u, ticks) => ticks.map(bytes ? formatBytes : formatNumber) },
+        {
+          ...axis,
+          size: bytes ? 80 : 60,
+          values: (_u, ticks) => ticks.map(bytes ? formatBytes : formatNumber),
+        },
       ],
       series: [
         {},
