@@ -76,7 +76,11 @@ const SPECIAL: [string, Field][] = [
   ["upgrade", Field.HopByHop],
 ];
 const SPECIAL_BY_LENGTH: [string, Field][][] = [];
-for (const entry of SPECIAL) (SPECIAL_BY_LENGTH[entry[0].length] ??= []).push(entry);
+for (const entry of SPECIAL) {
+  const list = SPECIAL_BY_LENGTH[entry[0].length] ?? [];
+  list.push(entry);
+  SPECIAL_BY_LENGTH[entry[0].length] = list;
+}
 
 /** Case-insensitive match of text[start, end) against the names above, without making a string. */
 function classify(text: string, start: number, end: number): Field {
@@ -238,13 +242,12 @@ export function parseResponseHead(text: string): Head {
 /** Field names listed in Connection other than close/keep-alive (lower-cased), or null. */
 function nominatedFields(head: Head): string[] | null {
   if (head.connection === "") return null;
-  let out: string[] | null = null;
+  const out: string[] = [];
   for (const raw of head.connection.split(",")) {
     const token = raw.trim();
-    if (token === "" || token === "close" || token === "keep-alive") continue;
-    (out ??= []).push(token);
+    if (token !== "" && token !== "close" && token !== "keep-alive") out.push(token);
   }
-  return out;
+  return out.length > 0 ? out : null;
 }
 
 /**
