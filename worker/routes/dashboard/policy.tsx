@@ -43,8 +43,12 @@ async function editorState(c: DashContext): Promise<EditorState> {
   const draft = await getDraft(db);
   const head = await latestHead(db);
   const result = validatePolicy(draft.policy);
+  const editor = draft.updatedBy?.startsWith("user:")
+    ? (await listUsers(db)).find((u) => `user:${u.id}` === draft.updatedBy)?.name
+    : undefined;
   return {
     ...draft,
+    updatedBy: editor ?? draft.updatedBy,
     latestVersion: head?.version ?? null,
     issues: indexIssues(result.ok ? [] : result.issues),
   };
