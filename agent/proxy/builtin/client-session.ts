@@ -7,7 +7,15 @@ import type { TcpConnection, TcpHandlers } from "../../platform/tcp";
 import { type ProxyContext, type RequestInfo, toRecord, writeRecord } from "./context";
 import { type ExchangeClient, HttpExchange } from "./exchange";
 import { type Head, HeadError, MAX_HEAD_BYTES, parseRequestHead, wantsKeepAlive } from "./http-head";
-import { blockPage, connectRefusal, simplePage } from "./pages";
+import { simplePage } from "./pages";
+import {
+  parseBasic,
+  type Refusal,
+  refuseBadConnect,
+  refuseDecision,
+  refuseNoPolicy,
+  refuseNotProxyRequest,
+} from "./refusals";
 import { type ProxyTarget, parseAbsoluteTarget, parseAuthority } from "./target";
 import { Tunnel } from "./tunnel";
 
@@ -159,9 +167,8 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     let target: ProxyTarget | null = null;
     if (isConnect) {
       const hostPort = parseAuthority(head.target, 0);
-      if (hostPort === null || hostPort.port === 0) {
-        const bytes = connectRefusal(400, "CONNECT needs host:port.", info.requestId);
-        this.answer(info, 400, "error", headLength, bytes, false);
+      if (hostPort === null) {
+        this.answer(info, headLength, refuseBadConnect(info.requestId), false);
         return;
       }
       info.host = hostPort.host;
@@ -169,17 +176,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     } else {
       target = parseAbsoluteTarget(head.target);
       if (target === null) {
-        const text = head.target.startsWith("/")
-          ? "This is a forward proxy: configure it as your HTTP proxy instead of opening it directly."
-          : "Only http:// URLs can be requested through this proxy; HTTPS goes through CONNECT.";
-        this.answer(
-          info,
-          400,
-          "error",
-          headLength,
-          this.page(400, "Not a proxy request", text, info, false),
-          false,
-        );
+        this.answer(info, headLength, refuseNotProxyRequest(head.target, info.requestId), false);
         return;
       }
       info.host = target.host;
@@ -189,13 +186,8 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
 
     const policy = this.ctx.policy;
     if (policy === null) {
-      const text =
-        "This proxy node has not received a policy yet, so it forwards nothing. Try again shortly.";
       const keep = this.canKeep(head);
-      const bytes = isConnect
-        ? connectRefusal(503, text, info.requestId)
-        : this.page(503, "No policy yet", text, info, keep);
-      this.answer(info, 503, "error", headLength, bytes, keep);
+      this.answer(info, headLength, refuseNoPolicy(isConnect, info.requestId, keep), keep);
       return;
     }
     const compiled = policy.compiled;
@@ -205,11 +197,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     }
     if (info.path !== undefined && info.path.length > 4096) info.path = info.path.slice(0, 4096);
 
-    if (!compiled.authRequired) {
-      this.decide(compiled, head, info, target, headLength, null);
-      return;
-    }
-    const credentials = parseBasic(head.proxyAuthorization);
+    const credentials = compiled.authRequired ? parseBasic(head.proxyAuthorization) : null;
     if (credentials === null) {
       this.decide(compiled, head, info, target, headLength, null);
       return;
@@ -267,35 +255,10 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
       }
       return;
     }
-
-    const isConnect = target === null;
     const keep = this.canKeep(head);
-    if (action === "auth") {
-      const realm = compiled.realm.replace(/["\\]/g, "\\$&");
-      const challenge = `Proxy-Authenticate: Basic realm="${realm}"\r\n`;
-      const text = "This proxy needs your user name and password.";
-      const bytes = isConnect
-        ? connectRefusal(407, text, info.requestId, challenge)
-        : this.page(407, "Proxy authentication required", text, info, keep, challenge);
-      this.answer(info, 407, "auth", headLength, bytes, keep);
-      return;
-    }
-    if (decision.reason === "access-list") {
-      const text = "This proxy does not accept requests from your address.";
-      const bytes = isConnect
-        ? connectRefusal(403, text, info.requestId)
-        : this.page(403, "Access denied", text, info, keep);
-      this.answer(info, 403, "block", headLength, bytes, keep);
-      return;
-    }
-    const bytes = isConnect
-      ? connectRefusal(
-          403,
-          `Blocked by policy${decision.rule ? `: ${decision.rule.id}` : ""}.`,
-          info.requestId,
-        )
-      : blockPage(compiled, decision, `http://${target.authority}${info.path ?? "/"}`, info.requestId, keep);
-    this.answer(info, 403, "block", headLength, bytes, keep);
+    const url = target === null ? "" : `http://${target.authority}${info.path ?? "/"}`;
+    const refusal = refuseDecision(compiled, decision, action, target === null, url, info.requestId, keep);
+    this.answer(info, headLength, refusal, keep);
   }
 
   /** A refused request with a body we will not read, or a HEAD request (the page has a body), ends the connection. */
@@ -309,27 +272,10 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     );
   }
 
-  private page(
-    status: number,
-    title: string,
-    text: string,
-    info: RequestInfo,
-    keep: boolean,
-    extraHeaders?: string,
-  ): Uint8Array {
-    return simplePage(status, title, text, info.requestId, keep, extraHeaders);
-  }
-
-  private answer(
-    info: RequestInfo,
-    status: number,
-    action: "block" | "auth" | "error",
-    headLength: number,
-    bytes: Uint8Array,
-    keep: boolean,
-  ): void {
-    this.conn.write(bytes);
-    writeRecord(this.ctx, toRecord(info, status, action, headLength, bytes.byteLength));
+  private answer(info: RequestInfo, headLength: number, refusal: Refusal, keep: boolean): void {
+    this.conn.write(refusal.bytes);
+    const record = toRecord(info, refusal.status, refusal.action, headLength, refusal.bytes.byteLength);
+    writeRecord(this.ctx, record);
     if (!keep) this.endConnection();
   }
 
@@ -346,17 +292,4 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     writeRecord(this.ctx, toRecord(info, status, "error", bytesIn, bytes.byteLength));
     this.endConnection();
   }
-}
-
-function parseBasic(value: string): { user: string; password: string } | null {
-  if (value.length < 7 || value.slice(0, 6).toLowerCase() !== "basic ") return null;
-  let decoded: string;
-  try {
-    decoded = Buffer.from(value.slice(6).trim(), "base64").toString("utf8");
-  } catch {
-    return null;
-  }
-  const colon = decoded.indexOf(":");
-  if (colon < 0) return null;
-  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }

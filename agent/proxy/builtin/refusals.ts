@@ -1,0 +1,76 @@
+// The answers the proxy gives instead of forwarding: 400 for what is not a proxy request, 503 with no
+// policy, 407 challenges, 403 for the access list and for blocking rules (an HTML block page for plain
+// HTTP, a short plain answer for CONNECT, whose body browsers never show).
+
+import type { CompiledPolicy, Decision } from "../../../protocol/policy/types";
+import { blockPage, connectRefusal, simplePage } from "./pages";
+
+export interface Refusal {
+  status: number;
+  action: "block" | "auth" | "error";
+  bytes: Uint8Array;
+}
+
+export function refuseBadConnect(requestId: string): Refusal {
+  return { status: 400, action: "error", bytes: connectRefusal(400, "CONNECT needs host:port.", requestId) };
+}
+
+export function refuseNotProxyRequest(target: string, requestId: string): Refusal {
+  const text = target.startsWith("/")
+    ? "This is a forward proxy: configure it as your HTTP proxy instead of opening it directly."
+    : "Only http:// URLs can be requested through this proxy; HTTPS goes through CONNECT.";
+  return {
+    status: 400,
+    action: "error",
+    bytes: simplePage(400, "Not a proxy request", text, requestId, false),
+  };
+}
+
+export function refuseNoPolicy(isConnect: boolean, requestId: string, keep: boolean): Refusal {
+  const text = "This proxy node has not received a policy yet, so it forwards nothing. Try again shortly.";
+  const bytes = isConnect
+    ? connectRefusal(503, text, requestId)
+    : simplePage(503, "No policy yet", text, requestId, keep);
+  return { status: 503, action: "error", bytes };
+}
+
+/** `action` is the decision's, possibly turned into "auth" for an anonymous client. */
+export function refuseDecision(
+  compiled: CompiledPolicy,
+  decision: Decision,
+  action: "block" | "auth",
+  isConnect: boolean,
+  url: string,
+  requestId: string,
+  keep: boolean,
+): Refusal {
+  if (action === "auth") {
+    const realm = compiled.realm.replace(/["\\]/g, "\\$&");
+    const challenge = `Proxy-Authenticate: Basic realm="${realm}"\r\n`;
+    const text = "This proxy needs your user name and password.";
+    const bytes = isConnect
+      ? connectRefusal(407, text, requestId, challenge)
+      : simplePage(407, "Proxy authentication required", text, requestId, keep, challenge);
+    return { status: 407, action: "auth", bytes };
+  }
+  if (decision.reason === "access-list") {
+    const text = "This proxy does not accept requests from your address.";
+    const bytes = isConnect
+      ? connectRefusal(403, text, requestId)
+      : simplePage(403, "Access denied", text, requestId, keep);
+    return { status: 403, action: "block", bytes };
+  }
+  const bytes = isConnect
+    ? connectRefusal(403, `Blocked by policy${decision.rule ? `: ${decision.rule.id}` : ""}.`, requestId)
+    : blockPage(compiled, decision, url, requestId, keep);
+  return { status: 403, action: "block", bytes };
+}
+
+/** Proxy-Authorization: Basic base64(user:password); null when absent or not Basic. */
+export function parseBasic(value: string): { user: string; password: string } | null {
+  if (value.length < 7 || value.slice(0, 6).toLowerCase() !== "basic ") return null;
+  const decoded = Buffer.from(value.slice(6).trim(), "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 0) return null;
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
