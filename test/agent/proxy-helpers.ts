@@ -7,6 +7,7 @@ import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { hashPassword } from "../../protocol/policy/password";
 import type { LogRecord } from "../../protocol/wire";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -27,24 +28,14 @@ export function makePolicy(overrides: Record<string, unknown> = {}): Record<stri
   };
 }
 
-/** A password hash the policy engine in the tree accepts (the fake engine's until the real one lands). */
-export async function passwordHashFor(password: string): Promise<string> {
-  const modulePath = "../../protocol/policy/password.ts";
-  try {
-    const mod = (await import(/* @vite-ignore */ modulePath)) as {
-      hashPassword?: (p: string, o?: unknown) => Promise<string> | string;
-    };
-    if (typeof mod.hashPassword === "function") return await mod.hashPassword(password);
-  } catch {
-    // not in the tree yet
-  }
-  return `plain$${password}`;
+/** A PBKDF2 hash with few iterations, so tests stay fast (the engine accepts 1,000 and up). */
+export function passwordHashFor(password: string): Promise<string> {
+  return hashPassword(password, 1_000);
 }
 
 export interface Harness {
   host: string;
   port: number;
-  engine: string;
   logs: LogRecord[];
   waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
   applyPolicy(policy: Record<string, unknown> | null): Promise<void>;
@@ -136,7 +127,6 @@ export async function startHarness(
   return {
     host: address.slice(0, colon),
     port: Number(address.slice(colon + 1)),
-    engine: String(listening.engine),
     logs,
     exited,
     waitForLog(match, timeoutMs = 5000) {

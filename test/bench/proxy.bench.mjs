@@ -266,10 +266,8 @@ async function main() {
   ]);
   const listening = await waitForLine(builtin, "listening", 180_000);
   const builtinPort = Number(String(listening.address).split(":").pop());
-  const compiled = /"type":"compiled","engine":"(\w+)","version":\d+,"ms":(\d+)/.exec(builtin.stderrText);
-  console.log(
-    `builtin proxy on ${builtinPort} (engine ${listening.engine}, compile ${compiled?.[2] ?? "?"} ms)`,
-  );
+  const compiled = /"type":"compiled","version":\d+,"ms":(\d+)/.exec(builtin.stderrText);
+  console.log(`builtin proxy on ${builtinPort} (validate + compile ${compiled?.[1] ?? "?"} ms)`);
 
   const squidPort = await freePort();
   const conf = path.join(work, "squid.conf");
@@ -370,7 +368,6 @@ async function main() {
     `${JSON.stringify(
       {
         name: "proxy",
-        engine: listening.engine,
         connections: CONNECTIONS,
         durationSeconds: DURATION,
         rounds: Object.fromEntries(
