@@ -77,8 +77,25 @@ const sorted = (xs) => [...xs].sort((a, b) => a - b);
 const median = (xs) => sorted(xs)[Math.floor(xs.length / 2)];
 const p95 = (xs) => sorted(xs)[Math.ceil(xs.length * 0.95) - 1];
 
-async function upload(node, chunkId, body) {
-  const res = await fetch(`${master.url}/api/agent/v1/logs`, {
+// Uploads are idempotent (the chunk id is the key), so a request on a keep-alive socket the
+// server closed meanwhile is simply sent again, as the agent's spool does.
+async function upload(node, chunkId, body, attempt = 0) {
+  let res;
+  try {
+    res = await send(node, chunkId, body);
+  } catch (error) {
+    if (attempt < 3) return upload(node, chunkId, body, attempt + 1);
+    throw error;
+  }
+  const answer = await res.json();
+  if (res.status !== 200 || (answer.duplicate && attempt === 0))
+    throw new Error(`${chunkId}: ${res.status} ${JSON.stringify(answer)}`);
+  // A duplicate on a retry means the lost attempt was counted: every bench chunk holds CHUNK records.
+  return answer.duplicate ? CHUNK : answer.accepted;
+}
+
+function send(node, chunkId, body) {
+  return fetch(`${master.url}/api/agent/v1/logs`, {
     method: "POST",
     headers: {
       Authorization: `Bearer ${node.nodeToken}`,
@@ -88,10 +105,6 @@ async function upload(node, chunkId, body) {
     },
     body,
   });
-  const answer = await res.json();
-  if (res.status !== 200 || answer.duplicate)
-    throw new Error(`${chunkId}: ${res.status} ${JSON.stringify(answer)}`);
-  return answer.accepted;
 }
 
 async function runPool(jobs, concurrency) {

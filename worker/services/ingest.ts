@@ -115,10 +115,44 @@ export function parseRecords(text: string): ParsedChunk {
 
 // [kind, node, bucket, key, requests, blocked, auth, errors, bytesIn, bytesOut, durationMs]
 type Row = [number, string, number, string, number, number, number, number, number, number, number];
+type Counts = [
+  requests: number,
+  blocked: number,
+  auth: number,
+  errors: number,
+  bytesIn: number,
+  bytesOut: number,
+  durationMs: number,
+];
 
-/** Folds records into rollup rows (see rollup-kinds.ts for which kinds exist per node and fleet-wide). */
+const HOUR_KINDS = [KIND.hostHour, KIND.clientHour, KIND.userHour, KIND.ruleHour] as const;
+const DAY_KINDS = [KIND.hostDay, KIND.clientDay, KIND.userDay, KIND.ruleDay] as const;
+
+/**
+ * Folds records into rollup rows (see rollup-kinds.ts for which kinds exist per node and
+ * fleet-wide). A chunk comes from one node, so its fleet-wide hour rows equal its node rows and
+ * its day rows are sums of its hour rows: each record is folded once per dimension, per hour.
+ */
 export function aggregate(nodeId: string, { records, times }: ParsedChunk): Row[] {
-  const rows = new Map<string, Row>();
+  // (dimension, hour) → key → counts; dimension 0 is the total (key "").
+  const hours = new Map<number, Map<string, Counts>>();
+  const minutes = new Map<number, Counts>();
+  const fold = (
+    target: Counts,
+    r: LogRecord,
+    blocked: number,
+    auth: number,
+    errors: number,
+    duration: number,
+  ) => {
+    target[0] += 1;
+    target[1] += blocked;
+    target[2] += auth;
+    target[3] += errors;
+    target[4] += r.bytesIn;
+    target[5] += r.bytesOut;
+    target[6] += duration;
+  };
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     const at = times[i]!;
@@ -126,40 +160,44 @@ export function aggregate(nodeId: string, { records, times }: ParsedChunk): Row[
     const auth = r.action === "auth" ? 1 : 0;
     const errors = r.action === "error" ? 1 : 0;
     const duration = Math.round(r.durationMs);
-    const add = (kind: number, node: string, bucket: number, key: string) => {
-      const id = `${kind}|${node}|${bucket}|${key}`;
-      const row = rows.get(id);
-      if (row) {
-        row[4] += 1;
-        row[5] += blocked;
-        row[6] += auth;
-        row[7] += errors;
-        row[8] += r.bytesIn;
-        row[9] += r.bytesOut;
-        row[10] += duration;
-      } else {
-        rows.set(id, [kind, node, bucket, key, 1, blocked, auth, errors, r.bytesIn, r.bytesOut, duration]);
-      }
-    };
     const minute = at - (at % MINUTE);
+    let m = minutes.get(minute);
+    if (!m) minutes.set(minute, (m = [0, 0, 0, 0, 0, 0, 0]));
+    fold(m, r, blocked, auth, errors, duration);
     const hour = at - (at % HOUR);
-    const day = at - (at % DAY);
-    const host = r.host.toLowerCase();
-    for (const node of [nodeId, FLEET]) {
-      add(KIND.totalMinute, node, minute, "");
-      add(KIND.totalHour, node, hour, "");
-      add(KIND.hostHour, node, hour, host);
-      add(KIND.clientHour, node, hour, r.client);
-      if (r.user) add(KIND.userHour, node, hour, r.user);
-      if (r.rule) add(KIND.ruleHour, node, hour, r.rule);
+    const keys = ["", r.host.toLowerCase(), r.client, r.user, r.rule];
+    for (let dim = 0; dim < keys.length; dim++) {
+      const key = keys[dim];
+      if (key === undefined) continue;
+      const slot = hour * 8 + dim;
+      let byKey = hours.get(slot);
+      if (!byKey) hours.set(slot, (byKey = new Map()));
+      let counts = byKey.get(key);
+      if (!counts) byKey.set(key, (counts = [0, 0, 0, 0, 0, 0, 0]));
+      fold(counts, r, blocked, auth, errors, duration);
     }
-    add(KIND.totalDay, FLEET, day, "");
-    add(KIND.hostDay, FLEET, day, host);
-    add(KIND.clientDay, FLEET, day, r.client);
-    if (r.user) add(KIND.userDay, FLEET, day, r.user);
-    if (r.rule) add(KIND.ruleDay, FLEET, day, r.rule);
   }
-  return [...rows.values()];
+  const rows: Row[] = [];
+  const days = new Map<string, Row>();
+  for (const [minute, c] of minutes) {
+    rows.push([KIND.totalMinute, nodeId, minute, "", ...c], [KIND.totalMinute, FLEET, minute, "", ...c]);
+  }
+  for (const [slot, byKey] of hours) {
+    const dim = slot % 8;
+    const hour = (slot - dim) / 8;
+    const day = hour - (hour % DAY);
+    const hourKind = dim === 0 ? KIND.totalHour : HOUR_KINDS[dim - 1]!;
+    const dayKind = dim === 0 ? KIND.totalDay : DAY_KINDS[dim - 1]!;
+    for (const [key, c] of byKey) {
+      rows.push([hourKind, nodeId, hour, key, ...c], [hourKind, FLEET, hour, key, ...c]);
+      const id = `${dayKind}|${day}|${key}`;
+      const row = days.get(id);
+      if (row) for (let j = 0; j < 7; j++) row[4 + j] = (row[4 + j] as number) + c[j]!;
+      else days.set(id, [dayKind, FLEET, day, key, ...c]);
+    }
+  }
+  rows.push(...days.values());
+  return rows;
 }
 
 // One bound JSON parameter per statement keeps D1's 100-parameter and statement-size limits out
