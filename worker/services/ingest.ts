@@ -125,6 +125,17 @@ type Counts = [
   durationMs: number,
 ];
 
+const zeroCounts = (): Counts => [0, 0, 0, 0, 0, 0, 0];
+
+function getOrCreate<K, V>(map: Map<K, V>, key: K, create: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = create();
+    map.set(key, value);
+  }
+  return value;
+}
+
 const HOUR_KINDS = [KIND.hostHour, KIND.clientHour, KIND.userHour, KIND.ruleHour] as const;
 const DAY_KINDS = [KIND.hostDay, KIND.clientDay, KIND.userDay, KIND.ruleDay] as const;
 
@@ -161,20 +172,14 @@ export function aggregate(nodeId: string, { records, times }: ParsedChunk): Row[
     const errors = r.action === "error" ? 1 : 0;
     const duration = Math.round(r.durationMs);
     const minute = at - (at % MINUTE);
-    let m = minutes.get(minute);
-    if (!m) minutes.set(minute, (m = [0, 0, 0, 0, 0, 0, 0]));
-    fold(m, r, blocked, auth, errors, duration);
+    fold(getOrCreate(minutes, minute, zeroCounts), r, blocked, auth, errors, duration);
     const hour = at - (at % HOUR);
     const keys = ["", r.host.toLowerCase(), r.client, r.user, r.rule];
     for (let dim = 0; dim < keys.length; dim++) {
       const key = keys[dim];
       if (key === undefined) continue;
-      const slot = hour * 8 + dim;
-      let byKey = hours.get(slot);
-      if (!byKey) hours.set(slot, (byKey = new Map()));
-      let counts = byKey.get(key);
-      if (!counts) byKey.set(key, (counts = [0, 0, 0, 0, 0, 0, 0]));
-      fold(counts, r, blocked, auth, errors, duration);
+      const byKey = getOrCreate(hours, hour * 8 + dim, () => new Map<string, Counts>());
+      fold(getOrCreate(byKey, key, zeroCounts), r, blocked, auth, errors, duration);
     }
   }
   const rows: Row[] = [];
