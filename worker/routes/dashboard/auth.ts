@@ -8,7 +8,7 @@ import { getDb } from "../../db/client";
 import type { Actor, AppEnv } from "../../env";
 import { intVar } from "../../env";
 import { AppError } from "../../errors";
-import { adminAuth } from "../../middleware/admin-auth";
+import { adminAuth, isReadOnlyApiRequest } from "../../middleware/admin-auth";
 import { auditContext, clientAddress } from "../../middleware/context";
 import { accessConfigFrom, verifyAccessJwt } from "../../services/access-jwt";
 import {
@@ -157,9 +157,6 @@ export const requireUser = createMiddleware<DashEnv>(async (c, next) => {
   await next();
 });
 
-// POSTs on /api/v1 that change nothing (as in worker/middleware/admin-auth.ts).
-const API_READ_ONLY_POSTS = new Set(["/api/v1/policy/validate", "/api/v1/policy/simulate"]);
-
 /**
  * /api/v1: a bearer token goes through adminAuth unchanged; without one, a dashboard session
  * cookie authenticates, and its writes need the `X-CSRF-Token` header.
@@ -169,7 +166,7 @@ export const apiAuth = createMiddleware<AppEnv>(async (c, next) => {
   if (!cookie) return adminAuth(c, next);
   const session = await resolveSession(getDb(c.env.DB), cookie, sessionLimits(c.env));
   if (!session) throw new AppError("UNAUTHORIZED", "the dashboard session has ended; sign in again");
-  const readOnly = c.req.method === "GET" || c.req.method === "HEAD" || API_READ_ONLY_POSTS.has(c.req.path);
+  const readOnly = isReadOnlyApiRequest(c.req.method, c.req.path);
   if (!readOnly) {
     if (!(await checkCsrfToken(session.id, c.req.header("X-CSRF-Token")))) {
       throw new AppError("FORBIDDEN", "a session-authenticated write needs the X-CSRF-Token header");
