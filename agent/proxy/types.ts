@@ -1,5 +1,5 @@
-import type { LogRecord } from "../../protocol/wire";
 import type { CompiledPolicy } from "../../protocol/policy/types";
+import type { LogRecord } from "../../protocol/wire";
 
 /** Where every finished request or tunnel leaves one access-log record (the spool, or memory in tests). */
 export interface AccessLogSink {
