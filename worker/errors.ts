@@ -48,12 +48,5 @@ export function errorBody(code: ErrorCode, message: string, requestId: string, d
   return { error: { code, message, requestId, ...(details?.length ? { details } : {}) } };
 }
 
-/** Formats a zod-style issue path as `rules[2].match.domains[0]`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const part of path) {
-    if (typeof part === "number") out += `[${part}]`;
-    else out += out ? `.${String(part)}` : String(part);
-  }
-  return out;
-}
+/** Formats a zod issue path as `rules[2].match.domains[0]`; shared with the policy validator. */
+export { formatPath } from "../protocol/policy/schema";
