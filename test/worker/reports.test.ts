@@ -176,6 +176,26 @@ describe("reports", async () => {
     expect(again.incomplete.map((i) => i.kind).sort()).toEqual(["backlog", "gap"]);
   });
 
+  it("counts the same requests in summary, time series and top lists of one range", async () => {
+    // A range starting mid-hour: every report aligns it down to the hour and says so.
+    const q = `from=${T0 + 30 * 60_000}&to=${T0 + 90 * 60_000}`;
+    const s = await json<{ requests: number; from: number }>(await call(`/api/v1/reports/summary?${q}`), 200);
+    const series = await json<{ points: { requests: number }[]; from: number }>(
+      await call(`/api/v1/reports/timeseries?${q}`),
+      200,
+    );
+    const nodes = await json<{ rows: { requests: number; label: string }[]; from: number }>(
+      await call(`/api/v1/reports/top?by=node&${q}`),
+      200,
+    );
+    expect(s.from).toBe(T0);
+    expect(series.from).toBe(T0);
+    expect(nodes.from).toBe(T0);
+    expect(series.points.reduce((sum, p) => sum + p.requests, 0)).toBe(s.requests);
+    expect(nodes.rows.reduce((sum, r) => sum + r.requests, 0)).toBe(s.requests);
+    expect(nodes.rows.map((r) => r.label).sort()).toEqual(["branch-a", "branch-b"]);
+  });
+
   it("validates report parameters", async () => {
     await expectError(await call("/api/v1/reports/top?by=planet"), 400, "VALIDATION_FAILED");
     await expectError(

@@ -46,9 +46,19 @@ export function dimensionGrain({ from, to, node }: ReportFilter): Grain {
   return node || to - from <= 8 * DAY ? "h" : "d";
 }
 
-function bounds(range: ReportRange, grain: Grain) {
-  const size = GRAIN_MS[grain];
-  return { start: range.from - (range.from % size), end: range.to };
+/**
+ * The effective range of every report: `from` aligned down to the coarsest grain the range
+ * uses (hour, or day for long fleet ranges), so summary, time series and top lists of one range
+ * count exactly the same requests.
+ */
+export function effectiveRange(filter: ReportFilter): ReportRange {
+  const size = GRAIN_MS[dimensionGrain(filter)];
+  return { from: filter.from - (filter.from % size), to: filter.to };
+}
+
+function bounds(filter: ReportFilter) {
+  const { from, to } = effectiveRange(filter);
+  return { start: from, end: to };
 }
 
 const scope = (filter: ReportFilter) => filter.node ?? FLEET;
@@ -78,17 +88,15 @@ export interface Summary {
 export async function summary(db: Db, filter: ReportFilter): Promise<Summary> {
   const d1 = db.$client;
   const grain = totalsGrain(filter);
-  const { start, end } = bounds(filter, grain);
+  const { start, end } = bounds(filter);
   const dimGrain = dimensionGrain(filter);
-  const dim = bounds(filter, dimGrain);
-  const hour = bounds(filter, "h");
   const node = scope(filter);
   const distinct = (kind: number) =>
     d1
       .prepare(
         "SELECT COUNT(DISTINCT key) AS n FROM rollups WHERE kind = ? AND node_id = ? AND bucket >= ? AND bucket < ?",
       )
-      .bind(kind, node, dim.start, dim.end);
+      .bind(kind, node, start, end);
   const [totals, clients, users, nodes] = await d1.batch([
     d1
       .prepare(
@@ -105,12 +113,7 @@ export async function summary(db: Db, filter: ReportFilter): Promise<Summary> {
         `SELECT COUNT(DISTINCT node_id) AS n FROM rollups
          WHERE kind = ? AND node_id IN (SELECT value FROM json_each(?)) AND bucket >= ? AND bucket < ?`,
       )
-      .bind(
-        KIND.totalHour,
-        JSON.stringify(filter.node ? [filter.node] : await nodeIds(db)),
-        hour.start,
-        hour.end,
-      ),
+      .bind(KIND.totalHour, JSON.stringify(filter.node ? [filter.node] : await nodeIds(db)), start, end),
   ]);
   const t = totals!.results[0] as Record<
     "requests" | "blocked" | "auth" | "errors" | "bytesIn" | "bytesOut",
@@ -147,7 +150,7 @@ export interface Point {
 /** Requests, blocked and bytes per bucket; the bucket grows with the range (≤ ~200 points). */
 export async function timeseries(db: Db, filter: ReportFilter) {
   const grain = totalsGrain(filter);
-  const { start, end } = bounds(filter, grain);
+  const { start, end } = bounds(filter);
   const span = end - start;
   const bucketMs = grain === "m" ? (span <= 2 * HOUR ? MINUTE : 5 * MINUTE) : GRAIN_MS[grain];
   const { results } = await db.$client
@@ -180,6 +183,8 @@ export type Action = "allow" | "block" | "auth" | "error";
 
 export interface TopRow {
   key: string;
+  /** For `by=node`: the node's hostname. */
+  label?: string;
   requests: number;
   blocked: number;
   bytesIn: number;
@@ -199,16 +204,17 @@ export async function top(
   filter: ReportFilter & { by: TopDimension; action?: Action; limit: number },
 ) {
   const grain = filter.by === "node" ? "h" : dimensionGrain(filter);
-  const { start, end } = bounds(filter, grain);
+  const { start, end } = bounds(filter);
   const ranked = filter.action ? `SUM(${ACTION_COUNT[filter.action]})` : "SUM(requests)";
   const select = `${ranked} AS requests, SUM(blocked) AS blocked, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut`;
   const statement =
     filter.by === "node"
       ? db.$client
           .prepare(
-            `SELECT node_id AS key, ${select} FROM rollups
+            `SELECT r.node_id AS key, ${select}, (SELECT hostname FROM nodes WHERE id = r.node_id) AS label
+             FROM rollups r
              WHERE kind = ? AND node_id IN (SELECT value FROM json_each(?)) AND bucket >= ? AND bucket < ?
-             GROUP BY node_id HAVING ${ranked} > 0 ORDER BY 2 DESC LIMIT ?`,
+             GROUP BY r.node_id HAVING ${ranked} > 0 ORDER BY 2 DESC LIMIT ?`,
           )
           .bind(
             KIND.totalHour,

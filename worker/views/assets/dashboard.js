@@ -115,7 +115,7 @@
     }
     for (const row of rows) {
       const tr = body.insertRow();
-      tr.insertCell().textContent = row.key;
+      tr.insertCell().textContent = row.label ?? row.key;
       for (const [value, format] of [
         [row.requests, formatNumber],
         [row.blocked, formatNumber],
