@@ -1,17 +1,19 @@
-import type { FileHandle } from "node:fs/promises";
 import * as nodeFs from "node:fs/promises";
 import path from "node:path";
 import type { LogRecord, SpoolFigures } from "../../protocol/wire";
 import type { AccessLogSink, EventLogger } from "../proxy/types";
 import type { Clock } from "../sync/types";
-import { type ChunkInfo, chunkFileName, chunkId, compareChunks, segmentFileName } from "./chunk-name";
+import { type ChunkFateContext, quarantineChunk, splitChunk, writeFirstHalf } from "./chunk-fate";
+import { ChunkIndex } from "./chunk-index";
+import type { ChunkInfo } from "./chunk-name";
 import type { ChunkStore } from "./chunk-store";
-import { encodeFrame, MAX_RECORD_BYTES, SEGMENT_MAGIC, scanSegment } from "./frame";
-import { type SpoolMeta, writeMeta } from "./meta";
+import { encodeFrame, MAX_RECORD_BYTES } from "./frame";
+import { type SpoolJournal, type SpoolMeta, writeMeta } from "./meta";
+import { enforceQuota } from "./quota";
 import { recoverSpool, type SpoolDirs, spoolDirs } from "./recover";
-import { gzipLines, oldestOf, packChunks, readLines } from "./seal";
+import { appendBuffered, newSegment, type Segment, sealSegmentFile } from "./segment";
 import { resolveSpoolSettings, type SpoolSettings } from "./settings";
-import { type SpoolFs, syncDir, unlinkIfExists, writeFileAtomic } from "./spool-fs";
+import { type SpoolFs, unlinkIfExists } from "./spool-fs";
 
 export interface DiskSpoolOptions {
   /** `<stateDir>/spool`. */
@@ -21,25 +23,6 @@ export interface DiskSpoolOptions {
   random: () => number;
   events?: EventLogger;
   settings?: Partial<SpoolSettings>;
-}
-
-/** An append-only segment: the records of (about) one future chunk, on disk and still in memory. */
-export interface Segment {
-  n: number;
-  path: string;
-  handle: FileHandle | null;
-  /** Bytes on disk known good (magic + synced frames). */
-  diskBytes: number;
-  /** A write failed: the file must be cut back to `diskBytes` before the next append. */
-  dirty: boolean;
-  records: number;
-  /** Inflated NDJSON bytes of all its records. */
-  payloadBytes: number;
-  firstMs: number | null;
-  /** Frames not yet written; the first `writing` of them are being written right now. */
-  buffer: Buffer[];
-  writing: number;
-  closed: boolean;
 }
 
 type State = "open" | "closed" | "killed";
@@ -58,11 +41,15 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
   private readonly events: EventLogger;
   private readonly dirs: SpoolDirs;
   private meta!: SpoolMeta;
+  private readonly journal: SpoolJournal = {
+    meta: () => this.meta,
+    saveMeta: (change, addDropped) => this.saveMeta(change, addDropped),
+    dropsDeleted: () => {
+      this.meta = { ...this.meta, dropping: [] };
+    },
+  };
   private unsavedDrops = 0;
-  private chunks: ChunkInfo[] = [];
-  private chunksSorted = true;
-  private readonly inflight = new Set<string>();
-  private quarantined: ChunkInfo[] = [];
+  private index = new ChunkIndex();
   private segments: Segment[] = [];
   private bufferedBytes = 0;
   private io: Promise<void> = Promise.resolve();
@@ -70,6 +57,7 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
   private readonly timerStop = new AbortController();
   private ticking: Promise<void> | null = null;
   private readonly listeners: (() => void)[] = [];
+  private readonly figureListeners: (() => void)[] = [];
   private failing: string | null = null;
   private shedding = false;
 
@@ -90,14 +78,12 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
       now: spool.clock.now(),
       random: options.random,
       events: spool.events,
-      resealFirstHalf: (original, records) => spool.firstHalfOf(original, records),
+      resealFirstHalf: (original, records) => writeFirstHalf(spool.chunkContext(), original, records),
     });
     spool.meta = recovered.meta;
-    spool.chunks = recovered.chunks;
-    spool.chunksSorted = false;
-    spool.quarantined = recovered.quarantined;
+    spool.index = new ChunkIndex(recovered.chunks, recovered.quarantined);
     spool.segments = recovered.segments;
-    spool.segments.push(spool.newSegment(recovered.nextSegment));
+    spool.segments.push(newSegment(spool.dirs.segments, recovered.nextSegment));
     await spool.serial(() => spool.flushNow());
     return spool;
   }
@@ -165,7 +151,7 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
   figures(): SpoolFigures {
     let oldest = Number.POSITIVE_INFINITY;
     let pendingBytes = 0;
-    for (const chunk of this.chunks) {
+    for (const chunk of this.index.pending()) {
       pendingBytes += chunk.bytes;
       oldest = Math.min(oldest, chunk.oldestMs);
     }
@@ -174,11 +160,11 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
       if (segment.records > 0 && segment.firstMs !== null) oldest = Math.min(oldest, segment.firstMs);
     }
     return {
-      pendingChunks: this.chunks.length,
+      pendingChunks: this.index.pendingCount(),
       pendingBytes,
       oldestPendingAt: Number.isFinite(oldest) ? new Date(oldest).toISOString() : null,
       droppedRecords: this.meta.droppedRecords + this.unsavedDrops,
-      quarantinedChunks: this.quarantined.length,
+      quarantinedChunks: this.index.quarantined.length,
     };
   }
 
@@ -190,17 +176,11 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
   // ---- ChunkStore (the uploader's side) ----
 
   takeNext(): ChunkInfo | null {
-    if (!this.chunksSorted) {
-      this.chunks.sort(compareChunks);
-      this.chunksSorted = true;
-    }
-    const next = this.chunks.find((chunk) => !this.inflight.has(chunk.file)) ?? null;
-    if (next) this.inflight.add(next.file);
-    return next;
+    return this.index.takeNext();
   }
 
   release(chunk: ChunkInfo): void {
-    this.inflight.delete(chunk.file);
+    this.index.release(chunk);
   }
 
   async readChunk(chunk: ChunkInfo): Promise<Uint8Array> {
@@ -211,24 +191,40 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
     return this.serial(async () => {
       // No directory sync: if the unlink is lost in a crash, the re-upload is answered "duplicate".
       await unlinkIfExists(this.fs, path.join(this.dirs.sealed, chunk.file));
-      this.forget(chunk);
+      this.index.forget(chunk);
+      this.notify(this.figureListeners);
     });
   }
 
   quarantine(chunk: ChunkInfo, reason: string): Promise<void> {
-    return this.serial(() => this.quarantineNow(chunk, reason));
+    return this.serial(async () => {
+      await quarantineChunk(this.chunkContext(), chunk, reason);
+      this.notify(this.figureListeners);
+    });
   }
 
   split(chunk: ChunkInfo): Promise<void> {
-    return this.serial(() => this.splitNow(chunk));
+    return this.serial(async () => {
+      const split = await splitChunk(this.chunkContext(), chunk);
+      if (split) this.notify(this.listeners);
+      this.notify(this.figureListeners);
+    });
   }
 
   pendingCount(): number {
-    return this.chunks.length;
+    return this.index.pendingCount();
   }
 
   onChunks(listener: () => void): void {
     this.listeners.push(listener);
+  }
+
+  /**
+   * Called after the figures may have changed (chunks sealed, acked, quarantined, split or dropped);
+   * from the disk queue, never from `write()`, so at most about once per sync interval or upload.
+   */
+  onFiguresChange(listener: () => void): void {
+    this.figureListeners.push(listener);
   }
 
   // ---- internals ----
@@ -255,26 +251,10 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
     return this.segments[this.segments.length - 1]!;
   }
 
-  private newSegment(n: number): Segment {
-    return {
-      n,
-      path: path.join(this.dirs.segments, segmentFileName(n)),
-      handle: null,
-      diskBytes: 0,
-      dirty: false,
-      records: 0,
-      payloadBytes: 0,
-      firstMs: null,
-      buffer: [],
-      writing: 0,
-      closed: false,
-    };
-  }
-
   private rotate(): Segment {
     const current = this.active();
     current.closed = true;
-    const next = this.newSegment(current.n + 1);
+    const next = newSegment(this.dirs.segments, current.n + 1);
     this.segments.push(next);
     return next;
   }
@@ -331,210 +311,44 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
         break;
       }
     }
-    await this.enforceQuota();
-    if (this.unsavedDrops > 0) await this.saveMeta({});
+    const segmentBytes = this.segments.reduce((sum, segment) => sum + segment.diskBytes, 0);
+    const quotaDrops = await enforceQuota(this.chunkContext(), segmentBytes, this.settings.quotaBytes);
+    const savedDrops = this.unsavedDrops;
+    if (savedDrops > 0) await this.saveMeta({});
+    if (quotaDrops > 0 || savedDrops > 0) this.notify(this.figureListeners);
   }
 
   private async appendBuffered(segment: Segment): Promise<void> {
-    const count = segment.buffer.length;
-    segment.writing = count;
-    try {
-      if (!segment.handle) {
-        // Never append after a half-written frame: it would hide every later record from the scan.
-        if (segment.dirty) await this.fs.truncate(segment.path, segment.diskBytes);
-        segment.handle = await this.fs.open(segment.path, "a", 0o640);
-        segment.dirty = false;
-      }
-      const frames = segment.buffer.slice(0, count);
-      const data = Buffer.concat(segment.diskBytes === 0 ? [SEGMENT_MAGIC, ...frames] : frames);
-      try {
-        await segment.handle.appendFile(data);
-        await segment.handle.datasync();
-      } catch (error) {
-        segment.dirty = true;
-        await segment.handle.close().catch(() => undefined);
-        segment.handle = null;
-        throw error;
-      }
-      segment.diskBytes += data.length;
-      const written = segment.buffer.splice(0, count);
-      for (const frame of written) this.bufferedBytes -= frame.length;
-    } finally {
-      segment.writing = 0;
-    }
+    this.bufferedBytes -= await appendBuffered(this.fs, segment);
   }
 
   private async sealSegment(segment: Segment): Promise<void> {
     if (segment.buffer.length > 0) await this.appendBuffered(segment);
-    if (segment.handle) {
-      await segment.handle.close();
-      segment.handle = null;
-    }
-    const payloads =
-      segment.diskBytes > 0
-        ? scanSegment((await this.fs.readFile(segment.path)).subarray(0, segment.diskBytes)).payloads
-        : [];
-    if (payloads.length > 0) {
-      const bodies = await packChunks(
-        payloads,
-        {
-          maxRecords: this.settings.maxChunkRecords,
-          maxInflatedBytes: this.settings.maxChunkBytes,
-          maxGzipBytes: this.settings.maxChunkGzipBytes,
-        },
-        segment.firstMs ?? this.clock.now(),
-      );
-      const firstSeq = this.meta.nextSeq;
-      const sealed: ChunkInfo[] = [];
-      for (const [i, body] of bodies.entries()) {
-        const info = {
-          epoch: this.meta.epoch,
-          seq: firstSeq + i,
-          records: body.records,
-          oldestMs: body.oldestMs,
-        };
-        const file = chunkFileName(info);
-        await writeFileAtomic(this.fs, path.join(this.dirs.sealed, file), body.gz);
-        sealed.push({ ...info, file, bytes: body.gz.length });
-      }
-      await syncDir(this.fs, this.dirs.sealed);
-      // The commit point: from here the chunks exist and the segment counts as sealed.
-      await this.saveMeta({ nextSeq: firstSeq + bodies.length, sealedSegment: segment.n });
-      this.chunks.push(...sealed);
-      this.chunksSorted = false;
-      this.events.emit("spool.sealed", {
-        level: "debug",
-        chunks: sealed.map(chunkId),
-        records: payloads.length,
-      });
-    }
+    const sealed = await sealSegmentFile(
+      this.chunkContext(),
+      segment,
+      {
+        maxRecords: this.settings.maxChunkRecords,
+        maxInflatedBytes: this.settings.maxChunkBytes,
+        maxGzipBytes: this.settings.maxChunkGzipBytes,
+      },
+      this.clock.now(),
+    );
+    this.index.addPending(...sealed);
     await unlinkIfExists(this.fs, segment.path);
     this.segments.shift();
-    if (payloads.length > 0) for (const listener of this.listeners) listener();
-  }
-
-  private diskUsage(): number {
-    let bytes = 0;
-    for (const chunk of this.chunks) bytes += chunk.bytes;
-    for (const chunk of this.quarantined) bytes += chunk.bytes;
-    for (const segment of this.segments) bytes += segment.diskBytes;
-    return bytes;
-  }
-
-  /** Over quota: drop quarantined chunks first, then the oldest pending ones; every record counted. */
-  private async enforceQuota(): Promise<void> {
-    let usage = this.diskUsage();
-    if (usage <= this.settings.quotaBytes) return;
-    if (!this.chunksSorted) {
-      this.chunks.sort(compareChunks);
-      this.chunksSorted = true;
+    if (sealed.length > 0) {
+      this.notify(this.listeners);
+      this.notify(this.figureListeners);
     }
-    const victims: { chunk: ChunkInfo; dir: string }[] = [];
-    for (const chunk of this.quarantined) {
-      if (usage <= this.settings.quotaBytes) break;
-      victims.push({ chunk, dir: this.dirs.quarantine });
-      usage -= chunk.bytes;
-    }
-    for (const chunk of this.chunks) {
-      if (usage <= this.settings.quotaBytes) break;
-      // A chunk on its way to the master may be accepted there: it is not dropped (nor counted).
-      if (this.inflight.has(chunk.file)) continue;
-      victims.push({ chunk, dir: this.dirs.sealed });
-      usage -= chunk.bytes;
-    }
-    if (victims.length === 0) return;
-    const records = victims.reduce((sum, v) => sum + v.chunk.records, 0);
-    // Counted and journaled before deleting: a crash in between finishes the deletes, never recounts.
-    await this.saveMeta({ dropping: victims.map((v) => v.chunk.file) }, records);
-    for (const { chunk, dir } of victims) {
-      await unlinkIfExists(this.fs, path.join(dir, chunk.file));
-      this.forget(chunk);
-      this.quarantined = this.quarantined.filter((q) => q.file !== chunk.file);
-    }
-    this.meta = { ...this.meta, dropping: [] };
-    this.events.emit("spool.dropped", {
-      level: "error",
-      reason: "disk quota",
-      quotaBytes: this.settings.quotaBytes,
-      chunks: victims.map((v) => chunkId(v.chunk)),
-      records,
-      droppedTotal: this.meta.droppedRecords,
-    });
   }
 
-  private async quarantineNow(chunk: ChunkInfo, reason: string): Promise<void> {
-    await this.fs.rename(
-      path.join(this.dirs.sealed, chunk.file),
-      path.join(this.dirs.quarantine, chunk.file),
-    );
-    await syncDir(this.fs, this.dirs.quarantine);
-    await syncDir(this.fs, this.dirs.sealed);
-    this.forget(chunk);
-    this.quarantined.push(chunk);
-    this.events.emit("spool.quarantined", {
-      level: "error",
-      chunk: chunkId(chunk),
-      records: chunk.records,
-      reason,
-      file: path.join(this.dirs.quarantine, chunk.file),
-    });
+  private chunkContext(): ChunkFateContext {
+    return { fs: this.fs, dirs: this.dirs, events: this.events, journal: this.journal, index: this.index };
   }
 
-  /**
-   * 413: the first half keeps the chunk's id (the master refused it, so it has nothing under that id),
-   * the second half takes the next fresh seq — a split consumes exactly one seq and leaves no gap.
-   */
-  private async splitNow(chunk: ChunkInfo): Promise<void> {
-    const lines = await readLines(Buffer.from(await this.readChunk(chunk)));
-    if (lines.length < 2) return this.quarantineNow(chunk, "master refused it as too large (413)");
-    const half = Math.ceil(lines.length / 2);
-    const secondLines = lines.slice(half);
-    const second = {
-      epoch: this.meta.epoch,
-      seq: this.meta.nextSeq,
-      records: secondLines.length,
-      oldestMs: oldestOf(secondLines, chunk.oldestMs),
-    };
-    const secondGz = await gzipLines(secondLines);
-    const secondFile = chunkFileName(second);
-    await writeFileAtomic(this.fs, path.join(this.dirs.sealed, secondFile), secondGz);
-    await syncDir(this.fs, this.dirs.sealed);
-    const firstFile = chunkFileName({ ...chunk, records: half });
-    await this.saveMeta({ nextSeq: second.seq + 1, split: { original: chunk.file, firstHalf: firstFile } });
-    const firstBytes = await this.firstHalfOf(chunk.file, half, lines);
-    await this.saveMeta({ split: null });
-    this.forget(chunk);
-    this.chunks.push(
-      { ...chunk, records: half, file: firstFile, bytes: firstBytes },
-      { ...second, file: secondFile, bytes: secondGz.length },
-    );
-    this.chunksSorted = false;
-    this.events.emit("spool.split", {
-      level: "warn",
-      chunk: chunkId(chunk),
-      records: lines.length,
-      into: [chunkId(chunk), chunkId(second)],
-    });
-    for (const listener of this.listeners) listener();
-  }
-
-  /** Writes the first half of `original` under its new name and deletes the original (split, and its recovery). */
-  private async firstHalfOf(original: string, half: number, lines?: Buffer[]): Promise<number> {
-    const originalPath = path.join(this.dirs.sealed, original);
-    const all = lines ?? (await readLines(await this.fs.readFile(originalPath)));
-    const parsed = /^(.*)\.r\d+\.(t\d+\.ndjson\.gz)$/.exec(original);
-    const firstFile = parsed ? `${parsed[1]}.r${half}.${parsed[2]}` : original;
-    const gz = await gzipLines(all.slice(0, half));
-    await writeFileAtomic(this.fs, path.join(this.dirs.sealed, firstFile), gz);
-    await unlinkIfExists(this.fs, originalPath);
-    await syncDir(this.fs, this.dirs.sealed);
-    return gz.length;
-  }
-
-  private forget(chunk: ChunkInfo): void {
-    this.inflight.delete(chunk.file);
-    const index = this.chunks.findIndex((c) => c.file === chunk.file);
-    if (index !== -1) this.chunks.splice(index, 1);
+  private notify(listeners: (() => void)[]): void {
+    for (const listener of listeners) listener();
   }
 
   private async saveMeta(change: Partial<SpoolMeta>, addDropped = 0): Promise<void> {

@@ -46,3 +46,18 @@ export async function writeMeta(fs: SpoolFs, dir: string, meta: SpoolMeta): Prom
   await writeFileAtomic(fs, path.join(dir, META_FILE), `${JSON.stringify(meta)}\n`);
   await syncDir(fs, dir);
 }
+
+/**
+ * What the chunk operations outside `DiskSpool` (split, quarantine, quota drops) need from it:
+ * the current meta and the one way to change it. `DiskSpool` runs them inside its disk queue.
+ */
+export interface SpoolJournal {
+  meta(): SpoolMeta;
+  /** Commits `change` atomically, adding `addDropped` (and drops counted in memory) to `droppedRecords`. */
+  saveMeta(change: Partial<SpoolMeta>, addDropped?: number): Promise<void>;
+  /**
+   * The journaled drops are deleted: forget the list in memory. The next commit clears it on disk;
+   * until then a restart deletes the same files again, which is harmless.
+   */
+  dropsDeleted(): void;
+}
