@@ -94,7 +94,11 @@ ${STATE_DIR_HELP}
       compile: compileWithEngine,
       spoolFigures: () => sink.figures(),
       onState: writeRuntime,
+      // The master answered: uploads waiting out an outage backoff go now (at the drain rate).
+      onMasterContact: () => spool.nudge(),
     });
+    // A drained backlog, a quarantined chunk or a drop reaches the master within seconds, not a minute.
+    spool.onFiguresChange(() => loop.spoolChanged());
 
     events.emit("agent.starting", {
       version: AGENT_VERSION,

@@ -29,6 +29,10 @@ export interface SpoolingOptions {
 export interface RunningSpool {
   sink: DiskSpool;
   figures(): SpoolFigures;
+  /** Called (from the disk queue) whenever the figures may have changed. */
+  onFiguresChange(listener: () => void): void;
+  /** The master answered the sync loop: uploads waiting out an outage backoff retry now. */
+  nudge(): void;
   /** Seals what is left and uploads for at most `deadlineMs`; whatever remains waits on disk. */
   stop(deadlineMs: number): Promise<void>;
 }
@@ -50,6 +54,8 @@ export async function startSpooling(options: SpoolingOptions): Promise<RunningSp
   return {
     sink,
     figures: () => sink.figures(),
+    onFiguresChange: (listener) => sink.onFiguresChange(listener),
+    nudge: () => uploader.nudge(),
     async stop(deadlineMs) {
       const deadline = options.clock.now() + deadlineMs;
       await sink.close();

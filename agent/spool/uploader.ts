@@ -38,6 +38,8 @@ export class ChunkUploader {
   private wakeCtl: AbortController | null = null;
   private woken = false;
   private gate: string | null = null;
+  /** The gate is closed because the master seemed away (or refused this node): a nudge may open it. */
+  private nudgeable = false;
 
   constructor(options: UploaderOptions) {
     this.o = options;
@@ -78,6 +80,21 @@ export class ChunkUploader {
   wake(): void {
     this.woken = true;
     this.wakeCtl?.abort();
+  }
+
+  /**
+   * The master just answered the sync loop (a poll or a status report): if uploads wait out a backoff
+   * because the master seemed away or refused this node, retry now with a fresh backoff. The drain
+   * rate and the concurrency limit still apply, and an explicit Retry-After is still honoured.
+   */
+  nudge(): void {
+    const now = this.o.clock.now();
+    if (!this.nudgeable || now >= this.blockedUntil) return;
+    this.nudgeable = false;
+    this.blockedUntil = now;
+    this.failures = 0;
+    this.o.events?.emit("spool.upload_nudged", { pending: this.o.store.pendingCount() });
+    this.wake();
   }
 
   /**
@@ -127,7 +144,11 @@ export class ChunkUploader {
       // A local disk problem: keep the chunk, retry later like a failed upload.
       this.o.store.release(chunk);
       this.failures++;
-      this.block(this.backoff(), { reason: "spool error", chunk: id, error: (error as Error).message });
+      this.block(this.backoff(), false, {
+        reason: "spool error",
+        chunk: id,
+        error: (error as Error).message,
+      });
     }
   }
 
@@ -181,14 +202,15 @@ export class ChunkUploader {
       case "throttled":
         this.o.store.release(chunk);
         this.failures++;
-        this.block(outcome.retryAfterMs ?? this.backoff(), {
+        // Retry-After is the master's explicit wish; a 503 without it is an outage like any other.
+        this.block(outcome.retryAfterMs ?? this.backoff(), outcome.retryAfterMs === null, {
           reason: `HTTP ${outcome.status}`,
           retryAfter: outcome.retryAfterMs !== null,
         });
         return;
       case "unauthorized":
         this.o.store.release(chunk);
-        this.block(Math.floor(this.s.nodeUnknownRetryMs * (0.75 + 0.5 * this.o.random())), {
+        this.block(Math.floor(this.s.nodeUnknownRetryMs * (0.75 + 0.5 * this.o.random())), true, {
           reason: outcome.code,
           error: outcome.message,
           level: "error",
@@ -197,7 +219,8 @@ export class ChunkUploader {
       case "failed":
         this.o.store.release(chunk);
         this.failures++;
-        this.block(this.backoff(), {
+        // No answer, or a gateway's: the master is away. A 500 is the master failing on this chunk.
+        this.block(this.backoff(), outcome.status === 0 || outcome.status >= 502, {
           reason: "upload failed",
           status: outcome.status,
           error: outcome.message,
@@ -214,8 +237,11 @@ export class ChunkUploader {
     }
   }
 
-  private block(delayMs: number, fields: Record<string, unknown>): void {
-    this.blockedUntil = Math.max(this.blockedUntil, this.o.clock.now() + delayMs);
+  private block(delayMs: number, nudgeable: boolean, fields: Record<string, unknown>): void {
+    const until = this.o.clock.now() + delayMs;
+    // The latest reason for the longest wait decides whether a nudge may cut it short.
+    if (until >= this.blockedUntil) this.nudgeable = nudgeable;
+    this.blockedUntil = Math.max(this.blockedUntil, until);
     this.gate = String(fields.reason);
     this.o.events?.emit("spool.upload_backoff", {
       level: "warn",

@@ -25,7 +25,8 @@ const MAX_PENDING_REPORTS = 5;
  * every effect (network, time, randomness, disk, proxy) comes in through `SyncOptions`.
  */
 export class SyncLoop {
-  private readonly o: Required<Omit<SyncOptions, "onState">> & Pick<SyncOptions, "onState">;
+  private readonly o: Required<Omit<SyncOptions, "onState" | "onMasterContact">> &
+    Pick<SyncOptions, "onState" | "onMasterContact">;
   private readonly startedAt: number;
   private applied: { bundle: PolicyBundle; appliedAt: string } | null = null;
   /** Hash of the last refused bundle, sent as If-None-Match so the master holds the poll until a new publish. */
@@ -33,6 +34,12 @@ export class SyncLoop {
   private outcome: Outcome = { state: "applied" };
   private pendingReports: Outcome[] = [];
   private lastStatusAt = Number.NEGATIVE_INFINITY;
+  /** The spool figures in the last status report the master accepted. */
+  private reportedSpool: SpoolFigures | null = null;
+  /** Status reports go out one at a time, in order, whoever sends them. */
+  private statusLock: Promise<unknown> = Promise.resolve();
+  private running: AbortSignal | null = null;
+  private spoolReport: Promise<void> | null = null;
   private failures = 0;
   private firstPoll = true;
   private readonly snap: SyncSnapshot = {
@@ -54,7 +61,9 @@ export class SyncLoop {
       nodeUnknownRetryMs: 5 * 60_000,
       refusedRetryMs: 5 * 60_000,
       heartbeatMs: 60_000,
+      spoolReportMinIntervalMs: 2_000,
       onState: undefined,
+      onMasterContact: undefined,
       ...options,
     };
     this.startedAt = options.clock.now();
@@ -88,6 +97,7 @@ export class SyncLoop {
 
   /** Runs until `signal` aborts; never throws for master or policy trouble. */
   async run(signal: AbortSignal): Promise<void> {
+    this.running = signal;
     while (!signal.aborted) {
       let delay: number;
       try {
@@ -102,6 +112,48 @@ export class SyncLoop {
       }
       if (delay > 0) await this.o.clock.sleep(delay, signal);
     }
+    this.running = null;
+    await this.spoolReport;
+  }
+
+  /**
+   * The spool's figures may have changed. When the master would now see something different enough
+   * to matter — the backlog gone, or a new quarantined chunk or dropped record — a status report goes
+   * out without waiting for the heartbeat: at once, or `spoolReportMinIntervalMs` after the last report.
+   * Runs beside the long poll; cheap to call often.
+   */
+  spoolChanged(): void {
+    const signal = this.running;
+    if (!signal || signal.aborted || this.spoolReport || !this.spoolNews()) return;
+    this.spoolReport = this.reportSpool(signal).finally(() => {
+      this.spoolReport = null;
+    });
+  }
+
+  private spoolNews(): boolean {
+    const last = this.reportedSpool;
+    // Until a first report went out, the start-up heartbeat carries the figures.
+    if (!last || !this.masterListens()) return false;
+    const now = this.o.spoolFigures();
+    return (
+      (now.pendingChunks === 0 && last.pendingChunks > 0) ||
+      (now.quarantinedChunks ?? 0) !== (last.quarantinedChunks ?? 0) ||
+      now.droppedRecords !== last.droppedRecords
+    );
+  }
+
+  private async reportSpool(signal: AbortSignal): Promise<void> {
+    // A loop, so a change that lands while a report is on the wire is not left to the heartbeat.
+    while (this.spoolNews()) {
+      const wait = this.lastStatusAt + this.o.spoolReportMinIntervalMs - this.o.clock.now();
+      if (wait > 0) await this.o.clock.sleep(wait, signal);
+      if (signal.aborted || !this.spoolNews()) return;
+      if (!(await this.sendReports(signal))) return;
+    }
+  }
+
+  private masterListens(): boolean {
+    return this.snap.master !== "unreachable" && this.snap.master !== "node-unknown";
   }
 
   /** One poll and what follows from it; returns the delay before the next poll. */
@@ -233,33 +285,46 @@ export class SyncLoop {
   }
 
   private async reportIfDue(signal: AbortSignal): Promise<void> {
-    if (this.snap.master === "unreachable" || this.snap.master === "node-unknown") return;
+    if (!this.masterListens()) return;
     const waitMs = this.o.pollWaitSeconds * 1_000;
     // Report early enough that the next long poll cannot push the gap past the heartbeat interval.
     const heartbeatDue = this.o.clock.now() - this.lastStatusAt >= Math.max(0, this.o.heartbeatMs - waitMs);
     if (this.pendingReports.length === 0 && !heartbeatDue) return;
-    const queue = this.pendingReports.length > 0 ? [...this.pendingReports] : [this.outcome];
-    for (const outcome of queue) {
-      const result = await postStatus({
-        fetch: this.o.fetch,
-        masterUrl: this.o.masterUrl,
-        nodeToken: this.o.nodeToken,
-        report: this.report(outcome),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(STATUS_TIMEOUT_MS)]),
-        now: () => this.o.clock.now(),
-      });
-      if (!result.ok) {
-        if (!signal.aborted)
-          this.o.events.emit("status.failed", {
-            status: result.status,
-            code: result.code,
-            error: result.message,
-          });
-        return;
+    await this.sendReports(signal);
+  }
+
+  /** Sends the queued ACK/NACKs, or the current outcome when none is queued; false on a failure. */
+  private sendReports(signal: AbortSignal): Promise<boolean> {
+    const send = this.statusLock.then(async () => {
+      const queue = this.pendingReports.length > 0 ? [...this.pendingReports] : [this.outcome];
+      for (const outcome of queue) {
+        const report = this.report(outcome);
+        const result = await postStatus({
+          fetch: this.o.fetch,
+          masterUrl: this.o.masterUrl,
+          nodeToken: this.o.nodeToken,
+          report,
+          signal: AbortSignal.any([signal, AbortSignal.timeout(STATUS_TIMEOUT_MS)]),
+          now: () => this.o.clock.now(),
+        });
+        if (!result.ok) {
+          if (!signal.aborted)
+            this.o.events.emit("status.failed", {
+              status: result.status,
+              code: result.code,
+              error: result.message,
+            });
+          return false;
+        }
+        if (this.pendingReports[0] === outcome) this.pendingReports.shift();
+        this.lastStatusAt = this.o.clock.now();
+        this.reportedSpool = report.spool;
+        this.o.onMasterContact?.();
       }
-      this.pendingReports.shift();
-      this.lastStatusAt = this.o.clock.now();
-    }
+      return true;
+    });
+    this.statusLock = send.catch(() => undefined);
+    return send;
   }
 
   private report(outcome: Outcome): StatusReport {
@@ -285,6 +350,9 @@ export class SyncLoop {
       this.o.events.emit("sync.ok", { master: this.o.masterUrl, appliedVersion: this.snap.appliedVersion });
     const stillRefused = this.outcome.state === "rejected" ? this.outcome.error : null;
     this.update({ master: "ok", lastContactAt: now, lastError: stillRefused });
+    this.o.onMasterContact?.();
+    // Figures that changed while the master was away go out now rather than with the next heartbeat.
+    if (recovered) this.spoolChanged();
   }
 
   private onFailure(failure: MasterFailure): number {

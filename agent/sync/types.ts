@@ -54,6 +54,8 @@ export interface SyncOptions {
   /** Spool figures for status reports; the durable spool plugs in here. */
   spoolFigures?: () => SpoolFigures;
   onState?: (snapshot: SyncSnapshot) => void;
+  /** A successful exchange with the master (a 200/304 poll, a 204 status): the spool uploader retries now. */
+  onMasterContact?: () => void;
   /** Tunables, mostly for tests. */
   backoffBaseMs?: number;
   backoffCapMs?: number;
@@ -61,4 +63,6 @@ export interface SyncOptions {
   /** How long a refused bundle's hash is polled with, before the master is asked for it again. */
   refusedRetryMs?: number;
   heartbeatMs?: number;
+  /** At least this long between a status report and one sent because the spool figures changed. */
+  spoolReportMinIntervalMs?: number;
 }
