@@ -62,7 +62,9 @@ export async function uploadChunk(call: UploadCall): Promise<UploadOutcome> {
       retryAfterMs: parseRetryAfter(response.headers.get("retry-after"), call.now()),
     };
   }
-  // Revoked token or an allow-list refusal: nothing wrong with the chunk, so keep it and wait.
+  // Revoked token or an allow-list refusal (IP_NOT_ALLOWED): nothing wrong with the chunk, so keep
+  // it and retry slowly instead of quarantining it — a deliberate exception to "other 4xx →
+  // quarantine" (docs/spool.md, Upload). Only these two codes: any other 4xx is about the chunk.
   if (status === 401 || status === 403) return { kind: "unauthorized", code, message };
   // 408 and 425 are the master saying "not now", not "never".
   if (status >= 400 && status < 500 && status !== 408 && status !== 425) {

@@ -41,7 +41,8 @@ export class SyncLoop {
   private running: AbortSignal | null = null;
   private spoolReport: Promise<void> | null = null;
   private failures = 0;
-  private firstPoll = true;
+  /** Ask without holding: at start, and after a failure so a returning master is noticed at once. */
+  private quickPoll = true;
   private readonly snap: SyncSnapshot = {
     enforcing: "fail-closed",
     appliedVersion: null,
@@ -158,7 +159,7 @@ export class SyncLoop {
 
   /** One poll and what follows from it; returns the delay before the next poll. */
   async pollOnce(signal: AbortSignal): Promise<number> {
-    const waitSeconds = this.firstPoll ? 0 : this.o.pollWaitSeconds;
+    const waitSeconds = this.quickPoll ? 0 : this.o.pollWaitSeconds;
     const startedAt = this.o.clock.now();
     const timeout = AbortSignal.timeout(waitSeconds * 1_000 + POLL_GRACE_MS);
     const result = await pollPolicy({
@@ -172,7 +173,7 @@ export class SyncLoop {
     });
     if (signal.aborted) return 0;
     if (!result.ok) return this.onFailure(result);
-    this.firstPoll = false;
+    this.quickPoll = false;
     this.onContact();
     if (result.kind === "malformed") {
       await this.refuse(null, result.reason);
@@ -356,6 +357,7 @@ export class SyncLoop {
   }
 
   private onFailure(failure: MasterFailure): number {
+    this.quickPoll = true;
     if (failure.status === 401 && failure.code === "NODE_UNKNOWN") {
       // Revoked or unknown: keep enforcing what we have, stop hammering, check back now and then.
       const delay = Math.floor(this.o.nodeUnknownRetryMs * (0.75 + 0.5 * this.o.random()));

@@ -188,4 +188,95 @@ describe("spool upload", () => {
     expect(master.peakActive).toBeLessThanOrEqual(2);
     expect(master.stored.size).toBe(12);
   });
+
+  it("keeps a chunk refused with 403 IP_NOT_ALLOWED (nothing wrong with it) and waits minutes", async () => {
+    const spool = await spoolWith(10);
+    master.script.push({ status: 403, body: error("IP_NOT_ALLOWED", "address not on the allow list") });
+    const events = recordEvents();
+    startUploader(spool, {}, events);
+    await waitFor(() => events.of("spool.upload_backoff").length > 0, 5_000, "403 seen");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(master.received).toHaveLength(1);
+    expect(spool.figures()).toMatchObject({ pendingChunks: 1, quarantinedChunks: 0 });
+    expect(events.of("spool.quarantined")).toEqual([]);
+    expect(events.of("spool.upload_backoff")[0]).toMatchObject({ reason: "IP_NOT_ALLOWED" });
+    expect(Number(events.of("spool.upload_backoff")[0]!.delayMs)).toBeGreaterThanOrEqual(45_000);
+  });
+
+  it("retries 408 and 425 (not now) and quarantines other 4xx such as 400 and 404 (never)", async () => {
+    const events = recordEvents();
+    const spool = await spoolWith(30, { maxChunkRecords: 10 }, events);
+    master.script.push(
+      { status: 408, body: error("TIMEOUT", "request timeout") },
+      { status: 425, body: error("TOO_EARLY", "too early") },
+      { status: 400, body: error("BAD_REQUEST", "bad chunk id") },
+      { status: 404, body: error("NOT_FOUND", "no such route") },
+    );
+    startUploader(spool, { uploadConcurrency: 1 }, events);
+    await waitFor(() => spool.pendingCount() === 0, 5_000, "all settled");
+    const epoch = spool.epoch;
+    // seq 1 is retried twice and then quarantined by the 400; seq 2 by the 404; seq 3 goes through.
+    expect(master.received.map((r) => r.id)).toEqual([1, 1, 1, 2, 3].map((seq) => `${epoch}.${seq}`));
+    expect(events.of("spool.upload_backoff").map((e) => e.status)).toEqual([408, 425]);
+    expect(events.of("spool.quarantined").map((e) => e.chunk)).toEqual([`${epoch}.1`, `${epoch}.2`]);
+    expect([...master.stored.keys()]).toEqual([`${epoch}.3`]);
+  });
+
+  it("retries at once when nudged after an outage, still at the drain rate", async () => {
+    const spool = await spoolWith(30, { maxChunkRecords: 10 });
+    master.script.push({ status: 502, body: error("BAD_GATEWAY", "origin down") });
+    const events = recordEvents();
+    // 0.5 × 60 s: without the nudge the retry would come half a minute later.
+    const uploader = startUploader(
+      spool,
+      { backoffBaseMs: 60_000, backoffCapMs: 60_000, maxUploadsPerSecond: 5, uploadConcurrency: 1 },
+      events,
+    );
+    await waitFor(() => events.of("spool.upload_backoff").length > 0, 5_000, "502 seen");
+    expect(Number(events.of("spool.upload_backoff")[0]!.delayMs)).toBe(30_000);
+    const nudgedAt = Date.now();
+    uploader.nudge();
+    await waitFor(() => spool.pendingCount() === 0, 5_000, "backlog after the nudge");
+    expect(Date.now() - nudgedAt).toBeLessThan(3_000);
+    expect(events.of("spool.upload_nudged")).toHaveLength(1);
+    expect(master.stored.size).toBe(3);
+    const starts = master.received.map((r) => r.at);
+    // 5 starts per second: the three retries are spread, not fired together.
+    for (let i = 2; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(150);
+  });
+
+  it("does not let a nudge cut short a Retry-After or the backoff after a 500", async () => {
+    for (const reply of [
+      { status: 429, body: error("RATE_LIMITED", "slow down"), headers: { "retry-after": "30" } },
+      { status: 500, body: error("INTERNAL", "ingestion failed") },
+    ]) {
+      const spool = await spoolWith(5);
+      master.received.length = 0;
+      master.script.push(reply);
+      const events = recordEvents();
+      const stop = new AbortController();
+      const uploader = new ChunkUploader({
+        store: spool,
+        masterUrl: master.url,
+        nodeToken: "fgn_token",
+        agentVersion: "1.2.3",
+        fetch: globalThis.fetch,
+        clock: systemClock,
+        random: () => 0.5,
+        events,
+        settings: { ...FAST_UPLOADS, backoffBaseMs: 60_000, backoffCapMs: 60_000 },
+      });
+      const run = uploader.run(stop.signal);
+      await waitFor(() => events.of("spool.upload_backoff").length > 0, 5_000, `${reply.status} seen`);
+      uploader.nudge();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(master.received, `after ${reply.status}`).toHaveLength(1);
+      expect(events.of("spool.upload_nudged")).toEqual([]);
+      stop.abort();
+      await run;
+      await spool.close();
+      await removeDir(dir);
+      dir = await tempDir();
+    }
+  });
 });

@@ -224,3 +224,55 @@ export async function runUntil(t: Harness, done: () => boolean, maxSteps = 1_000
   t.master.onRequest = () => {};
   t.clock.sleep = sleep;
 }
+
+/**
+ * A fake clock with real concurrency: `sleep` parks until the test moves time past its deadline with
+ * `advance`, so a long poll and a report sent beside it interleave as they would on a real clock.
+ */
+export class TimerClock implements Clock {
+  private timers: { at: number; seq: number; fire: () => void }[] = [];
+  private seq = 0;
+  constructor(public t = 1_700_000_000_000) {}
+  now(): number {
+    return this.t;
+  }
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const timer = {
+        at: this.t + Math.max(0, ms),
+        seq: this.seq++,
+        fire: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+      };
+      const onAbort = () => {
+        this.timers = this.timers.filter((t) => t !== timer);
+        resolve();
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.timers.push(timer);
+    });
+  }
+  /** Moves time forward by `ms`, firing due timers in order and letting their work run in between. */
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    await settle();
+    for (;;) {
+      const next = this.timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
+      if (!next) break;
+      this.timers = this.timers.filter((t) => t !== next);
+      this.t = Math.max(this.t, next.at);
+      next.fire();
+      await settle();
+    }
+    this.t = end;
+    await settle();
+  }
+}
+
+/** Lets pending promise chains (fetch bodies, timers' continuations) run to their next wait. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+}
