@@ -1,6 +1,9 @@
 // One client connection: reads request heads, judges each request against the policy current at
 // its arrival, and hands it to an HttpExchange or a Tunnel. Requests are served one at a time;
 // pipelined bytes wait (reads paused) until the answer before them is done.
+// Timeouts are checked by the proxy's sweep (tick), never by a timer per connection: a head must be
+// complete headerTimeoutMs after the connection opened or the request's first byte came (slowloris),
+// and a connection idle between requests closes after idleTimeoutMs.
 
 import type { CompiledPolicy, VerifiedUser } from "../../../protocol/policy/types";
 import type { TcpConnection, TcpHandlers } from "../../platform/tcp";
@@ -28,7 +31,12 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   private peerEnded = false;
   /** We sent (or are sending) FIN: whatever the client still sends is dropped, never parsed. */
   private closing = false;
+  /** Bumped per read; the sweep compares it with what it saw last time instead of a clock read per chunk. */
+  private reads = 0;
+  private readsSeen = 0;
   private lastActive = Date.now();
+  /** When the head now awaited started (accept or its first byte); 0 while idle between requests or busy. */
+  private headSince = Date.now();
   private readonly clientAddress: string;
 
   constructor(
@@ -44,13 +52,14 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   // ---- socket events ----
 
   data(chunk: Buffer): void {
-    this.lastActive = Date.now();
+    this.reads++;
     const current = this.current;
     if (current !== null) {
       current.clientData(chunk);
       return;
     }
     if (this.closing) return;
+    if (this.headSince === 0) this.headSince = Date.now();
     this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
     if (!this.authorizing) this.readRequests();
   }
@@ -82,6 +91,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   exchangeDone(keepClient: boolean): void {
     this.current = null;
     this.lastActive = Date.now();
+    this.headSince = this.buffer !== null ? this.lastActive : 0;
     if (!keepClient || this.ctx.draining || this.peerEnded) {
       this.endConnection();
       return;
@@ -92,9 +102,37 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
 
   /** Called by the proxy's sweep timer. */
   tick(now: number): void {
+    if (this.reads !== this.readsSeen) {
+      this.readsSeen = this.reads;
+      this.lastActive = now;
+    }
     const current = this.current;
-    if (current !== null) current.checkTimeout(now);
-    else if (!this.authorizing && now - this.lastActive > this.ctx.idleTimeoutMs) this.conn.destroy();
+    if (current !== null) {
+      current.checkTimeout(now);
+    } else if (this.authorizing || this.closing) {
+      // A credential check is in flight, or we already said goodbye and wait for the close.
+      if (this.closing && now - this.lastActive > this.ctx.idleTimeoutMs) this.conn.destroy();
+    } else if (this.headSince !== 0) {
+      if (now - this.headSince > this.ctx.headerTimeoutMs) this.headerTimedOut();
+    } else if (now - this.lastActive > this.ctx.idleTimeoutMs) {
+      this.conn.destroy();
+    }
+  }
+
+  /** Slowloris, or a client that connected and never spoke: 408 when it sent part of a head, silence otherwise. */
+  private headerTimedOut(): void {
+    const partial = this.buffer;
+    if (partial === null || partial.length === 0) {
+      this.conn.destroy();
+      return;
+    }
+    this.buffer = null;
+    const info = this.newInfo("-", "http");
+    const text = "The request head did not arrive in time.";
+    const bytes = simplePage(408, "Request timeout", text, info.requestId, false);
+    this.conn.write(bytes);
+    writeRecord(this.ctx, toRecord(info, 408, "error", partial.length, bytes.byteLength));
+    this.endConnection();
   }
 
   /** stop(): idle connections go now, busy ones after their answer (exchangeDone sees draining). */
@@ -124,6 +162,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
         this.buffer = null;
         return;
       }
+      if (this.headSince === 0) this.headSince = Date.now();
       const end = buf.indexOf(HEAD_END, start);
       if (end < 0 || end - start > MAX_HEAD_BYTES) {
         if (buf.length - start > MAX_HEAD_BYTES) {
@@ -135,6 +174,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
         return;
       }
       this.buffer = end + 4 < buf.length ? buf.subarray(end + 4) : null;
+      this.headSince = this.buffer !== null ? Date.now() : 0;
       const headLength = end + 4 - start;
       let head: Head;
       try {

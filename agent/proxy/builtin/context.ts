@@ -15,6 +15,12 @@ export interface ProxyContext {
   readonly upstreamTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** From a connection's accept (or a request's first byte) to the end of its head: 408 after. */
+  readonly headerTimeoutMs: number;
+  /** A request body that makes no progress for this long is cut off (408, or the exchange aborted). */
+  readonly bodyTimeoutMs: number;
+  /** A CONNECT tunnel with no bytes either way for this long is closed. */
+  readonly tunnelIdleTimeoutMs: number;
   /** Set by stop(): answers say Connection: close and idle connections go. */
   draining: boolean;
   nextRequestId(): string;

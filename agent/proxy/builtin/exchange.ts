@@ -71,6 +71,10 @@ export class HttpExchange implements UpstreamOwner {
   private upstreamPaused = false;
   private bytesIn: number;
   private bytesOut = 0;
+  /** Request-body progress as the sweep last saw it (bytes in + upstream drains), and since when. */
+  private progressSeen = -1;
+  private quietSince: number;
+  private upstreamDrains = 0;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -82,6 +86,7 @@ export class HttpExchange implements UpstreamOwner {
   ) {
     this.key = `${target.host}:${target.port}`;
     this.bytesIn = headLength;
+    this.quietSince = info.startedAt;
     if (request.chunked) {
       this.requestFraming = Framing.Chunked;
       this.requestTracker = new ChunkedTracker();
@@ -166,6 +171,16 @@ export class HttpExchange implements UpstreamOwner {
   }
 
   checkTimeout(now: number): void {
+    if (!this.requestDone && this.phase !== Phase.Done) {
+      const progress = this.bytesIn + this.upstreamDrains;
+      if (progress !== this.progressSeen) {
+        this.progressSeen = progress;
+        this.quietSince = now;
+      } else if (now - this.quietSince > this.ctx.bodyTimeoutMs) {
+        this.bodyTimedOut();
+        return;
+      }
+    }
     if (this.deadline === 0 || now < this.deadline) return;
     if (this.phase === Phase.Connecting) {
       this.attempt?.cancel();
@@ -173,6 +188,19 @@ export class HttpExchange implements UpstreamOwner {
       this.failBeforeHead(502, "Origin unreachable", `Connecting to ${this.key} timed out.`);
     } else if (this.phase === Phase.AwaitingHead) {
       this.failBeforeHead(504, "Origin timed out", `${this.key} did not answer in time.`);
+    }
+  }
+
+  /** The request body stopped moving: the client went quiet (408) or the origin stopped reading it (504). */
+  private bodyTimedOut(): void {
+    this.attempt?.cancel();
+    this.attempt = null;
+    if (this.status !== 0) {
+      this.abortBoth("request body timed out");
+    } else if (this.clientPaused) {
+      this.failBeforeHead(504, "Origin timed out", `${this.key} stopped reading the request body.`);
+    } else {
+      this.failBeforeHead(408, "Request timeout", "The request body stopped arriving.");
     }
   }
 
@@ -241,6 +269,7 @@ export class HttpExchange implements UpstreamOwner {
   }
 
   upstreamDrain(): void {
+    this.upstreamDrains++;
     if (this.clientPaused) {
       this.clientPaused = false;
       this.client.conn.resume();
@@ -442,7 +471,7 @@ export class HttpExchange implements UpstreamOwner {
     this.client.exchangeDone(this.keepClient && this.requestDone);
   }
 
-  private failBeforeHead(status: 502 | 504, title: string, text: string): void {
+  private failBeforeHead(status: 408 | 502 | 504, title: string, text: string): void {
     if (this.phase === Phase.Done) return;
     this.phase = Phase.Done;
     this.upstreamReusable = false;

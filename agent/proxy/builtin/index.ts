@@ -15,7 +15,7 @@
 // Hot-path rules: no per-request timers (one sweep timer handles connect/response/idle timeouts), no
 // regex compiled per request, heads decoded once as latin1, one socket write per answer where possible.
 
-import type { TcpConnection } from "../../platform/tcp";
+import type { TcpConnection, TcpHandlers } from "../../platform/tcp";
 import { connectTcp, listenTcp, type TcpListener } from "../../platform/tcp";
 import type { AccessLogSink, ActivePolicy, EventLogger, ProxyDriver } from "../types";
 import { ClientSession } from "./client-session";
@@ -34,7 +34,27 @@ export interface BuiltinProxyOptions {
   connectTimeoutMs?: number;
   /** Idle keep-alive client connections and pooled upstreams close after this. Default 60 s. */
   idleTimeoutMs?: number;
+  /** A request head must be complete this long after the connection opened or its first byte came (slowloris). Default 15 s. */
+  headerTimeoutMs?: number;
+  /** A request body with no progress for this long is cut off. Default 60 s. */
+  bodyTimeoutMs?: number;
+  /** A CONNECT tunnel with no bytes either way for this long is closed. Default 10 min. */
+  tunnelIdleTimeoutMs?: number;
+  /** Client connections beyond this are closed as soon as they are accepted. Default 10,000. */
+  maxConnections?: number;
 }
+
+export const PROXY_DEFAULTS = {
+  upstreamTimeoutMs: 30_000,
+  connectTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+  headerTimeoutMs: 15_000,
+  bodyTimeoutMs: 60_000,
+  tunnelIdleTimeoutMs: 600_000,
+  maxConnections: 10_000,
+} as const;
+
+const REFUSED: TcpHandlers = { data() {}, drain() {}, end() {}, close() {} };
 
 const DRIVER_VERSION = "fleetgate-builtin/1.0";
 
@@ -46,19 +66,45 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
     sink: options.sink,
     events: options.events,
     pool,
-    upstreamTimeoutMs: options.upstreamTimeoutMs ?? 30_000,
-    connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-    idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+    upstreamTimeoutMs: options.upstreamTimeoutMs ?? PROXY_DEFAULTS.upstreamTimeoutMs,
+    connectTimeoutMs: options.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs ?? PROXY_DEFAULTS.idleTimeoutMs,
+    headerTimeoutMs: options.headerTimeoutMs ?? PROXY_DEFAULTS.headerTimeoutMs,
+    bodyTimeoutMs: options.bodyTimeoutMs ?? PROXY_DEFAULTS.bodyTimeoutMs,
+    tunnelIdleTimeoutMs: options.tunnelIdleTimeoutMs ?? PROXY_DEFAULTS.tunnelIdleTimeoutMs,
     draining: false,
     nextRequestId: createRequestIds(),
     connect: connectTcp,
   };
+  const maxConnections = Math.max(1, options.maxConnections ?? PROXY_DEFAULTS.maxConnections);
+  let refused = 0;
+  let refusedReportedAt = 0;
   let listener: TcpListener | null = null;
   let sweepTimer: ReturnType<typeof setInterval> | null = null;
-  const sweepEveryMs = Math.max(
-    25,
-    Math.min(1000, Math.floor(Math.min(ctx.upstreamTimeoutMs, ctx.connectTimeoutMs, ctx.idleTimeoutMs) / 4)),
+  const shortest = Math.min(
+    ctx.upstreamTimeoutMs,
+    ctx.connectTimeoutMs,
+    ctx.idleTimeoutMs,
+    ctx.headerTimeoutMs,
+    ctx.bodyTimeoutMs,
+    ctx.tunnelIdleTimeoutMs,
   );
+  // Every timeout is checked by this one sweep: they fire up to a quarter of the shortest late.
+  const sweepEveryMs = Math.max(25, Math.min(1000, Math.floor(shortest / 4)));
+
+  /** Over the cap the socket is closed before any parsing: a flood costs an accept and a close, never a file descriptor held. */
+  function accept(conn: TcpConnection): TcpHandlers {
+    if (sessions.size < maxConnections) return new ClientSession(ctx, conn, sessions);
+    conn.destroy();
+    refused++;
+    const now = Date.now();
+    if (now - refusedReportedAt >= 10_000) {
+      refusedReportedAt = now;
+      options.events.emit("proxy.connection_limit", { level: "warn", maxConnections, refused });
+      refused = 0;
+    }
+    return REFUSED;
+  }
 
   function sweep(): void {
     const now = Date.now();
@@ -78,11 +124,7 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
     async start() {
       if (listener !== null) return;
       ctx.draining = false;
-      listener = listenTcp(
-        options.host,
-        options.port,
-        (conn: TcpConnection) => new ClientSession(ctx, conn, sessions),
-      );
+      listener = listenTcp(options.host, options.port, accept);
       sweepTimer = setInterval(sweep, sweepEveryMs);
       options.events.emit("proxy.listening", { listen: address(), driver: "builtin" });
     },

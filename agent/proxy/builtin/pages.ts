@@ -20,6 +20,7 @@ const REASONS: Record<number, string> = {
   400: "Bad Request",
   403: "Forbidden",
   407: "Proxy Authentication Required",
+  408: "Request Timeout",
   431: "Request Header Fields Too Large",
   501: "Not Implemented",
   502: "Bad Gateway",

@@ -1,6 +1,8 @@
 // A CONNECT tunnel: after "200 Connection Established" bytes flow both ways untouched (no TLS
 // interception). Explicit data handlers with pause/resume carry the bytes — no stream piping —
 // and a FIN on one side becomes a FIN on the other, so half-closed protocols still finish.
+// A tunnel with no bytes either way for tunnelIdleTimeoutMs is closed (checked by the sweep from
+// byte counters, so the data path reads no clock).
 
 import type { ConnectAttempt } from "../../platform/tcp";
 import { type ProxyContext, type RequestInfo, toRecord, writeRecord } from "./context";
@@ -26,6 +28,8 @@ export class Tunnel implements UpstreamOwner {
   private bytesIn = 0;
   /** Origin → client payload bytes. */
   private bytesOut = 0;
+  private movedSeen = 0;
+  private quietSince = 0;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -61,6 +65,7 @@ export class Tunnel implements UpstreamOwner {
     this.upstream = upstream;
     this.established = true;
     this.deadline = 0;
+    this.quietSince = Date.now();
     this.client.conn.write(ESTABLISHED);
     if (this.pending.length > 0) {
       const out = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
@@ -82,7 +87,21 @@ export class Tunnel implements UpstreamOwner {
   }
 
   checkTimeout(now: number): void {
-    if (this.deadline === 0 || now < this.deadline || this.established) return;
+    if (this.established) {
+      const moved = this.bytesIn + this.bytesOut;
+      if (moved !== this.movedSeen) {
+        this.movedSeen = moved;
+        this.quietSince = now;
+      } else if (now - this.quietSince > this.ctx.tunnelIdleTimeoutMs && !this.done) {
+        this.ctx.events.emit("proxy.tunnel_idle_closed", {
+          requestId: this.info.requestId,
+          target: `${this.info.host}:${this.info.port}`,
+        });
+        this.finish(true);
+      }
+      return;
+    }
+    if (this.deadline === 0 || now < this.deadline) return;
     this.attempt?.cancel();
     this.attempt = null;
     this.refuse(`Connecting to ${this.info.host}:${this.info.port} timed out.`);
@@ -135,7 +154,8 @@ export class Tunnel implements UpstreamOwner {
     this.finish();
   }
 
-  private finish(): void {
+  /** `abort`: close both sides now (idle timeout) instead of letting queued bytes go out first. */
+  private finish(abort = false): void {
     if (this.done) return;
     this.done = true;
     this.attempt?.cancel();
@@ -143,12 +163,13 @@ export class Tunnel implements UpstreamOwner {
     this.upstream = null;
     if (upstream !== null) {
       upstream.owner = null;
-      if (this.clientEnded && this.upstreamEnded) upstream.conn.end();
+      if (this.clientEnded && this.upstreamEnded && !abort) upstream.conn.end();
       else upstream.conn.destroy();
     }
     const status = this.established ? 200 : 0;
     const action = this.established ? "allow" : "error";
     writeRecord(this.ctx, toRecord(this.info, status, action, this.bytesIn, this.bytesOut));
-    this.client.conn.end();
+    if (abort) this.client.conn.destroy();
+    else this.client.conn.end();
   }
 }
