@@ -24,7 +24,9 @@ ${STATE_DIR_HELP}
     }
     const state = new StateDir(resolveStateDir(flags["state-dir"], io.env));
     const config = await state.readConfig().catch((error: Error) => {
-      io.out(`✗ config.json readable — ${error.message}\n    fix: re-enroll to rewrite it\n`);
+      io.out(
+        `✗ config.json readable — ${error.message}\n    fix: correct the named field in config.json (spool settings: docs/spool.md); enroll rewrites the rest\n`,
+      );
       return undefined;
     });
     if (config === undefined) return EXIT_FAILURE;

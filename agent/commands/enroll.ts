@@ -12,8 +12,8 @@ import {
   UsageError,
 } from "../cli-kit";
 import { EventLog } from "../events";
-import type { NodeConfig } from "../state/schemas";
-import { resolveStateDir, StateDir } from "../state/state-dir";
+import type { NodeConfig, SpoolConfig } from "../state/schemas";
+import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
 import { enrollNode } from "../sync/master-client";
 import { AGENT_VERSION } from "../version";
 
@@ -35,6 +35,8 @@ ${STATE_DIR_HELP}
   --listen H:P      address the proxy listens on (default ${DEFAULT_LISTEN}, or the current setting)
   --driver NAME     builtin | squid (default builtin, or the current setting)
   --hostname NAME   name shown on the master (default: this machine's hostname)
+  --spool-quota-mb N  disk the log spool may use, in MiB (default 1024, or the current setting);
+                    stored in config.json's "spool" block, FLEETGATE_SPOOL_QUOTA_BYTES overrides it
   -h, --help        show this help`,
 
   async run(args, io) {
@@ -45,6 +47,7 @@ ${STATE_DIR_HELP}
       listen: { type: "string" },
       driver: { type: "string" },
       hostname: { type: "string" },
+      "spool-quota-mb": { type: "string" },
     });
     if (!flags) {
       io.out(`${this.usage}\n`);
@@ -58,9 +61,19 @@ ${STATE_DIR_HELP}
     if (driverFlag && !driverFlag.success)
       throw new UsageError(`--driver must be builtin or squid, got "${flags.driver}"`);
 
+    const quotaMb = flags["spool-quota-mb"] === undefined ? undefined : parseQuotaMb(flags["spool-quota-mb"]);
+
     const state = new StateDir(resolveStateDir(flags["state-dir"], io.env));
     await state.ensure();
-    const previous = await state.readConfig();
+    let previous: NodeConfig | null;
+    try {
+      previous = await state.readConfig();
+    } catch (error) {
+      if (!(error instanceof StateFileError)) throw error;
+      // Re-enrolling keeps the node's identity from this file: repair it rather than lose it.
+      io.err(`${error.message}\nFix the named field in config.json, then enroll again.\n`);
+      return EXIT_FAILURE;
+    }
     const previousCredentials = await state.readCredentials().catch(() => null);
     const config: NodeConfig = {
       masterUrl,
@@ -72,6 +85,8 @@ ${STATE_DIR_HELP}
       nodeId: previous?.nodeId ?? null,
       pollWaitSeconds: previous?.pollWaitSeconds ?? 25,
       enrolledAt: previous?.enrolledAt ?? null,
+      // Node-local like the rest: kept across re-enrollment, the flag changes only the quota.
+      ...spoolBlock(previous?.spool, quotaMb),
     };
     // Written before the call: if the answer is lost, a retry re-uses the same instanceId.
     if (!previous) await state.writeConfig(config);
@@ -123,6 +138,19 @@ ${STATE_DIR_HELP}
     return EXIT_OK;
   },
 };
+
+function parseQuotaMb(value: string): number {
+  const mb = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(mb) || mb < 1) {
+    throw new UsageError(`--spool-quota-mb must be a whole number of MiB, at least 1, got "${value}"`);
+  }
+  return mb;
+}
+
+function spoolBlock(previous: SpoolConfig | undefined, quotaMb: number | undefined): { spool?: SpoolConfig } {
+  if (quotaMb === undefined) return previous ? { spool: previous } : {};
+  return { spool: { ...previous, quotaBytes: quotaMb * 1024 * 1024 } };
+}
 
 function parseMasterUrl(value: string): string {
   let url: URL;

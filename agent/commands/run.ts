@@ -1,9 +1,9 @@
 import { type Command, EXIT_FAILURE, EXIT_OK, parseFlags, parseListen, STATE_DIR_HELP } from "../cli-kit";
 import { EventLog } from "../events";
 import type { ProxyDriver } from "../proxy/types";
-import { spoolSettingsFromEnv, startSpooling } from "../spool/index";
-import type { RuntimeState } from "../state/schemas";
-import { resolveStateDir, StateDir } from "../state/state-dir";
+import { nodeSpoolSettings, startSpooling } from "../spool/index";
+import type { NodeConfig, RuntimeState } from "../state/schemas";
+import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
 import { systemClock } from "../sync/clock";
 import { compileWithEngine } from "../sync/compile";
 import { SyncLoop } from "../sync/loop";
@@ -34,7 +34,17 @@ ${STATE_DIR_HELP}
       return EXIT_OK;
     }
     const state = new StateDir(resolveStateDir(flags["state-dir"], io.env));
-    const config = await state.readConfig();
+    let config: NodeConfig | null;
+    try {
+      config = await state.readConfig();
+    } catch (error) {
+      if (!(error instanceof StateFileError)) throw error;
+      // E.g. a spool setting out of range: name the field and stop before anything starts.
+      io.err(
+        `cannot start: ${error.message}\nFix the value in config.json (docs/spool.md lists the spool settings).\n`,
+      );
+      return EXIT_FAILURE;
+    }
     const credentials = await state.readCredentials();
     if (!config?.nodeId || !credentials) {
       io.err(
@@ -58,7 +68,8 @@ ${STATE_DIR_HELP}
       clock: systemClock,
       random: Math.random,
       events,
-      settings: spoolSettingsFromEnv(io.env, (message) =>
+      // config.json's spool block, the FLEETGATE_SPOOL_* environment on top.
+      settings: nodeSpoolSettings(config.spool, io.env, (message) =>
         events.emit("spool.setting_ignored", { level: "warn", message }),
       ),
     });

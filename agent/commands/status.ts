@@ -2,8 +2,9 @@ import path from "node:path";
 import { verifyBundle } from "../../protocol/signing";
 import { PolicyBundle } from "../../protocol/wire";
 import { ago, type Command, EXIT_FAILURE, EXIT_OK, parseFlags, STATE_DIR_HELP } from "../cli-kit";
+import { describeSpool } from "../spool/describe";
 import { readSpoolFigures } from "../spool/read-figures";
-import { resolveStateDir, StateDir } from "../state/state-dir";
+import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
 
 export interface StatusView {
   enrolled: boolean;
@@ -49,7 +50,14 @@ ${STATE_DIR_HELP}
       io.out(`${this.usage}\n`);
       return EXIT_OK;
     }
-    const view = await readStatus(new StateDir(resolveStateDir(flags["state-dir"], io.env)));
+    let view: StatusView;
+    try {
+      view = await readStatus(new StateDir(resolveStateDir(flags["state-dir"], io.env)));
+    } catch (error) {
+      if (!(error instanceof StateFileError)) throw error;
+      io.err(`${error.message}\nFix the named field in config.json, or re-enroll to rewrite it.\n`);
+      return EXIT_FAILURE;
+    }
     io.out(flags.json ? `${JSON.stringify(view, null, 2)}\n` : formatStatus(view));
     return view.enrolled ? EXIT_OK : EXIT_FAILURE;
   },
@@ -134,12 +142,10 @@ export function formatStatus(view: StatusView, nowMs = Date.now()): string {
   );
   lines.push(`Last error   ${view.lastError ?? "none"}`);
   if (view.lastRefusal) lines.push(`Refused      ${view.lastRefusal}`);
-  const s = view.spool;
-  lines.push(
-    `Spool        ${s.pendingChunks} chunks / ${s.pendingBytes} bytes pending${
-      s.oldestPendingAt ? ` (oldest ${ago(s.oldestPendingAt, nowMs)})` : ""
-    }, ${s.droppedRecords} records dropped, ${s.quarantinedChunks ?? 0} chunks quarantined`,
-  );
+  lines.push(`Spool        ${describeSpool(view.spool, (iso) => ago(iso, nowMs))}`);
+  if ((view.spool.quarantinedChunks ?? 0) > 0 || view.spool.droppedRecords > 0) {
+    lines.push("             see: fleetgate-agent doctor");
+  }
   return `${lines.join("\n")}\n`;
 }
 

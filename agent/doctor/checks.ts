@@ -5,7 +5,10 @@ import path from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { verifyBundle } from "../../protocol/signing";
 import { PolicyBundle } from "../../protocol/wire";
-import { parseListen } from "../cli-kit";
+import { ago, parseListen } from "../cli-kit";
+import { describeSpool, formatBytes } from "../spool/describe";
+import { readSpoolFigures } from "../spool/read-figures";
+import { DEFAULT_SPOOL_SETTINGS } from "../spool/settings";
 import { writeFileAtomic } from "../state/atomic-write";
 import type { Credentials, NodeConfig, RuntimeState } from "../state/schemas";
 import type { StateDir } from "../state/state-dir";
@@ -60,6 +63,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   results.push(await checkListen(ctx));
   results.push(await checkWritable(ctx.state));
   results.push(await checkCachedPolicy(ctx));
+  results.push(await checkSpool(ctx));
   return results;
 }
 
@@ -312,6 +316,46 @@ async function checkCachedPolicy(ctx: DoctorContext): Promise<CheckResult> {
     status: "ok",
     detail: `v${parsed.data.version} verifies with key ${ctx.credentials.masterKey.kid}`,
   };
+}
+
+/** Warns about what the spool lost or set aside: dropped records and quarantined chunks. */
+export async function checkSpool(ctx: Pick<DoctorContext, "state" | "config">): Promise<CheckResult> {
+  const name = "log spool";
+  const dir = path.join(ctx.state.root, "spool");
+  let figures: Awaited<ReturnType<typeof readSpoolFigures>>;
+  try {
+    figures = await readSpoolFigures(dir);
+  } catch (error) {
+    return {
+      name,
+      status: "fail",
+      detail: `${dir} unreadable: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      hint: "run as the agent's user (fleetgate) or fix ownership: chown -R fleetgate: <state dir>",
+    };
+  }
+  const detail = describeSpool(figures, (iso) => ago(iso));
+  const hints: string[] = [];
+  const quarantined = figures.quarantinedChunks ?? 0;
+  if (quarantined > 0) {
+    hints.push(
+      `${quarantined} chunk(s) the master refused for good are kept in ${path.join(dir, "quarantine")}: ` +
+        `the master's reason is in the spool.quarantined events of ${ctx.state.eventsPath} ` +
+        "(usually an agent older or newer than the master: upgrade to match). To retry one, stop the agent " +
+        "and move it back into spool/sealed/; otherwise delete it (its records are then lost)",
+    );
+  }
+  if (figures.droppedRecords > 0) {
+    const quota = ctx.config.spool?.quotaBytes ?? DEFAULT_SPOOL_SETTINGS.quotaBytes;
+    hints.push(
+      `${figures.droppedRecords} record(s) dropped: the spool reached its disk quota ` +
+        `(${formatBytes(quota)} per config.json, unless FLEETGATE_SPOOL_QUOTA_BYTES overrides it) while uploads ` +
+        `did not keep up, or the disk itself did not (spool.buffer_full) — check that the master is reachable and accepts uploads (spool.upload_backoff and ` +
+        `spool.dropped events in ${ctx.state.eventsPath}), and raise the quota (enroll --spool-quota-mb N, or ` +
+        "spool.quotaBytes in config.json) if outages last longer than it holds",
+    );
+  }
+  if (hints.length === 0) return { name, status: "ok", detail };
+  return { name, status: "warn", detail, hint: hints.join("\n    fix: ") };
 }
 
 function processAlive(pid: number): boolean {

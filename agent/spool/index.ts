@@ -9,7 +9,7 @@ import { ChunkUploader } from "./uploader";
 
 export { DiskSpool } from "./disk-spool";
 export { readSpoolFigures } from "./read-figures";
-export { spoolSettingsFromEnv } from "./settings";
+export { nodeSpoolSettings, spoolSettingsFromEnv } from "./settings";
 export { ChunkUploader } from "./uploader";
 
 export interface SpoolingOptions {

@@ -83,6 +83,18 @@ export function spoolSettingsFromEnv(
   return out;
 }
 
+/**
+ * What `run` uses: the `spool` block of config.json, with any `FLEETGATE_SPOOL_*` environment
+ * variable on top (the environment wins), then defaults for whatever neither sets.
+ */
+export function nodeSpoolSettings(
+  fromConfig: Partial<SpoolSettings> | undefined,
+  env: NodeJS.ProcessEnv,
+  warn: (message: string) => void = () => undefined,
+): Partial<SpoolSettings> {
+  return { ...definedOnly(fromConfig ?? {}), ...spoolSettingsFromEnv(env, warn) };
+}
+
 function parseAmount(raw: string): number | null {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?)?\s*$/i.exec(raw);
   if (!match) return null;

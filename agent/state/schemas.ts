@@ -1,5 +1,28 @@
 import { z } from "zod";
-import { MasterKey, ProxyKind, SpoolFigures } from "../../protocol/wire";
+import { CHUNK_LIMITS, MasterKey, ProxyKind, SpoolFigures } from "../../protocol/wire";
+
+const MIB = 1024 * 1024;
+
+/**
+ * The node's log spool settings (docs/spool.md, Configuration), each optional: unset means the
+ * default, and a `FLEETGATE_SPOOL_*` environment variable overrides the value set here. Strict, so
+ * a misspelt key is an error rather than a setting silently not applied.
+ */
+export const SpoolConfig = z.strictObject({
+  syncIntervalMs: z.number().int().min(1).max(60_000).optional(),
+  maxChunkRecords: z.number().int().min(1).max(CHUNK_LIMITS.maxRecords).optional(),
+  maxChunkBytes: z.number().int().min(1024).max(CHUNK_LIMITS.maxInflatedBytes).optional(),
+  maxChunkAgeMs: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 3_600_000)
+    .optional(),
+  quotaBytes: z.number().int().min(MIB).optional(),
+  uploadConcurrency: z.number().int().min(1).max(16).optional(),
+  maxUploadsPerSecond: z.number().min(0.01).max(1_000).optional(),
+});
+export type SpoolConfig = z.infer<typeof SpoolConfig>;
 
 /**
  * Node-local settings (SafeSquid's "startup params"). Written by `enroll`, never synced from the master.
@@ -15,6 +38,7 @@ export const NodeConfig = z.object({
   nodeId: z.string().nullable(),
   pollWaitSeconds: z.number().int().min(0).max(55).default(25),
   enrolledAt: z.string().nullable().default(null),
+  spool: SpoolConfig.optional(),
 });
 export type NodeConfig = z.infer<typeof NodeConfig>;
 

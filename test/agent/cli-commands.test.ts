@@ -213,3 +213,75 @@ describe("status of an enrolled node", () => {
     expect(text.stdout).toMatch(/Refused +bundle v8 refused/);
   });
 });
+
+describe("spool settings in config.json", () => {
+  async function enrolled(extra: string[] = []) {
+    const master = await fakeMaster(() => enrollAnswer());
+    try {
+      return await cli(["enroll", "--master", master.url, "--key", "k", "--state-dir", dir, ...extra]);
+    } finally {
+      await master.close();
+    }
+  }
+
+  it("enroll --spool-quota-mb stores the quota; re-enrolling keeps the spool block", async () => {
+    expect((await enrolled(["--spool-quota-mb", "512"])).code).toBe(0);
+    const state = new StateDir(dir);
+    expect((await state.readConfig())?.spool).toEqual({ quotaBytes: 512 * 1024 * 1024 });
+    // Other settings edited into the file survive a re-enroll; the flag changes only the quota.
+    const raw = JSON.parse(await readFile(state.configPath, "utf8"));
+    await writeFile(
+      state.configPath,
+      JSON.stringify({ ...raw, spool: { ...raw.spool, syncIntervalMs: 100 } }),
+    );
+    await enrolled();
+    expect((await state.readConfig())?.spool).toEqual({ quotaBytes: 512 * 1024 * 1024, syncIntervalMs: 100 });
+    await enrolled(["--spool-quota-mb", "2048"]);
+    expect((await state.readConfig())?.spool).toEqual({
+      quotaBytes: 2048 * 1024 * 1024,
+      syncIntervalMs: 100,
+    });
+    // Without a spool block nothing is written: the defaults apply.
+    await rm(dir, { recursive: true, force: true });
+    await enrolled();
+    expect((await state.readConfig())?.spool).toBeUndefined();
+  });
+
+  it("refuses a quota that is not a whole number of MiB with a usage error", async () => {
+    for (const bad of ["0", "-5", "1.5", "lots"]) {
+      const result = await cli([
+        "enroll",
+        "--master",
+        "http://127.0.0.1:9",
+        "--key",
+        "k",
+        "--state-dir",
+        dir,
+        `--spool-quota-mb=${bad}`,
+      ]);
+      expect(result.code, bad).toBe(2);
+      expect(result.stderr).toMatch(/--spool-quota-mb must be a whole number of MiB/);
+    }
+  });
+
+  it("run stops at once with exit 1 naming a bad spool field; status says the same", async () => {
+    await enrolled();
+    const state = new StateDir(dir);
+    const raw = JSON.parse(await readFile(state.configPath, "utf8"));
+    for (const [spool, field] of [
+      [{ quotaBytes: 1000 }, /spool\.quotaBytes/],
+      [{ uploadConcurrency: "two" }, /spool\.uploadConcurrency/],
+      [{ maxChunkRecords: 60_000 }, /spool\.maxChunkRecords/],
+      [{ quotaByte: 1 }, /spool.*quotaByte/],
+    ] as const) {
+      await writeFile(state.configPath, JSON.stringify({ ...raw, spool }));
+      const run = await cli(["run", "--state-dir", dir]);
+      expect(run.code, JSON.stringify(spool)).toBe(1);
+      expect(run.stderr).toMatch(/^cannot start: .*config\.json: /);
+      expect(run.stderr).toMatch(field);
+      const status = await cli(["status", "--state-dir", dir]);
+      expect(status.code).toBe(1);
+      expect(status.stderr).toMatch(field);
+    }
+  });
+});

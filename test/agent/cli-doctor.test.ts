@@ -1,9 +1,11 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import * as nodeFs from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { judgeSkew } from "../../agent/doctor/checks";
+import { writeMeta } from "../../agent/spool/meta";
 import { StateDir } from "../../agent/state/state-dir";
 import { cli, enrollAnswer, fakeMaster, type Handler } from "./cli-fakes";
 import { makeBundle, signingKey } from "./sync-fakes";
@@ -25,7 +27,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Enrolls against a fake master whose policy endpoint answers with `policy`, then runs doctor. */
-async function doctorWith(policy: Handler, withCache = false) {
+async function doctorWith(policy: Handler, withCache = false, prepare?: (state: StateDir) => Promise<void>) {
   const key = await signingKey();
   const master = await fakeMaster((req, body) =>
     req.url?.includes("/enroll") ? enrollAnswer(key.publicKey) : policy(req, body),
@@ -51,6 +53,7 @@ async function doctorWith(policy: Handler, withCache = false) {
       });
       await state.saveLastGood(bundle);
     }
+    await prepare?.(state);
     return { ...(await cli(["doctor", "--state-dir", dir])), requests: master.requests };
   } finally {
     await master.close();
@@ -70,6 +73,10 @@ describe("doctor", () => {
     expect(result.stdout).toMatch(/✓ proxy port 127\.0\.0\.1:\d+ — free/);
     expect(result.stdout).toMatch(/✓ state dir .* writable/);
     expect(result.stdout).toMatch(/✓ cached policy present and verifying — v1/);
+    expect(result.stdout).toMatch(
+      /✓ log spool — 0 chunks \/ 0 B pending, 0 records dropped, 0 chunks quarantined\n/,
+    );
+    expect(result.stdout).toMatch(/All checks passed\.\n$/);
     expect(result.code).toBe(0);
     expect(result.requests.at(-1)).toMatchObject({ method: "GET", url: "/api/agent/v1/policy?wait=0" });
     expect(result.requests.at(-1)?.headers.authorization).toBe("Bearer fgn_secret-token");
@@ -148,5 +155,41 @@ describe("doctor", () => {
     });
     expect(judgeSkew(new Date(now + 10_000).toUTCString(), now)).toMatchObject({ status: "ok" });
     expect(judgeSkew(null, now)).toMatchObject({ status: "skip" });
+  });
+
+  it("warns about quarantined chunks and dropped records, naming the quarantine dir and what to check", async () => {
+    const healthy = () => ({ status: 304, headers: { date: new Date().toUTCString() } });
+    const result = await doctorWith(healthy, true, async (state) => {
+      const spool = path.join(state.root, "spool");
+      await mkdir(path.join(spool, "quarantine"), { recursive: true });
+      await writeFile(path.join(spool, "quarantine", "abcdefgh1234.3.r10.t1700000000000.ndjson.gz"), "x");
+      await writeMeta(nodeFs, spool, {
+        format: 1,
+        epoch: "abcdefgh1234",
+        createdAt: new Date().toISOString(),
+        nextSeq: 5,
+        sealedSegment: 0,
+        droppedRecords: 40,
+        split: null,
+        dropping: [],
+      });
+    });
+    expect(result.stdout).toMatch(
+      /! log spool — 0 chunks \/ 0 B pending, 40 records dropped, 1 chunks quarantined/,
+    );
+    expect(result.stdout).toContain(
+      `fix: 1 chunk(s) the master refused for good are kept in ${path.join(dir, "spool", "quarantine")}`,
+    );
+    expect(result.stdout).toMatch(/spool\.quarantined events/);
+    expect(result.stdout).toMatch(/fix: 40 record\(s\) dropped: the spool reached its disk quota \(1\.0 GiB/);
+    expect(result.stdout).toMatch(/--spool-quota-mb/);
+    // Warnings, not failures: the proxy is fine.
+    expect(result.stdout).toMatch(/All checks passed \(1 warning\(s\)\)/);
+    expect(result.code).toBe(0);
+
+    const status = await cli(["status", "--state-dir", dir]);
+    expect(status.stdout).toMatch(
+      /Spool +0 chunks \/ 0 B pending, 40 records dropped, 1 chunks quarantined\n +see: fleetgate-agent doctor/,
+    );
   });
 });

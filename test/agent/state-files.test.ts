@@ -2,6 +2,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promise
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DEFAULT_SPOOL_SETTINGS, nodeSpoolSettings, resolveSpoolSettings } from "../../agent/spool/settings";
 import { writeFileAtomic } from "../../agent/state/atomic-write";
 import { resolveStateDir, StateDir, StateFileError } from "../../agent/state/state-dir";
 import { makeBundle, signingKey } from "./sync-fakes";
@@ -97,5 +98,25 @@ describe("state dir", () => {
     expect(await state.loadLastGood()).toEqual({ unreadable: "last-good.json is not JSON" });
     await state.clearLastGood();
     expect(await state.loadLastGood()).toBeNull();
+  });
+});
+
+describe("spool settings precedence", () => {
+  it("takes config.json's spool block, with FLEETGATE_SPOOL_* on top, defaults for the rest", () => {
+    const warnings: string[] = [];
+    const settings = nodeSpoolSettings(
+      { quotaBytes: 512 * 1024 * 1024, syncIntervalMs: 100, uploadConcurrency: undefined },
+      { FLEETGATE_SPOOL_QUOTA_BYTES: "2G", FLEETGATE_SPOOL_CHUNK_RECORDS: "many" },
+      (message) => warnings.push(message),
+    );
+    expect(settings).toEqual({ quotaBytes: 2 * 1024 ** 3, syncIntervalMs: 100 });
+    expect(warnings).toEqual(["FLEETGATE_SPOOL_CHUNK_RECORDS=many is not a number: using the default"]);
+    expect(resolveSpoolSettings(settings)).toMatchObject({
+      quotaBytes: 2 * 1024 ** 3,
+      syncIntervalMs: 100,
+      maxChunkRecords: DEFAULT_SPOOL_SETTINGS.maxChunkRecords,
+      uploadConcurrency: DEFAULT_SPOOL_SETTINGS.uploadConcurrency,
+    });
+    expect(nodeSpoolSettings(undefined, {})).toEqual({});
   });
 });
