@@ -119,7 +119,7 @@ export class SyncLoop {
 
   /**
    * The spool's figures may have changed. When the master would now see something different enough
-   * to matter — the backlog gone, or a new quarantined chunk or dropped record — a status report goes
+   * to matter — the backlog gone, a quarantined chunk or dropped records — a status report goes
    * out without waiting for the heartbeat: at once, or `spoolReportMinIntervalMs` after the last report.
    * Runs beside the long poll; cheap to call often.
    */
@@ -136,8 +136,12 @@ export class SyncLoop {
     // Until a first report went out, the start-up heartbeat carries the figures.
     if (!last || !this.masterListens()) return false;
     const now = this.o.spoolFigures();
+    // Drained: no chunk pending where the master saw some, or nothing at all where it saw records.
+    const drained =
+      now.pendingChunks === 0 &&
+      (last.pendingChunks > 0 || (now.pendingBytes === 0 && last.pendingBytes > 0));
     return (
-      (now.pendingChunks === 0 && last.pendingChunks > 0) ||
+      drained ||
       (now.quarantinedChunks ?? 0) !== (last.quarantinedChunks ?? 0) ||
       now.droppedRecords !== last.droppedRecords
     );

@@ -127,6 +127,17 @@ describe("sync loop: spool figures reach the master promptly", () => {
     expect(t.master.statuses[2]!.at).toBe(t.t0 + 4_000);
   });
 
+  it("reports a spool that emptied when the master last saw unsealed records", async () => {
+    const t = setupTimed();
+    t.figures.pendingChunks = 0; // only records in a segment, no chunk yet
+    await t.clock.advance(1_000);
+    t.figures.pendingBytes = 0;
+    t.figures.oldestPendingAt = null;
+    t.loop.spoolChanged();
+    await t.clock.advance(1_000);
+    expect(t.master.statuses.map((s) => s.spool.pendingBytes)).toEqual([3_000, 0]);
+  });
+
   it("leaves a growing backlog to the heartbeat", async () => {
     const t = setupTimed();
     await t.clock.advance(1_000);

@@ -46,8 +46,6 @@ let proxyPort: number;
 let agent: RunningAgent | null = null;
 let nodeId: string;
 let from: number;
-/** When the first requests went through the proxy: a report from before then says nothing of them. */
-let sentAt: number;
 const sent = { requests: 0, allowed: 0, blocked: 0 };
 
 const policy = {
@@ -147,7 +145,6 @@ afterAll(async () => {
 
 describe("reporting through the real master and the compiled agent", () => {
   it(`counts ${N} requests exactly, by action`, async () => {
-    sentAt = Date.now();
     await sendMany(0, N);
     expect(sent).toEqual({ requests: N, allowed: 40, blocked: 20 });
     const summary = await expectTotals(N);
@@ -155,14 +152,14 @@ describe("reporting through the real master and the compiled agent", () => {
   }, 240_000);
 
   it("lists the node's spool figures, back to 0 pending once uploaded", async () => {
-    // Reported by the agent as soon as its last chunk was acked, usually before this test starts.
+    // If the master saw anything pending, the agent reports the empty spool within ~2 s of the last
+    // ack (not with the next heartbeat); if it never did, its figures are already right.
     const node = await waitFor(
-      "a status report after the upload with nothing pending",
+      "the node's figures to show nothing pending",
       async () => {
         const n = await thisNode();
         const spool = n.spool as { pendingChunks: number; pendingBytes: number } | null;
-        const drained = spool?.pendingChunks === 0 && spool.pendingBytes === 0;
-        return (n.lastStatusAt as number) >= sentAt && drained ? n : null;
+        return spool?.pendingChunks === 0 && spool.pendingBytes === 0 ? n : null;
       },
       FIGURES_TIMEOUT_MS,
       250,
