@@ -202,11 +202,15 @@ export class ChunkUploader {
       case "throttled":
         this.o.store.release(chunk);
         this.failures++;
-        // Retry-After is the master's explicit wish; a 503 without it is an outage like any other.
-        this.block(outcome.retryAfterMs ?? this.backoff(), outcome.retryAfterMs === null, {
-          reason: `HTTP ${outcome.status}`,
-          retryAfter: outcome.retryAfterMs !== null,
-        });
+        // Retry-After and any 429 are the master's explicit wish; a bare 503 is an outage like any other.
+        this.block(
+          outcome.retryAfterMs ?? this.backoff(),
+          outcome.status === 503 && outcome.retryAfterMs === null,
+          {
+            reason: `HTTP ${outcome.status}`,
+            retryAfter: outcome.retryAfterMs !== null,
+          },
+        );
         return;
       case "unauthorized":
         this.o.store.release(chunk);

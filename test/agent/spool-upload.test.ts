@@ -245,9 +245,10 @@ describe("spool upload", () => {
     for (let i = 2; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(150);
   });
 
-  it("does not let a nudge cut short a Retry-After or the backoff after a 500", async () => {
+  it("does not let a nudge cut short a Retry-After, a 429 or the backoff after a 500", async () => {
     for (const reply of [
       { status: 429, body: error("RATE_LIMITED", "slow down"), headers: { "retry-after": "30" } },
+      { status: 429, body: error("RATE_LIMITED", "slow down") },
       { status: 500, body: error("INTERNAL", "ingestion failed") },
     ]) {
       const spool = await spoolWith(5);
