@@ -1,12 +1,18 @@
 #!/usr/bin/env node
 // Built-in proxy vs Squid 5.7 on the same loopback origin, same wrk load, same run.
 //
-//   node test/bench/proxy.bench.mjs [--duration 10] [--connections 50] [--domains 1000000] [--rounds 3]
+//   node test/bench/proxy.bench.mjs [--duration 10] [--connections 50] [--domains 1000000] [--rounds 5]
 //
 // The built-in proxy runs under Bun through test/agent/fixtures/proxy-harness.ts with a policy
-// blocking 1,000,000 generated domains and its access log written to a file; Squid runs with a
+// blocking 1,000,000 generated domains and its access log going to the agent's real sink, the
+// durable disk spool (framed, fsynced every 200 ms, sealed into gzip chunks); Squid runs with a
 // generated minimal config (one worker, no cache, its access log on). wrk requests the origin's
 // absolute URL from each proxy (a proxy request). Writes bench-results/proxy.json.
+//
+// Fairness: one origin for both (raw TCP, a fixed answer: test/agent/fixtures/bench-origin.ts, so it
+// costs as little as possible), the same wrk command, rounds alternating A-B then B-A, medians
+// reported. Each round also records CPU time per request of the proxy, the origin and wrk (from
+// /proc and the shell's `times`), which does not depend on how busy the shared machine is.
 
 import { execFileSync, spawn } from "node:child_process";
 import {
@@ -14,6 +20,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -30,7 +37,7 @@ for (let i = 2; i < process.argv.length; i += 2) argv.set(process.argv[i], proce
 const DURATION = Number(argv.get("--duration") ?? 10);
 const CONNECTIONS = Number(argv.get("--connections") ?? 50);
 const DOMAINS = Number(argv.get("--domains") ?? 1_000_000);
-const ROUNDS = Number(argv.get("--rounds") ?? 3);
+const ROUNDS = Number(argv.get("--rounds") ?? 5);
 const SQUID = "/usr/sbin/squid";
 
 const children = [];
@@ -205,6 +212,29 @@ function squidConfig(port) {
   ].join("\n");
 }
 
+const CHUNK_NAME = /\.r(\d+)\.t\d+\.ndjson\.gz$/;
+
+/** Records the spool has on disk: frames in its segments plus the record counts in sealed chunk names. */
+function spooledRecords(dir) {
+  let records = 0;
+  const walk = (d) => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const file = path.join(d, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (CHUNK_NAME.test(entry.name)) records += Number(CHUNK_NAME.exec(entry.name)[1]);
+      else if (entry.name.endsWith(".seg")) records += countFrames(readFileSync(file));
+    }
+  };
+  walk(dir);
+  return records;
+}
+
+function countFrames(data) {
+  let n = 0;
+  for (let at = 4; at + 8 <= data.length; n++) at += 8 + data.readUInt32LE(at);
+  return n;
+}
+
 // ---- load ----
 
 function parseLatencyMs(text) {
@@ -214,20 +244,62 @@ function parseLatencyMs(text) {
   return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
 }
 
-function runWrk(proxyPort, originUrl, seconds) {
+/** CPU seconds (user + system) used so far by a process and its children that are still alive. */
+function cpuSeconds(pid) {
+  let ticks = 0;
+  const add = (stat) => {
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]);
+  };
+  try {
+    add(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .split(" ")
+      .filter(Boolean)) {
+      add(readFileSync(`/proc/${child}/stat`, "utf8"));
+    }
+  } catch {}
+  return ticks / 100; // USER_HZ
+}
+
+function loadAverage() {
+  return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+}
+
+function runWrk(proxyPort, originUrl, seconds, measured = []) {
   const script = path.join(work, "proxy.lua");
   writeFileSync(script, `wrk.path = "${originUrl}"\nwrk.headers["Host"] = "${new URL(originUrl).host}"\n`);
+  const before = measured.map(cpuSeconds);
+  // `times` prints the shell's and then its children's (wrk's) user and system time.
   const out = execFileSync(
-    "wrk",
-    ["-t2", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", script, `http://127.0.0.1:${proxyPort}/`],
+    "bash",
+    [
+      "-c",
+      `wrk -t2 -c${CONNECTIONS} -d${seconds}s --latency -s '${script}' http://127.0.0.1:${proxyPort}/ && times`,
+    ],
     { encoding: "utf8", timeout: (seconds + 30) * 1000 },
   );
+  const cpu = measured.map((pid, i) => cpuSeconds(pid) - before[i]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const times = [...out.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  const wrkCpu = times.length >= 4 ? times[2] + times[3] : Number.NaN;
+  const perRequest = (seconds) => Math.round((seconds / requests) * 1e7) / 10; // us, one decimal
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const p50 = parseLatencyMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? "");
   const p99 = parseLatencyMs(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? "");
   const errors = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1];
   const socketErrors = /Socket errors:.*/.exec(out)?.[0];
-  return { rps, p50, p99, non2xx: Number(errors ?? 0), socketErrors, raw: out };
+  return {
+    rps,
+    p50,
+    p99,
+    requests,
+    cpuUs: cpu.map(perRequest),
+    wrkCpuUs: perRequest(wrkCpu),
+    non2xx: Number(errors ?? 0),
+    socketErrors,
+    raw: out,
+  };
 }
 
 function curlThrough(proxyPort, url) {
@@ -256,13 +328,13 @@ async function main() {
   writePolicy(policyFile, domains);
   console.log(`policy: ${(statSync(policyFile).size / 1e6).toFixed(1)} MB`);
 
-  const accessLog = path.join(work, "builtin-access.log");
+  const spoolDir = path.join(work, "builtin-spool");
   const builtin = start(bun, [
     "test/agent/fixtures/proxy-harness.ts",
     "--policy",
     policyFile,
     "--log",
-    accessLog,
+    `spool:${spoolDir}`,
   ]);
   const listening = await waitForLine(builtin, "listening", 180_000);
   const builtinPort = Number(String(listening.address).split(":").pop());
@@ -273,7 +345,7 @@ async function main() {
   const conf = path.join(work, "squid.conf");
   writeFileSync(conf, squidConfig(squidPort));
   execFileSync(SQUID, ["-k", "parse", "-f", conf], { stdio: "ignore" });
-  start(SQUID, ["-N", "-f", conf]);
+  const squid = start(SQUID, ["-N", "-f", conf]);
   await waitForPort(squidPort, 30_000);
   console.log(`squid on ${squidPort}`);
 
@@ -291,22 +363,31 @@ async function main() {
   // The two cores are shared with other work, so load drifts: alternate the proxies over several
   // rounds and report each one's median round, which treats both the same way.
   const targets = [
-    ["builtin", builtinPort],
-    ["squid", squidPort],
+    ["builtin", builtinPort, builtin.pid],
+    ["squid", squidPort, squid.pid],
   ];
   const rounds = { builtin: [], squid: [] };
-  for (const [, port] of targets) runWrk(port, originUrl, 2); // warm-up
+  const loadBefore = loadAverage();
+  console.log(`load average before: ${loadBefore}`);
+  for (const [, port] of targets) runWrk(port, originUrl, 3); // warm-up
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, port] of targets) {
-      const result = runWrk(port, originUrl, DURATION);
+    // A-B, then B-A: neither proxy always runs right after the other one's load.
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    for (const [name, port, pid] of order) {
+      const result = runWrk(port, originUrl, DURATION, [pid, origin.pid]);
       if (result.non2xx > 0 || !Number.isFinite(result.rps)) {
         console.error(result.raw);
         throw new Error(`${name}: errors under load`);
       }
-      console.log(`round ${round + 1} ${name}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99} ms`);
-      rounds[name].push(result);
+      const [proxyUs, originUs] = result.cpuUs;
+      console.log(
+        `round ${round + 1} ${name.padEnd(7)}: ${result.rps.toFixed(0).padStart(6)} req/s, p99 ${String(result.p99).padStart(6)} ms; ` +
+          `CPU per request: proxy ${proxyUs} us, origin ${originUs} us, wrk ${result.wrkCpuUs} us`,
+      );
+      rounds[name].push({ ...result, proxyUs, originUs });
     }
   }
+  const loadAfter = loadAverage();
   const median = (list, key) => [...list].sort((a, b) => a[key] - b[key])[Math.floor(list.length / 2)][key];
   const results = {};
   for (const name of ["builtin", "squid"]) {
@@ -314,28 +395,36 @@ async function main() {
       rps: median(rounds[name], "rps"),
       p50: median(rounds[name], "p50"),
       p99: median(rounds[name], "p99"),
+      proxyUs: median(rounds[name], "proxyUs"),
+      originUs: median(rounds[name], "originUs"),
+      wrkUs: median(rounds[name], "wrkCpuUs"),
       socketErrors: rounds[name]
         .map((r) => r.socketErrors)
         .filter(Boolean)
         .join("; "),
     };
   }
-  await new Promise((r) => setTimeout(r, 800)); // let the buffered access log flush
-  const logged = readFileSync(accessLog, "utf8").split("\n").length - 1;
+  // The spool's figures: records synced to segments or sealed into chunks (what survives a crash).
+  await new Promise((r) => setTimeout(r, 600)); // one more spool sync (every 200 ms)
+  const logged = spooledRecords(spoolDir);
 
   const ratio = results.builtin.rps / results.squid.rps;
+  const row = (label, r) => [
+    label,
+    r.rps.toFixed(0),
+    r.p50.toFixed(2),
+    r.p99.toFixed(2),
+    r.proxyUs.toFixed(1),
+    r.originUs.toFixed(1),
+    r.wrkUs.toFixed(1),
+  ];
   const table = [
-    ["", "req/s", "p50 ms", "p99 ms"],
-    [
-      "builtin",
-      results.builtin.rps.toFixed(0),
-      results.builtin.p50.toFixed(2),
-      results.builtin.p99.toFixed(2),
-    ],
-    ["squid 5.7", results.squid.rps.toFixed(0), results.squid.p50.toFixed(2), results.squid.p99.toFixed(2)],
+    ["", "req/s", "p50 ms", "p99 ms", "proxy us", "origin us", "wrk us"],
+    row("builtin", results.builtin),
+    row("squid 5.7", results.squid),
   ];
   console.log(
-    `\nwrk -t2 -c${CONNECTIONS} -d${DURATION}s, median of ${ROUNDS} alternating rounds, ${DOMAINS.toLocaleString("en")}-domain policy, access logs on`,
+    `\nwrk -t2 -c${CONNECTIONS} -d${DURATION}s, median of ${ROUNDS} alternating rounds, ${DOMAINS.toLocaleString("en")}-domain policy, access logs on; CPU time per request; load average ${loadBefore} -> ${loadAfter}`,
   );
   for (const row of table)
     console.log(row.map((c, i) => (i === 0 ? c.padEnd(10) : c.padStart(10))).join(" "));
@@ -358,6 +447,8 @@ async function main() {
       target: `<= squid p99 (${results.squid.p99} ms)`,
     },
     { metric: "squid p99", value: results.squid.p99, unit: "ms" },
+    { metric: "builtin CPU per request", value: results.builtin.proxyUs, unit: "us" },
+    { metric: "squid CPU per request", value: results.squid.proxyUs, unit: "us" },
     { metric: "policy domains", value: DOMAINS, unit: "domains" },
     { metric: "builtin access-log records", value: logged, unit: "records" },
   ];
@@ -370,10 +461,18 @@ async function main() {
         name: "proxy",
         connections: CONNECTIONS,
         durationSeconds: DURATION,
+        loadAverage: { before: loadBefore, after: loadAfter },
         rounds: Object.fromEntries(
           Object.entries(rounds).map(([k, list]) => [
             k,
-            list.map(({ rps, p50, p99 }) => ({ rps, p50, p99 })),
+            list.map(({ rps, p50, p99, proxyUs, originUs, wrkCpuUs }) => ({
+              rps,
+              p50,
+              p99,
+              proxyUs,
+              originUs,
+              wrkUs: wrkCpuUs,
+            })),
           ]),
         ),
         rows,
