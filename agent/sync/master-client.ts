@@ -6,6 +6,7 @@ import {
   PROTOCOL_PREFIX,
   type StatusReport,
 } from "../../protocol/wire";
+import { AGENT_VERSION } from "../version";
 import { parseRetryAfter } from "./backoff";
 import type { FetchLike } from "./types";
 
@@ -110,7 +111,16 @@ async function send(
   init: RequestInit,
 ): Promise<{ ok: true; response: Response } | MasterFailure> {
   try {
-    const response = await call.fetch(agentUrl(call.masterUrl, path), { ...init, signal: call.signal });
+    // The master records the agent version from every poll (a heartbeat) through this header.
+    const headers = {
+      ...(init.headers as Record<string, string>),
+      "user-agent": `fleetgate-agent/${AGENT_VERSION}`,
+    };
+    const response = await call.fetch(agentUrl(call.masterUrl, path), {
+      ...init,
+      headers,
+      signal: call.signal,
+    });
     return { ok: true, response };
   } catch (error) {
     return {

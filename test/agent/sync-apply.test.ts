@@ -44,6 +44,8 @@ describe("sync loop: applying bundles", () => {
     expect(t.master.polls[1]).toEqual({
       url: `${MASTER}/api/agent/v1/policy?wait=25`,
       etag: t.master.current.hash,
+      // Every poll is a heartbeat; the master records the agent version from this header.
+      userAgent: expect.stringMatching(/^fleetgate-agent\/\S+$/),
     });
     expect(t.driver.applied).toEqual([1]);
     expect(t.store.saved).toHaveLength(1);

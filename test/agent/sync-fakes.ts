@@ -107,7 +107,7 @@ type Reply = Response | Error | ((url: string, init?: RequestInit) => Response |
 /** A master that serves `current` with ETag semantics, unless a queued reply overrides the next call. */
 export class FakeMaster {
   current: PolicyBundle | null = null;
-  readonly polls: { url: string; etag: string | null }[] = [];
+  readonly polls: { url: string; etag: string | null; userAgent: string | null }[] = [];
   readonly statuses: StatusReport[] = [];
   readonly statusTimes: number[] = [];
   readonly queue: Reply[] = [];
@@ -137,7 +137,7 @@ export class FakeMaster {
     const headers = new Headers(init?.headers);
     if (url.includes("/policy")) {
       const etag = headers.get("if-none-match")?.replace(/"/g, "") ?? null;
-      this.polls.push({ url, etag });
+      this.polls.push({ url, etag, userAgent: headers.get("user-agent") });
       if (!this.current || this.current.hash === etag) {
         this.clock.t += this.holdMs;
         return new Response(null, { status: 304 });
