@@ -4,7 +4,6 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
-// @ts-expect-error: plain .mjs helper shared with the benchmarks
 import { startMaster } from "../helpers/master.mjs";
 
 export const BOOTSTRAP = "fgb_browser-test-bootstrap-0123456789abcdef";
@@ -19,10 +18,7 @@ export interface Harness {
 
 export async function startHarness(): Promise<Harness> {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  const master = (await startMaster({ bootstrapToken: BOOTSTRAP, signingSeed: SIGNING_SEED })) as {
-    url: string;
-    stop(): void;
-  };
+  const master = await startMaster({ bootstrapToken: BOOTSTRAP, signingSeed: SIGNING_SEED });
   let browser: Browser;
   try {
     browser = await chromium.launch({
@@ -39,7 +35,7 @@ export async function startHarness(): Promise<Harness> {
       ],
     });
   } catch (error) {
-    master.stop();
+    await master.stop();
     throw error;
   }
   return {
@@ -48,7 +44,7 @@ export async function startHarness(): Promise<Harness> {
     async stop() {
       // browser.close() ends Chromium and its children; the master helper kills wrangler's group.
       await browser.close().catch(() => {});
-      master.stop();
+      await master.stop();
     },
   };
 }

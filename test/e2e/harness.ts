@@ -1,24 +1,18 @@
 // End-to-end harness: the real master under `wrangler dev --local`, the compiled agent binary,
 // a local origin and a man-in-the-middle relay. Every child runs in its own process group and is
 // killed by pid; every temp dir is removed by `cleanup()`.
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { startMaster as startSharedMaster } from "../helpers/master.mjs";
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const AGENT_BIN = path.join(ROOT, "dist", "fleetgate-agent-linux-x64");
 export const BOOTSTRAP_TOKEN = "fgb_e2e-bootstrap-token-0123456789abcdef";
 export const SIGNING_SEED = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
-
-const WRANGLER = path.join(ROOT, "node_modules", ".bin", "wrangler");
-const QUIET_ENV = {
-  WRANGLER_SEND_METRICS: "false",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  WRANGLER_HIDE_BANNER: "true",
-};
 
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
@@ -117,79 +111,24 @@ export interface Master {
 
 /** Starts the real master; pass `persistDir` and `port` of a stopped one to bring the same master back. */
 export async function startMaster(previous?: { persistDir: string; port: number }): Promise<Master> {
-  const persistDir = previous?.persistDir ?? tempDir("master");
-  if (!previous) {
-    const migrate = spawnSync(
-      WRANGLER,
-      ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir],
-      {
-        cwd: ROOT,
-        env: { ...process.env, ...QUIET_ENV },
-        encoding: "utf8",
-        timeout: 120_000,
-      },
-    );
-    if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
-  }
-  const port = previous?.port ?? (await freePort());
-  const child = spawn(
-    WRANGLER,
-    [
-      "dev",
-      "--local",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--inspector-port",
-      String(await freePort()),
-      "--persist-to",
-      persistDir,
-      "--show-interactive-dev-session=false",
-      "--var",
-      `FLEETGATE_BOOTSTRAP_TOKEN:${BOOTSTRAP_TOKEN}`,
-      "--var",
-      `FLEETGATE_SIGNING_KEY:${SIGNING_SEED}`,
-      "--var",
-      "POLL_WAIT_SECONDS:5",
-    ],
-    { cwd: ROOT, env: { ...process.env, ...QUIET_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true },
-  );
-  children.add(child);
-  let log = "";
-  child.stdout?.on("data", (d) => {
-    log += d;
+  const shared = await startSharedMaster({
+    bootstrapToken: BOOTSTRAP_TOKEN,
+    signingSeed: SIGNING_SEED,
+    vars: { POLL_WAIT_SECONDS: "5" },
+    persistDir: previous?.persistDir ?? tempDir("master"),
+    port: previous?.port,
   });
-  child.stderr?.on("data", (d) => {
-    log += d;
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const master: Master = {
-    url,
-    port,
-    persistDir,
-    log: () => log,
+  children.add(shared.child);
+  return {
+    url: shared.url,
+    port: shared.port,
+    persistDir: shared.persistDir,
+    log: shared.log,
     async stop() {
-      killGroup(child);
-      await exited(child, 10_000);
-      children.delete(child);
+      await shared.stop();
+      children.delete(shared.child);
     },
   };
-  try {
-    await waitFor(
-      "master /healthz",
-      async () => {
-        if (child.exitCode !== null) throw new Error(`wrangler exited ${child.exitCode}`);
-        return (await fetch(`${url}/healthz`)).ok;
-      },
-      90_000,
-      250,
-    );
-  } catch (error) {
-    await master.stop();
-    throw new Error(`${(error as Error).message}\n${log.slice(-3000)}`);
-  }
-  return master;
 }
 
 /** The admin API as a script would use it, with the bootstrap token. */

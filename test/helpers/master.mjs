@@ -1,5 +1,5 @@
-// Starts the real master under `wrangler dev --local` on a free loopback port with its own
-// persisted D1 (migrations applied) and fixed test secrets. Used by the benchmarks.
+// The one way tests, benchmarks and the browser suite start the real master: `wrangler dev
+// --local` on a loopback port with its own persisted D1 (migrations applied) and test secrets.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
@@ -26,9 +26,39 @@ export function freePort() {
   });
 }
 
-/** `vars` override wrangler.toml [vars] for this run (e.g. { ENROLL_RATE_LIMIT: "1000" }). */
-export async function startMaster({ bootstrapToken, signingSeed, vars = {} }) {
-  const persist = mkdtempSync(path.join(os.tmpdir(), "fleetgate-master-"));
+function exited(child, timeoutMs) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
+      resolve();
+    }, timeoutMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Options: `vars` override wrangler.toml [vars] (e.g. { ENROLL_RATE_LIMIT: "1000" });
+ * `persistDir` and `port` of a stopped master bring the same master back (the caller then owns
+ * the directory; otherwise a temp dir is made and removed on stop).
+ * Returns { url, port, persistDir, child, log(), stop() } — stop() ends the process group.
+ */
+export async function startMaster({
+  bootstrapToken,
+  signingSeed,
+  vars = {},
+  persistDir,
+  port,
+  readyTimeoutMs = 90_000,
+}) {
+  const ownsDir = !persistDir;
+  const persist = persistDir ?? mkdtempSync(path.join(os.tmpdir(), "fleetgate-master-"));
+  // Idempotent: a restarted master's database is already migrated and stays as it is.
   const migrate = spawnSync(
     wrangler,
     ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persist],
@@ -36,10 +66,11 @@ export async function startMaster({ bootstrapToken, signingSeed, vars = {} }) {
       cwd: root,
       env,
       encoding: "utf8",
+      timeout: 120_000,
     },
   );
-  if (migrate.status !== 0) throw new Error(`migrations failed: ${migrate.stderr}`);
-  const port = await freePort();
+  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
+  const listenPort = port ?? (await freePort());
   const child = spawn(
     wrangler,
     [
@@ -48,7 +79,7 @@ export async function startMaster({ bootstrapToken, signingSeed, vars = {} }) {
       "--ip",
       "127.0.0.1",
       "--port",
-      String(port),
+      String(listenPort),
       "--inspector-port",
       String(await freePort()),
       "--persist-to",
@@ -69,23 +100,24 @@ export async function startMaster({ bootstrapToken, signingSeed, vars = {} }) {
   child.stderr.on("data", (d) => {
     log += d;
   });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  const url = `http://127.0.0.1:${listenPort}`;
+  const stop = async () => {
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {}
+    await exited(child, 10_000);
+    if (ownsDir) rmSync(persist, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
     try {
       if ((await fetch(`${url}/healthz`)).ok) break;
     } catch {}
     if (Date.now() > deadline || child.exitCode !== null) {
-      stop();
-      throw new Error(`master did not start:\n${log.slice(-2000)}`);
+      await stop();
+      throw new Error(`master did not start:\n${log.slice(-3000)}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  function stop() {
-    try {
-      process.kill(-child.pid, "SIGTERM");
-    } catch {}
-    rmSync(persist, { recursive: true, force: true });
-  }
-  return { url, stop, log: () => log };
+  return { url, port: listenPort, persistDir: persist, child, log: () => log, stop };
 }

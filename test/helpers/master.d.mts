@@ -1,0 +1,24 @@
+import type { ChildProcess } from "node:child_process";
+
+export interface StartMasterOptions {
+  bootstrapToken: string;
+  signingSeed: string;
+  /** Overrides of wrangler.toml [vars] for this run. */
+  vars?: Record<string, string>;
+  /** A stopped master's data dir to start it again (the caller owns it). */
+  persistDir?: string;
+  port?: number;
+  readyTimeoutMs?: number;
+}
+
+export interface RunningMaster {
+  url: string;
+  port: number;
+  persistDir: string;
+  child: ChildProcess;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number>;
+export function startMaster(options: StartMasterOptions): Promise<RunningMaster>;
