@@ -1,7 +1,11 @@
+import { env } from "cloudflare:test";
+import { inArray } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
-import { chunkRows, MAX_BOUND_PARAMETERS } from "../../worker/db/client";
+import { getDb, TooManyParametersError } from "../../worker/db/client";
+import { nodes } from "../../worker/db/schema";
 import { call, json } from "./helpers/api";
 import { enrollNode } from "./helpers/factories";
+import { uploadChunk } from "./helpers/logs";
 
 type Doc = { paths: Record<string, Record<string, unknown>> };
 
@@ -50,11 +54,50 @@ describe("no 500 for anything a client can send", () => {
 });
 
 describe("D1 bound-parameter guard", () => {
-  it("splits multi-row writes so no statement binds more than 100 parameters", () => {
-    const rows = Array.from({ length: 1000 }, (_, i) => i);
-    const chunks = chunkRows(rows, 7);
-    expect(chunks.every((c) => c.length * 7 <= MAX_BOUND_PARAMETERS)).toBe(true);
-    expect(chunks.flat()).toEqual(rows);
-    expect(() => chunkRows(rows, 101)).toThrow(/100 parameters/);
+  it("refuses a statement over 100 bound parameters here, as production D1 would", async () => {
+    const db = getDb(env.DB);
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => `node_${String(i).padStart(8, "0")}`);
+    await expect(
+      db
+        .select()
+        .from(nodes)
+        .where(inArray(nodes.id, ids(100))),
+    ).resolves.toEqual([]);
+    // drizzle wraps the driver's error ("Failed query: …") and keeps ours as the cause.
+    const error = await db
+      .select()
+      .from(nodes)
+      .where(inArray(nodes.id, ids(101)))
+      .then(
+        () => null,
+        (e: Error) => e,
+      );
+    expect(error?.cause).toBeInstanceOf(TooManyParametersError);
+    expect(String((error?.cause as Error | undefined)?.message)).toMatch(
+      /binds 101 parameters; D1 allows 100/,
+    );
+    expect(() => db.$client.prepare("SELECT 1").bind(...ids(101))).toThrow(TooManyParametersError);
+  });
+
+  it("lets a chunk of thousands of rollup rows through as one JSON parameter", async () => {
+    const node = await enrollNode();
+    const records = Array.from({ length: 3000 }, (_, i) => ({
+      ts: "2026-11-20T10:15:30.000Z",
+      client: `10.0.${i % 250}.1`,
+      method: "GET",
+      scheme: "http",
+      host: `h${i}.example`,
+      port: 80,
+      status: 200,
+      action: "allow",
+      bytesIn: 1,
+      bytesOut: 1,
+      durationMs: 1,
+      requestId: `r${i}`,
+    }));
+    expect(await json(await uploadChunk(node.nodeToken, "guard.1", records), 200)).toEqual({
+      accepted: 3000,
+      duplicate: false,
+    });
   });
 });

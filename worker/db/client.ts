@@ -3,22 +3,43 @@ import * as schema from "./schema";
 
 export type Db = ReturnType<typeof getDb>;
 
+/** Every query in the Worker goes through this, so the parameter guard below sees them all. */
 export function getDb(d1: D1Database) {
-  return drizzle(d1, { schema });
+  return drizzle(guardBoundParameters(d1), { schema });
 }
 
-// D1 refuses statements with more than 100 bound parameters in production (the local
-// simulator does not), so every multi-row write goes through this.
+// D1 refuses statements with more than 100 bound parameters in production, but the local
+// simulator does not, so a query that passes every test could fail only once deployed. This
+// wrapper refuses such a statement everywhere. Code that writes or matches many values binds
+// them as one JSON array and expands it with json_each (see services/ingest.ts, reports.ts).
 export const MAX_BOUND_PARAMETERS = 100;
 
-export function chunkRows<T>(rows: readonly T[], columnsPerRow: number): T[][] {
-  if (columnsPerRow < 1 || columnsPerRow > MAX_BOUND_PARAMETERS) {
-    throw new Error(
-      `a row of ${columnsPerRow} columns cannot be written within ${MAX_BOUND_PARAMETERS} parameters`,
-    );
+export class TooManyParametersError extends Error {
+  constructor(count: number, sql: string) {
+    super(`statement binds ${count} parameters; D1 allows ${MAX_BOUND_PARAMETERS}: ${sql.slice(0, 120)}`);
+    this.name = "TooManyParametersError";
   }
-  const perStatement = Math.floor(MAX_BOUND_PARAMETERS / columnsPerRow);
-  const chunks: T[][] = [];
-  for (let i = 0; i < rows.length; i += perStatement) chunks.push(rows.slice(i, i + perStatement));
-  return chunks;
+}
+
+function forward<T extends object>(target: T, prop: string | symbol) {
+  const value = Reflect.get(target, prop, target);
+  return typeof value === "function" ? value.bind(target) : value;
+}
+
+export function guardBoundParameters(d1: D1Database): D1Database {
+  return new Proxy(d1, {
+    get(target, prop) {
+      if (prop !== "prepare") return forward(target, prop);
+      return (sql: string) =>
+        new Proxy(target.prepare(sql), {
+          get(statement, name) {
+            if (name !== "bind") return forward(statement, name);
+            return (...values: unknown[]) => {
+              if (values.length > MAX_BOUND_PARAMETERS) throw new TooManyParametersError(values.length, sql);
+              return statement.bind(...values);
+            };
+          },
+        });
+    },
+  });
 }
