@@ -20,7 +20,8 @@ const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: "inherit", e
 
 const extra = process.argv.slice(2);
 if (existsSync(path.join(root, "scripts/build-agent.mjs")) && !process.env.FLEETGATE_SKIP_BUILD) {
-  if (run(process.execPath, ["scripts/build-agent.mjs"]) !== 0) {
+  // The e2e suite runs the linux-x64 binary; cross targets are for `npm run build:agent`.
+  if (run(process.execPath, ["scripts/build-agent.mjs", "linux-x64"]) !== 0) {
     console.error("building the agent binary failed");
     writeFileSync(path.join(resultsDir, "summary.txt"), "0 passed, 1 failed\n");
     console.log("0 passed, 1 failed");
