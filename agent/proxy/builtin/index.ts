@@ -1,19 +1,31 @@
-// The built-in forward proxy: the agent's default ProxyDriver.
+// The built-in forward proxy: the agent's default ProxyDriver. docs/proxy.md is the user-facing side.
 //
 // Why raw TCP (Bun.listen / Bun.connect, agent/platform/tcp.ts) and a small HTTP/1.1 parser instead
 // of Bun.serve or node:http: a forward proxy needs absolute-form targets, CONNECT, hop-by-hop control
 // and byte-exact streaming with backpressure; Bun.serve exposes none of that, and node:http in Bun
 // costs ~40% of the throughput (measured here: Bun.serve ~22k req/s, node:http ~14k).
-// test/bench/proxy.bench.mjs on this 2-core machine, shared with other work (1M-domain policy, access
-// log to a file, wrk -t2 -c50, median of 3 alternating 10 s rounds), across four runs: builtin
-// 26.5k–34k req/s vs Squid 5.7 11.6k–17.5k (ratio 1.9–2.3x, best rounds 43–46k vs 18–19k), p99 at or
-// below Squid's. CPU per request: ~20 us vs ~53 us for Squid; a bare Bun byte pipe needs ~12 us, so
-// the HTTP work on top is ~4 us of JS (heads kept as offsets, forwarded as runs of the original lines)
-// plus allocation/GC. Under the loaded machine wrk and the origin compete for the same two cores,
-// which compresses the ratio; the per-request CPU gap (~2.6x) is the figure that scales.
 //
-// Hot-path rules: no per-request timers (one sweep timer handles connect/response/idle timeouts), no
-// regex compiled per request, heads decoded once as latin1, one socket write per answer where possible.
+// Where the CPU goes (test/bench/proxy.bench.mjs, 1M-domain policy, access log through the disk
+// spool, wrk -t2 -c50, 2 shared cores; CPU time per request, the figure that does not depend on how
+// busy the machine is): builtin ~21-22 us vs Squid 5.7 ~45 us (2.1x). A bare Bun byte pipe needs
+// ~11 us, nearly all of it kernel: the two loopback send() calls each run the receiver's TCP stack
+// and wake-up inline (perf: tcp_sendmsg -> loopback -> sock_def_readable). strace shows the minimum
+// syscalls per request (2 recvfrom, 2 sendto, epoll_wait batched ~20 events per call). On top of
+// the pipe: ~4-5 us for HTTP parsing, policy and the LogRecord (JS + Bun natives + GC), and ~4 us
+// for the spool (write() was ~1 us more before frames were cut from a shared slab; the rest is its
+// 200 ms fsync and re-reading, CRC-checking and gzipping every 5,000-record segment). Skipping the
+// response head rewrite altogether saved nothing measurable (< 0.5 us, within noise), so heads stay
+// parsed and rebuilt as strings. Throughput ratio in the bench: 1.9-2.0x (the CPU ratio, bounded by
+// 2 cores shared with wrk and the origin); p99 is worse than Squid's (4.3 vs 3.3 ms) because of 3-8 ms
+// event-loop stalls from the spool's append and seal work (none over 3 ms with logging off).
+//
+// Hot-path rules: no per-request timers and no clock read per chunk (one sweep timer checks every
+// timeout from counters: connect, response, keep-alive idle, header, body, tunnel idle), no regex
+// compiled per request, heads decoded once as latin1, one socket write per answer where possible.
+// Limits against floods and slow clients: a head must be complete headerTimeoutMs after the
+// connection opened or the request's first byte (slowloris gets 408), a request body that stalls
+// for bodyTimeoutMs is cut off, a CONNECT tunnel idle both ways for tunnelIdleTimeoutMs is closed,
+// and client connections past maxConnections are closed at accept.
 
 import type { TcpConnection, TcpHandlers } from "../../platform/tcp";
 import { connectTcp, listenTcp, type TcpListener } from "../../platform/tcp";
