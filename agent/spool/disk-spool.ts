@@ -11,7 +11,15 @@ import { crc32, FRAME_HEADER_BYTES, MAX_RECORD_BYTES } from "./frame";
 import { type SpoolJournal, type SpoolMeta, writeMeta } from "./meta";
 import { enforceQuota } from "./quota";
 import { recoverSpool, type SpoolDirs, spoolDirs } from "./recover";
-import { appendBuffered, newSegment, type Segment, sealSegmentFile } from "./segment";
+import {
+  addFrame,
+  appendBuffered,
+  dropOldestUnwritten,
+  hasBuffered,
+  newSegment,
+  type Segment,
+  sealSegmentFile,
+} from "./segment";
 import { resolveSpoolSettings, type SpoolSettings } from "./settings";
 import { type SpoolFs, unlinkIfExists } from "./spool-fs";
 
@@ -28,13 +36,14 @@ export interface DiskSpoolOptions {
 type State = "open" | "closed" | "killed";
 
 // write() runs once per proxied request: frames are cut from a shared slab (one allocation per
-// ~1,000 records instead of two Buffers per record), the same bytes encodeFrame() makes.
-// Measured on the proxy bench: ~0.9 us less CPU per record, and far less for the GC to track.
+// ~1,000 records instead of two Buffers per record), the same bytes encodeFrame() makes, and
+// consecutive frames stay one run of the slab, so a sync appends a few runs, not one Buffer each.
 const SLAB_BYTES = 256 * 1024;
 let slab = Buffer.allocUnsafe(SLAB_BYTES);
 let slabUsed = 0;
 
-function frameRecord(json: string): Buffer {
+/** Frames the record at the end of the slab; the frame is `slab[start, slabUsed)`. */
+function frameRecord(json: string): number {
   const most = FRAME_HEADER_BYTES + json.length * 3;
   if (slabUsed + most > slab.length) {
     slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, most));
@@ -47,7 +56,7 @@ function frameRecord(json: string): Buffer {
   const crc = crc32(slab.subarray(start + FRAME_HEADER_BYTES, end), crc32(slab.subarray(start, start + 4)));
   slab.writeUInt32LE(crc, start + 4);
   slabUsed = end;
-  return slab.subarray(start, end);
+  return start;
 }
 const noEvents: EventLogger = { emit: () => undefined };
 
@@ -121,9 +130,11 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
       this.countDrop(1);
       return;
     }
-    const frame = frameRecord(JSON.stringify(record));
-    const payloadLength = frame.length - FRAME_HEADER_BYTES;
+    const start = frameRecord(JSON.stringify(record));
+    const frameLength = slabUsed - start;
+    const payloadLength = frameLength - FRAME_HEADER_BYTES;
     if (payloadLength > MAX_RECORD_BYTES) {
+      slabUsed = start;
       this.countDrop(1);
       this.events.emit("spool.record_too_large", { level: "warn", bytes: payloadLength });
       return;
@@ -133,11 +144,11 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
       segment.records >= this.settings.maxChunkRecords ||
       segment.payloadBytes + payloadLength + 1 > this.settings.maxChunkBytes;
     if (segment.records > 0 && full) segment = this.rotate();
-    segment.buffer.push(frame);
+    addFrame(segment, slab, start, slabUsed);
     segment.records++;
     segment.payloadBytes += payloadLength + 1;
     segment.firstMs ??= this.clock.now();
-    this.bufferedBytes += frame.length;
+    this.bufferedBytes += frameLength;
     if (this.bufferedBytes > this.settings.maxBufferedBytes) this.shedBuffered();
   }
 
@@ -291,11 +302,10 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
     const target = this.settings.maxBufferedBytes * 0.9;
     let dropped = 0;
     for (const segment of this.segments) {
-      while (this.bufferedBytes > target && segment.buffer.length > segment.writing) {
-        const [frame] = segment.buffer.splice(segment.writing, 1);
-        this.bufferedBytes -= frame!.length;
-        segment.records--;
-        segment.payloadBytes -= frame!.length - 8 + 1;
+      while (this.bufferedBytes > target) {
+        const bytes = dropOldestUnwritten(segment);
+        if (bytes === 0) break;
+        this.bufferedBytes -= bytes;
         dropped++;
       }
     }
@@ -312,7 +322,7 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
 
   private async flushNow(): Promise<void> {
     for (const segment of this.segments) {
-      if (segment.buffer.length === 0) continue;
+      if (!hasBuffered(segment)) continue;
       try {
         await this.appendBuffered(segment);
         this.recovered();
@@ -334,6 +344,9 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
         break;
       }
     }
+    // Segments left waiting by a failed seal let go of their lines (memory stays bounded while the
+    // disk fails); their records are on disk, and the retry reads the file.
+    for (const segment of this.segments) if (segment.closed) segment.lines = null;
     const segmentBytes = this.segments.reduce((sum, segment) => sum + segment.diskBytes, 0);
     const quotaDrops = await enforceQuota(this.chunkContext(), segmentBytes, this.settings.quotaBytes);
     const savedDrops = this.unsavedDrops;
@@ -346,7 +359,7 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
   }
 
   private async sealSegment(segment: Segment): Promise<void> {
-    if (segment.buffer.length > 0) await this.appendBuffered(segment);
+    if (hasBuffered(segment)) await this.appendBuffered(segment);
     const sealed = await sealSegmentFile(
       this.chunkContext(),
       segment,

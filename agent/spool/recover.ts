@@ -34,7 +34,9 @@ export interface RecoveredSegment {
   payloadBytes: number;
   firstMs: number;
   buffer: Buffer[];
+  tail: null;
   writing: 0;
+  lines: null;
   closed: true;
 }
 
@@ -140,7 +142,10 @@ export async function recoverSpool(input: {
       payloadBytes: scan.payloads.reduce((sum, p) => sum + p.length + 1, 0),
       firstMs: oldestOf(scan.payloads, now),
       buffer: [],
+      tail: null,
       writing: 0,
+      // Sealed from the file: after a crash only its checked frames count.
+      lines: null,
       closed: true,
     });
   }

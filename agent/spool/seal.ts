@@ -6,6 +6,8 @@ import zlib from "node:zlib";
 // Async zlib runs on the thread pool, so sealing a 4 MiB chunk never stalls the proxy's event loop.
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
+// Output per thread-pool round trip: the default 16 KiB makes ~50 event-loop callbacks per chunk.
+const GZIP_CHUNK_BYTES = 256 * 1024;
 
 export interface ChunkLimits {
   maxRecords: number;
@@ -46,6 +48,28 @@ export async function packChunks(
   return bodies;
 }
 
+/**
+ * Packs a segment's NDJSON as kept in memory: one gzip of the whole buffer, no per-record work on
+ * the event loop, when it fits one chunk (the segment rotates on the same limits, so it normally
+ * does); else cut into lines and packed like any other records.
+ */
+export async function packNdjson(
+  ndjson: Buffer,
+  records: number,
+  limits: ChunkLimits,
+  fallbackMs: number,
+): Promise<ChunkBody[]> {
+  if (records <= limits.maxRecords && (ndjson.length <= limits.maxInflatedBytes || records === 1)) {
+    const gz = await gzip(ndjson, { level: 6, chunkSize: GZIP_CHUNK_BYTES });
+    if (gz.length <= limits.maxGzipBytes || records === 1) {
+      const firstEnd = ndjson.indexOf(0x0a);
+      const first = ndjson.subarray(0, firstEnd === -1 ? ndjson.length : firstEnd);
+      return [{ gz, records, oldestMs: oldestOf([first], fallbackMs) }];
+    }
+  }
+  return packChunks(splitLines(ndjson), limits, fallbackMs);
+}
+
 async function gzipWithin(
   payloads: Buffer[],
   maxGzipBytes: number,
@@ -65,12 +89,15 @@ async function gzipWithin(
 export async function gzipLines(payloads: Buffer[]): Promise<Buffer> {
   const parts: Buffer[] = [];
   for (const payload of payloads) parts.push(payload, NEWLINE);
-  return gzip(Buffer.concat(parts), { level: 6 });
+  return gzip(Buffer.concat(parts), { level: 6, chunkSize: GZIP_CHUNK_BYTES });
 }
 
 /** The record lines of a chunk body, without their newlines. */
 export async function readLines(gz: Buffer): Promise<Buffer[]> {
-  const text = await gunzip(gz);
+  return splitLines(await gunzip(gz));
+}
+
+function splitLines(text: Buffer): Buffer[] {
   const lines: Buffer[] = [];
   let start = 0;
   for (let i = text.indexOf(0x0a); i !== -1; i = text.indexOf(0x0a, start)) {

@@ -302,6 +302,20 @@ function runWrk(proxyPort, originUrl, seconds, measured = []) {
   };
 }
 
+/** Event-loop stalls of the built-in proxy during a round, from its stall probe. */
+function stallsSince(file, startedS) {
+  if (!existsSync(file)) return "";
+  const seconds = readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((s) => s.t >= startedS);
+  if (seconds.length === 0) return "";
+  const max = Math.max(...seconds.map((s) => s.max));
+  const over3 = seconds.reduce((sum, s) => sum + s.over3, 0) / seconds.length;
+  return `; loop lag max ${max} ms, ${over3.toFixed(1)} stalls > 3 ms per second`;
+}
+
 function curlThrough(proxyPort, url) {
   return execFileSync(
     "curl",
@@ -329,13 +343,13 @@ async function main() {
   console.log(`policy: ${(statSync(policyFile).size / 1e6).toFixed(1)} MB`);
 
   const spoolDir = path.join(work, "builtin-spool");
-  const builtin = start(bun, [
-    "test/agent/fixtures/proxy-harness.ts",
-    "--policy",
-    policyFile,
-    "--log",
-    `spool:${spoolDir}`,
-  ]);
+  // The harness's 1 ms timer reports its worst lag each second: event-loop stalls under load.
+  const stallFile = path.join(work, "stalls.ndjson");
+  const builtin = start(
+    bun,
+    ["test/agent/fixtures/proxy-harness.ts", "--policy", policyFile, "--log", `spool:${spoolDir}`],
+    { env: { ...process.env, FLEETGATE_STALL_PROBE: stallFile } },
+  );
   const listening = await waitForLine(builtin, "listening", 180_000);
   const builtinPort = Number(String(listening.address).split(":").pop());
   const compiled = /"type":"compiled","version":\d+,"ms":(\d+)/.exec(builtin.stderrText);
@@ -374,7 +388,9 @@ async function main() {
     // A-B, then B-A: neither proxy always runs right after the other one's load.
     const order = round % 2 === 0 ? targets : [...targets].reverse();
     for (const [name, port, pid] of order) {
+      const startedS = Math.floor(Date.now() / 1000);
       const result = runWrk(port, originUrl, DURATION, [pid, origin.pid]);
+      const stalls = name === "builtin" ? stallsSince(stallFile, startedS) : "";
       if (result.non2xx > 0 || !Number.isFinite(result.rps)) {
         console.error(result.raw);
         throw new Error(`${name}: errors under load`);
@@ -382,7 +398,7 @@ async function main() {
       const [proxyUs, originUs] = result.cpuUs;
       console.log(
         `round ${round + 1} ${name.padEnd(7)}: ${result.rps.toFixed(0).padStart(6)} req/s, p99 ${String(result.p99).padStart(6)} ms; ` +
-          `CPU per request: proxy ${proxyUs} us, origin ${originUs} us, wrk ${result.wrkCpuUs} us`,
+          `CPU per request: proxy ${proxyUs} us, origin ${originUs} us, wrk ${result.wrkCpuUs} us${stalls}`,
       );
       rounds[name].push({ ...result, proxyUs, originUs });
     }
