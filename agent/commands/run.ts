@@ -39,9 +39,9 @@ ${STATE_DIR_HELP}
       config = await state.readConfig();
     } catch (error) {
       if (!(error instanceof StateFileError)) throw error;
-      // E.g. a spool setting out of range: name the field and stop before anything starts.
+      // E.g. a spool or proxy setting out of range: name the field and stop before anything starts.
       io.err(
-        `cannot start: ${error.message}\nFix the value in config.json (docs/spool.md lists the spool settings).\n`,
+        `cannot start: ${error.message}\nFix the value in config.json (docs/spool.md lists the spool settings, docs/proxy.md the proxy's).\n`,
       );
       return EXIT_FAILURE;
     }
@@ -77,7 +77,8 @@ ${STATE_DIR_HELP}
     const { host, port } = parseListen(config.listen);
     // Loaded lazily: the proxy is Bun-only and the other commands must not pay for it.
     const { createBuiltinProxy } = await import("../proxy/builtin/index");
-    const driver: ProxyDriver = createBuiltinProxy({ host, port, sink, events });
+    // config.json's proxy block: limits and timeouts, the defaults for any key left out.
+    const driver: ProxyDriver = createBuiltinProxy({ ...config.proxy, host, port, sink, events });
 
     const startedAt = new Date().toISOString();
     const writeRuntime = runtimeWriter(state, (snapshot) => ({

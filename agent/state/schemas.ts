@@ -24,6 +24,23 @@ export const SpoolConfig = z.strictObject({
 });
 export type SpoolConfig = z.infer<typeof SpoolConfig>;
 
+const timeoutMs = (max: number) => z.number().int().min(100).max(max).optional();
+
+/**
+ * The built-in proxy's limits and timeouts (docs/proxy.md, Limits and timeouts), each optional:
+ * unset means `PROXY_DEFAULTS`. Strict, like `spool`, so a misspelt key stops `run`.
+ */
+export const ProxyConfig = z.strictObject({
+  headerTimeoutMs: timeoutMs(3_600_000),
+  bodyTimeoutMs: timeoutMs(3_600_000),
+  tunnelIdleTimeoutMs: timeoutMs(7 * 24 * 3_600_000),
+  idleTimeoutMs: timeoutMs(3_600_000),
+  connectTimeoutMs: timeoutMs(600_000),
+  upstreamTimeoutMs: timeoutMs(3_600_000),
+  maxConnections: z.number().int().min(1).max(1_000_000).optional(),
+});
+export type ProxyConfig = z.infer<typeof ProxyConfig>;
+
 /**
  * Node-local settings (SafeSquid's "startup params"). Written by `enroll`, never synced from the master.
  * `nodeId` is null between a first enroll attempt and its success, so a retried enroll re-uses the
@@ -39,6 +56,7 @@ export const NodeConfig = z.object({
   pollWaitSeconds: z.number().int().min(0).max(55).default(25),
   enrolledAt: z.string().nullable().default(null),
   spool: SpoolConfig.optional(),
+  proxy: ProxyConfig.optional(),
 });
 export type NodeConfig = z.infer<typeof NodeConfig>;
 

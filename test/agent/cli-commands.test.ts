@@ -264,6 +264,29 @@ describe("spool settings in config.json", () => {
     }
   });
 
+  it("reads the proxy block's limits; run stops with exit 1 naming a bad proxy field", async () => {
+    await enrolled();
+    const state = new StateDir(dir);
+    const raw = JSON.parse(await readFile(state.configPath, "utf8"));
+    const proxy = { headerTimeoutMs: 5_000, tunnelIdleTimeoutMs: 120_000, maxConnections: 2_000 };
+    await writeFile(state.configPath, JSON.stringify({ ...raw, proxy }));
+    expect((await state.readConfig())?.proxy).toEqual(proxy);
+    for (const [bad, field] of [
+      [{ maxConnections: 0 }, /proxy\.maxConnections/],
+      [{ headerTimeoutMs: "15s" }, /proxy\.headerTimeoutMs/],
+      [{ connectTimeoutMs: 1.5 }, /proxy\.connectTimeoutMs/],
+      [{ bodyTimeoutMs: 50 }, /proxy\.bodyTimeoutMs/],
+      [{ headerTimeout: 1_000 }, /proxy.*headerTimeout/],
+    ] as const) {
+      await writeFile(state.configPath, JSON.stringify({ ...raw, proxy: bad }));
+      const run = await cli(["run", "--state-dir", dir]);
+      expect(run.code, JSON.stringify(bad)).toBe(1);
+      expect(run.stderr).toMatch(/^cannot start: .*config\.json: /);
+      expect(run.stderr).toMatch(field);
+      expect(run.stderr).toMatch(/docs\/proxy\.md/);
+    }
+  });
+
   it("run stops at once with exit 1 naming a bad spool field; status says the same", async () => {
     await enrolled();
     const state = new StateDir(dir);
