@@ -288,7 +288,9 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
   private rotate(): Segment {
     const current = this.active();
     current.closed = true;
-    const next = newSegment(this.dirs.segments, current.n + 1);
+    // Sized for a segment like this one (the chunk limit at most), so it rarely grows.
+    const linesBytes = Math.min(current.payloadBytes, this.settings.maxChunkBytes);
+    const next = newSegment(this.dirs.segments, current.n + 1, linesBytes);
     this.segments.push(next);
     return next;
   }

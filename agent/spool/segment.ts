@@ -50,7 +50,11 @@ interface LineBuffer {
 
 const FIRST_LINES_BYTES = 64 * 1024;
 
-export function newSegment(segmentsDir: string, n: number): Segment {
+/**
+ * `linesBytes`: room for the NDJSON up front; the caller passes about what the previous segment
+ * needed, so a busy spool does not copy a growing buffer over and over on the event loop.
+ */
+export function newSegment(segmentsDir: string, n: number, linesBytes = FIRST_LINES_BYTES): Segment {
   return {
     n,
     path: path.join(segmentsDir, segmentFileName(n)),
@@ -63,7 +67,7 @@ export function newSegment(segmentsDir: string, n: number): Segment {
     buffer: [],
     tail: null,
     writing: 0,
-    lines: { bytes: Buffer.allocUnsafe(FIRST_LINES_BYTES), used: 0 },
+    lines: { bytes: Buffer.allocUnsafe(Math.max(FIRST_LINES_BYTES, linesBytes)), used: 0 },
     closed: false,
   };
 }
