@@ -87,6 +87,7 @@ ${STATE_DIR_HELP}
       enrolledAt: previous?.enrolledAt ?? null,
       // Node-local like the rest: kept across re-enrollment, the flag changes only the quota.
       ...spoolBlock(previous?.spool, quotaMb),
+      ...(previous?.proxy ? { proxy: previous.proxy } : {}),
     };
     // Written before the call: if the answer is lost, a retry re-uses the same instanceId.
     if (!previous) await state.writeConfig(config);

@@ -247,6 +247,15 @@ describe("spool settings in config.json", () => {
     expect((await state.readConfig())?.spool).toBeUndefined();
   });
 
+  it("re-enrolling keeps a proxy block edited into config.json", async () => {
+    expect((await enrolled()).code).toBe(0);
+    const state = new StateDir(dir);
+    const raw = JSON.parse(await readFile(state.configPath, "utf8"));
+    await writeFile(state.configPath, JSON.stringify({ ...raw, proxy: { maxConnections: 500 } }));
+    expect((await enrolled()).code).toBe(0);
+    expect((await state.readConfig())?.proxy).toEqual({ maxConnections: 500 });
+  });
+
   it("refuses a quota that is not a whole number of MiB with a usage error", async () => {
     for (const bad of ["0", "-5", "1.5", "lots"]) {
       const result = await cli([

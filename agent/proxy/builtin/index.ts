@@ -13,11 +13,12 @@
 // syscalls per request (2 recvfrom, 2 sendto, epoll_wait batched ~20 events per call). On top of
 // the pipe: ~4-5 us for HTTP parsing, policy and the LogRecord (JS + Bun natives + GC), and ~4 us
 // for the spool (write() was ~1 us more before frames were cut from a shared slab; the rest is its
-// 200 ms fsync and re-reading, CRC-checking and gzipping every 5,000-record segment). Skipping the
+// 200 ms append+fsync and async gzip of each 5,000-record chunk, sealed from the lines it keeps in
+// memory — it used to re-read and CRC-check the segment on the main thread). Skipping the
 // response head rewrite altogether saved nothing measurable (< 0.5 us, within noise), so heads stay
 // parsed and rebuilt as strings. Throughput ratio in the bench: 1.9-2.0x (the CPU ratio, bounded by
-// 2 cores shared with wrk and the origin); p99 is worse than Squid's (4.3 vs 3.3 ms) because of 3-8 ms
-// event-loop stalls from the spool's append and seal work (none over 3 ms with logging off).
+// 2 cores shared with wrk and the origin); p99 is still worse than Squid's (3.4-3.7 vs 3.0-3.1 ms):
+// the spool's CPU on the one event-loop thread (p99 1.3-1.6 ms with logging off); see docs/proxy.md.
 //
 // Hot-path rules: no per-request timers and no clock read per chunk (one sweep timer checks every
 // timeout from counters: connect, response, keep-alive idle, header, body, tunnel idle), no regex
