@@ -32,45 +32,38 @@ function checkReference(policy: Policy, entry: string, kind: ListKind, path: str
   }
 }
 
-function checkDomains(
-  policy: Policy,
-  entries: readonly string[],
-  path: string,
-  sink: IssueSink,
-  refs: boolean,
-) {
-  for (let i = 0; i < entries.length && !sink.full; i++) {
-    const entry = entries[i]!;
-    if (entry.startsWith("@")) {
-      if (refs) checkReference(policy, entry, "domains", `${path}[${i}]`, sink);
-      else sink.add(`${path}[${i}]`, "a list cannot refer to another list");
-    } else if (!parseDomainPattern(entry)) {
-      sink.add(`${path}[${i}]`, `not a domain, =exact domain or *.subdomain pattern: ${entry}`);
-    }
-  }
-}
+const ENTRY_KINDS = {
+  domains: {
+    valid: (entry: string) => parseDomainPattern(entry) !== null,
+    problem: "not a domain, =exact domain or *.subdomain pattern",
+  },
+  cidrs: { valid: isValidCidr, problem: "not an IPv4/IPv6 address or CIDR" },
+} as const;
 
-function checkClients(
+/** Checks domain or client entries; `@name` refers to a list of that kind where `refs` allows it. */
+function checkEntries(
   policy: Policy,
+  kind: keyof typeof ENTRY_KINDS,
   entries: readonly string[],
   path: string,
   sink: IssueSink,
   refs: boolean,
 ) {
+  const { valid, problem } = ENTRY_KINDS[kind];
   for (let i = 0; i < entries.length && !sink.full; i++) {
     const entry = entries[i]!;
     if (entry.startsWith("@")) {
-      if (refs) checkReference(policy, entry, "cidrs", `${path}[${i}]`, sink);
+      if (refs) checkReference(policy, entry, kind, `${path}[${i}]`, sink);
       else sink.add(`${path}[${i}]`, "a list cannot refer to another list");
-    } else if (!isValidCidr(entry)) {
-      sink.add(`${path}[${i}]`, `not an IPv4/IPv6 address or CIDR: ${entry}`);
+    } else if (!valid(entry)) {
+      sink.add(`${path}[${i}]`, `${problem}: ${entry}`);
     }
   }
 }
 
 export function crossCheck(policy: Policy, limit: number): PolicyIssue[] {
   const sink = new IssueSink(limit);
-  if (policy.access) checkClients(policy, policy.access.clients, "access.clients", sink, true);
+  if (policy.access) checkEntries(policy, "cidrs", policy.access.clients, "access.clients", sink, true);
 
   const users = new Map<string, number>();
   policy.auth?.users.forEach((user, i) => {
@@ -87,8 +80,8 @@ export function crossCheck(policy: Policy, limit: number): PolicyIssue[] {
   });
 
   for (const [name, list] of Object.entries(policy.lists)) {
-    if (list.domains) checkDomains(policy, list.domains, `lists.${name}.domains`, sink, false);
-    if (list.cidrs) checkClients(policy, list.cidrs, `lists.${name}.cidrs`, sink, false);
+    if (list.domains) checkEntries(policy, "domains", list.domains, `lists.${name}.domains`, sink, false);
+    if (list.cidrs) checkEntries(policy, "cidrs", list.cidrs, `lists.${name}.cidrs`, sink, false);
   }
 
   for (const [name, schedule] of Object.entries(policy.schedules)) {
@@ -104,8 +97,8 @@ export function crossCheck(policy: Policy, limit: number): PolicyIssue[] {
     if (first !== undefined) sink.add(`${path}.id`, `duplicate rule id "${rule.id}" (also rules[${first}])`);
     else ids.set(rule.id, i);
     const match = rule.match;
-    if (match.domains) checkDomains(policy, match.domains, `${path}.match.domains`, sink, true);
-    if (match.clients) checkClients(policy, match.clients, `${path}.match.clients`, sink, true);
+    if (match.domains) checkEntries(policy, "domains", match.domains, `${path}.match.domains`, sink, true);
+    if (match.clients) checkEntries(policy, "cidrs", match.clients, `${path}.match.clients`, sink, true);
     if (match.schedule !== undefined && !Object.hasOwn(policy.schedules, match.schedule)) {
       sink.add(`${path}.match.schedule`, `unknown schedule "${match.schedule}"`);
     }
