@@ -6,6 +6,7 @@ import { getAgentAllowlist, setAgentAllowlist } from "../../services/agent-allow
 import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
 import { listAudit } from "../../services/audit";
 import { createEnrollmentKey, listEnrollmentKeys, revokeEnrollmentKey } from "../../services/enrollment";
+import { createUser, listUsers, updateUser } from "../../services/users";
 import { IdParam, Instant, Loose, Name, Pagination, Role } from "./schemas";
 
 export const accessRoutes = createRouter();
@@ -139,4 +140,63 @@ accessRoutes.openapi(
     responses: { 200: jsonResponse(z.object({ entries: z.array(Loose) }), "Entries"), ...adminErrors },
   }),
   async (c) => c.json({ entries: await listAudit(getDb(c.env.DB), c.req.valid("query")) }, 200),
+);
+
+const UserCreate = z
+  .strictObject({
+    name: z.string().min(1).max(64),
+    role: Role,
+    password: z.string().min(10).max(1024).optional(),
+    email: z.email().max(254).optional(),
+  })
+  .openapi("UserCreate");
+const UserUpdate = z
+  .strictObject({
+    role: Role.optional(),
+    password: z.string().min(10).max(1024).optional(),
+    disabled: z.boolean().optional(),
+  })
+  .refine((v) => Object.keys(v).length > 0, "send at least one of role, password, disabled")
+  .openapi("UserUpdate");
+
+accessRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/users",
+    tags: ["identity"],
+    summary: "Dashboard users (never their password hashes)",
+    security,
+    responses: { 200: jsonResponse(z.object({ users: z.array(Loose) }), "Users"), ...adminErrors },
+  }),
+  async (c) => c.json({ users: await listUsers(getDb(c.env.DB)) }, 200),
+);
+
+accessRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/users",
+    tags: ["identity"],
+    summary: "Create a dashboard user (password hashed server-side with PBKDF2-SHA256)",
+    security,
+    request: jsonBody(UserCreate),
+    responses: { 201: jsonResponse(Loose, "Created"), ...adminErrors },
+  }),
+  async (c) => c.json(await createUser(getDb(c.env.DB), c.req.valid("json"), auditContext(c)), 201),
+);
+
+accessRoutes.openapi(
+  createRoute({
+    method: "patch",
+    path: "/users/{id}",
+    tags: ["identity"],
+    summary: "Change a user's role or password, or disable/enable them (the last active admin stays)",
+    security,
+    request: { params: IdParam("usr"), ...jsonBody(UserUpdate) },
+    responses: { 200: jsonResponse(Loose, "Updated"), ...notFound, ...adminErrors },
+  }),
+  async (c) =>
+    c.json(
+      await updateUser(getDb(c.env.DB), c.req.valid("param").id, c.req.valid("json"), auditContext(c)),
+      200,
+    ),
 );
