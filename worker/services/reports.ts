@@ -60,11 +60,6 @@ export function effectiveRange(filter: ReportFilter): ReportRange {
   return { from: filter.from - (filter.from % size), to: filter.to };
 }
 
-function bounds(filter: ReportFilter) {
-  const { from, to } = effectiveRange(filter);
-  return { start: from, end: to };
-}
-
 const scope = (filter: ReportFilter) => filter.node ?? FLEET;
 
 async function nodeIds(db: Db): Promise<string[]> {
@@ -92,7 +87,7 @@ export interface Summary {
 export async function summary(db: Db, filter: ReportFilter): Promise<Summary> {
   const d1 = db.$client;
   const grain = totalsGrain(filter);
-  const { start, end } = bounds(filter);
+  const { from: start, to: end } = effectiveRange(filter);
   const dimGrain = dimensionGrain(filter);
   const node = scope(filter);
   const distinct = (kind: number) =>
@@ -154,7 +149,7 @@ export interface Point {
 /** Requests, blocked and bytes per bucket; the bucket grows with the range (≤ ~200 points). */
 export async function timeseries(db: Db, filter: ReportFilter) {
   const grain = totalsGrain(filter);
-  const { start, end } = bounds(filter);
+  const { from: start, to: end } = effectiveRange(filter);
   const span = end - start;
   const bucketMs = grain === "m" ? (span <= 2 * HOUR ? MINUTE : 5 * MINUTE) : GRAIN_MS[grain];
   const { results } = await db.$client
@@ -208,7 +203,7 @@ export async function top(
   filter: ReportFilter & { by: TopDimension; action?: Action; limit: number },
 ) {
   const grain = filter.by === "node" ? "h" : dimensionGrain(filter);
-  const { start, end } = bounds(filter);
+  const { from: start, to: end } = effectiveRange(filter);
   const ranked = filter.action ? `SUM(${ACTION_COUNT[filter.action]})` : "SUM(requests)";
   const select = `${ranked} AS requests, SUM(blocked) AS blocked, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut`;
   const statement =
