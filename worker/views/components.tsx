@@ -137,3 +137,22 @@ export function formatBytes(n: number | null | undefined): string {
   }
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
+
+/** A top list the dashboard script fills from `/api/v1/reports/top` (see assets/dashboard.js). */
+export function TopTable(props: { src: string; keyLabel: string }) {
+  return (
+    <div class="table-wrap">
+      <table data-top data-src={props.src}>
+        <thead>
+          <tr>
+            <th>{props.keyLabel}</th>
+            <th class="num">Requests</th>
+            <th class="num">Blocked</th>
+            <th class="num">Bytes</th>
+          </tr>
+        </thead>
+        <tbody />
+      </table>
+    </div>
+  );
+}

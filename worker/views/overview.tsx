@@ -1,4 +1,4 @@
-import { Ago, Badge } from "./components";
+import { Ago, Badge, TopTable } from "./components";
 import { Layout, type PageContext } from "./layout";
 import { type NodeView, reportQuery } from "./nodes";
 
@@ -49,22 +49,10 @@ export function OverviewPage(props: {
         </section>
         <section class="panel">
           <h2>Top blocked hosts, last 24 h</h2>
-          <div class="table-wrap">
-            <table
-              data-top
-              data-src={`/api/v1/reports/top?by=host&action=block&limit=10&${reportQuery(range)}`}
-            >
-              <thead>
-                <tr>
-                  <th>Host</th>
-                  <th class="num">Requests</th>
-                  <th class="num">Blocked</th>
-                  <th class="num">Bytes</th>
-                </tr>
-              </thead>
-              <tbody />
-            </table>
-          </div>
+          <TopTable
+            keyLabel="Host"
+            src={`/api/v1/reports/top?by=host&action=block&limit=10&${reportQuery(range)}`}
+          />
         </section>
       </div>
       <section class="panel">

@@ -1,3 +1,4 @@
+import { TopTable } from "./components";
 import { Layout, type PageContext } from "./layout";
 import { reportQuery } from "./nodes";
 
@@ -150,19 +151,7 @@ export function ReportsPage(props: {
                 CSV
               </a>
             </div>
-            <div class="table-wrap">
-              <table data-top data-src={`/api/v1/reports/top?by=${by}&limit=10&${q}`}>
-                <thead>
-                  <tr>
-                    <th>{by}</th>
-                    <th class="num">Requests</th>
-                    <th class="num">Blocked</th>
-                    <th class="num">Bytes</th>
-                  </tr>
-                </thead>
-                <tbody />
-              </table>
-            </div>
+            <TopTable keyLabel={by} src={`/api/v1/reports/top?by=${by}&limit=10&${q}`} />
           </section>
         ))}
       </div>
