@@ -9,6 +9,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { freePort, startMaster } from "../helpers/master.mjs";
+import { proxyGet } from "../helpers/proxy-get.mjs";
 
 const ROUNDS = 20;
 const POLL_EVERY_MS = 5;
@@ -63,32 +64,6 @@ function runCli(args) {
   if (result.status !== 0)
     throw new Error(`fleetgate-agent ${args[0]} exited ${result.status}: ${result.stderr}`);
   return result.stdout;
-}
-
-function proxyGet(proxyPort, url) {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      {
-        host: "127.0.0.1",
-        port: proxyPort,
-        method: "GET",
-        path: url,
-        headers: { host: new URL(url).host },
-        agent: false,
-      },
-      (response) => {
-        let body = "";
-        response.setEncoding("utf8");
-        response.on("data", (d) => {
-          body += d;
-        });
-        response.on("end", () => resolve({ status: response.statusCode, body }));
-      },
-    );
-    request.setTimeout(5_000, () => request.destroy(new Error("proxy request timed out")));
-    request.once("error", reject);
-    request.end();
-  });
 }
 
 function vmRssMb(pid) {

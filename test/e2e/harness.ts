@@ -256,32 +256,7 @@ export async function startOrigin(): Promise<{ port: number; url: string }> {
   return { port, url: `http://127.0.0.1:${port}/` };
 }
 
-/** GET `url` through the forward proxy at 127.0.0.1:proxyPort (absolute-form request). */
-export function proxyGet(proxyPort: number, url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      {
-        host: "127.0.0.1",
-        port: proxyPort,
-        method: "GET",
-        path: url,
-        headers: { host: new URL(url).host },
-        agent: false,
-      },
-      (response) => {
-        let body = "";
-        response.setEncoding("utf8");
-        response.on("data", (d) => {
-          body += d;
-        });
-        response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
-      },
-    );
-    request.setTimeout(5_000, () => request.destroy(new Error("proxy request timed out")));
-    request.once("error", reject);
-    request.end();
-  });
-}
+export { proxyGet } from "../helpers/proxy-get.mjs";
 
 /**
  * A relay between agent and master that can alter policy bundles in flight: with `tamper` on, it
