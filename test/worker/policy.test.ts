@@ -1,3 +1,4 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { verifyBundle } from "../../protocol/signing";
 import type { PolicyBundle } from "../../protocol/wire";
@@ -115,6 +116,24 @@ describe("publishing", () => {
     expect(bundle.version).toBe(published.version);
     expect((bundle.policy.lists as { big: { domains: string[] } }).big.domains).toHaveLength(200_000);
     expect(await verifyBundle(bundle, node.masterKey)).toEqual({ ok: true });
+
+    // D1 refuses rows over 2 MB in production: the audit entry references the big version instead
+    // of copying ~5 MB of policy into one row, and the next publish references it as "before".
+    await publish(MINIMAL_POLICY, "small again");
+    const rows = await env.DB.prepare(
+      "SELECT target, length(before) AS beforeSize, length(after) AS afterSize FROM audit_log WHERE action = 'policy.publish' ORDER BY id DESC LIMIT 2",
+    ).all<{ target: string; beforeSize: number | null; afterSize: number }>();
+    for (const row of rows.results) {
+      expect(row.afterSize).toBeLessThan(300_000);
+      expect(row.beforeSize ?? 0).toBeLessThan(300_000);
+    }
+    const audit = await json<{ entries: { target: string; after: { policy: unknown; size?: number } }[] }>(
+      await call("/api/v1/audit"),
+      200,
+    );
+    const big = audit.entries.find((e) => e.target === `v${published.version}`)!;
+    expect(big.after.policy).toBe(`stored as version ${published.version}`);
+    expect(big.after.size).toBeGreaterThan(1_000_000);
   });
 });
 

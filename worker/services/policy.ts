@@ -98,6 +98,24 @@ export async function getVersion(db: Db, version: number) {
   return { ...versionMeta(row), signature: { kid: row.kid, sig: row.signature }, policy };
 }
 
+// Audit rows must stay far below D1's 2 MB row limit: a policy is inlined up to 256 KB of
+// canonical JSON; a larger one is referenced by its immutable version (GET
+// /api/v1/policy/versions/:v and /api/v1/policy/diff show it in full).
+const AUDIT_INLINE_CHARS = 256 * 1024;
+
+async function auditedVersion(db: Db, version: number) {
+  const [row] = await db
+    .select({ hash: policyVersions.hash, size: policyVersions.size })
+    .from(policyVersions)
+    .where(eq(policyVersions.version, version))
+    .limit(1);
+  if (!row) return null;
+  if (row.size > AUDIT_INLINE_CHARS) {
+    return { version, hash: row.hash, size: row.size, policy: `stored as version ${version}` };
+  }
+  return { version, hash: row.hash, policy: (await getVersion(db, version)).policy };
+}
+
 export interface PublishInput {
   policy: unknown;
   message: string;
@@ -133,7 +151,7 @@ export async function publishPolicy(
     const sig = await signBundle(key, version, issuedAt, hash);
     const pieces: string[] = [];
     for (let i = 0; i < canonical.length; i += CHUNK_CHARS) pieces.push(canonical.slice(i, i + CHUNK_CHARS));
-    const before = head ? await getVersion(db, head.version) : null;
+    const before = head ? await auditedVersion(db, head.version) : null;
     try {
       await db.batch([
         db.insert(policyVersions).values({
@@ -153,8 +171,17 @@ export async function publishPolicy(
         auditInsert(db, ctx, {
           action: input.rollbackOf ? "policy.rollback" : "policy.publish",
           target: `v${version}`,
-          before: before ? { version: before.version, policy: before.policy } : null,
-          after: { version, message: input.message, policy },
+          before,
+          after:
+            canonical.length <= AUDIT_INLINE_CHARS
+              ? { version, hash, message: input.message, policy }
+              : {
+                  version,
+                  hash,
+                  message: input.message,
+                  size: canonical.length,
+                  policy: `stored as version ${version}`,
+                },
         }),
       ]);
     } catch (error) {
