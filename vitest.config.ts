@@ -25,6 +25,8 @@ export default defineConfig({
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],
+          // Tests that walk every route send hundreds of requests; a loaded CI core needs slack.
+          testTimeout: 30_000,
           setupFiles: ["test/worker/setup/apply-migrations.ts"],
         },
       },
@@ -32,6 +34,7 @@ export default defineConfig({
         test: {
           name: "node",
           include: ["test/protocol/**/*.test.ts", "test/agent/**/*.test.ts"],
+          testTimeout: 30_000,
           environment: "node",
         },
       },
