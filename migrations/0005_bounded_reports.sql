@@ -17,3 +17,10 @@ CREATE TABLE `log_chunk_runs` (
 ) WITHOUT ROWID;
 --> statement-breakpoint
 CREATE INDEX `log_chunk_runs_last_ts_idx` ON `log_chunk_runs` (`last_ts`);
+--> statement-breakpoint
+-- How far compaction has gone: reports read day rows (and no per-node minute rows) before it.
+-- Advanced before each compaction run, so a report never expects rows that are already gone.
+CREATE TABLE `report_state` (
+	`id` integer PRIMARY KEY NOT NULL CHECK (`id` = 1),
+	`compacted_before` integer NOT NULL
+);

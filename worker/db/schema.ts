@@ -228,3 +228,9 @@ export const logChunkRuns = sqliteTable(
     index("log_chunk_runs_last_ts_idx").on(t.lastTs),
   ],
 );
+
+// One row: reports read day rows before `compactedBefore` (advanced before each compaction run).
+export const reportState = sqliteTable("report_state", {
+  id: integer("id").primaryKey(),
+  compactedBefore: integer("compacted_before").notNull(),
+});
