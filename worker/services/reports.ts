@@ -70,13 +70,14 @@ function dimensionKinds(scope: ReportScope, dimension: Dimension): string {
 }
 
 /**
- * The effective range of every report: `from` aligned down to the coarsest grain the range
- * uses (hour, or day for long fleet ranges and compacted days), so summary, time series and
- * top lists of one range count exactly the same requests.
+ * The effective range of every report: `from` aligned down and `to` up to the coarsest grain
+ * the range uses (hour, or day for long fleet ranges and compacted days), so summary, time
+ * series and top lists of one range count exactly the same requests.
  */
 export function effectiveRange(scope: ReportScope): ReportRange {
   const size = GRAIN_MS[dimensionGrain(scope)];
-  return { from: scope.from - (scope.from % size), to: scope.to };
+  const rest = scope.to % size;
+  return { from: scope.from - (scope.from % size), to: rest ? scope.to - rest + size : scope.to };
 }
 
 /** Reads how far compaction has gone, once per report. */
