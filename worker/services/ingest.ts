@@ -1,5 +1,6 @@
-import { CHUNK_LIMITS, LogRecord } from "../../protocol/wire";
+import { CHUNK_LIMITS, type LogRecord } from "../../protocol/wire";
 import { AppError, formatPath } from "../errors";
+import { checkLogRecord } from "./log-record-check";
 
 export interface ChunkId {
   epoch: string;
@@ -96,7 +97,7 @@ export function parseRecords(text: string): ParsedChunk {
     } catch {
       throw fail("not JSON");
     }
-    const result = LogRecord.safeParse(value);
+    const result = checkLogRecord(value);
     if (!result.success) {
       const issue = result.error.issues[0]!;
       throw fail(issue.message, formatPath(issue.path));
