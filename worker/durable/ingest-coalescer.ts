@@ -205,9 +205,8 @@ export class IngestCoalescer extends DurableObject<Env> {
   private async loadMissingAdmitted(d1: D1Database, chunks: { nodeId: string; fold: ChunkFold }[]) {
     const missing = new Map<string, { nodeId: string; hour: number }>();
     for (const { nodeId, fold } of chunks) {
-      for (const k of fold.keys) {
-        const hour = k[1] as number;
-        if (k[0] === 0 || this.admitted.has(admittedId(nodeId, hour, k[0] as number))) continue;
+      for (const [dim, hour] of fold.hours) {
+        if (dim === 0 || this.admitted.has(admittedId(nodeId, hour, dim))) continue;
         missing.set(`${nodeId}|${hour}`, { nodeId, hour });
       }
     }

@@ -42,23 +42,81 @@ export const DAY_TOP_K: Record<number, number> = {
   [DIM.rule]: 1000,
 };
 
-/** One chunk of one node, folded; what the coalescer buffers. */
+/**
+ * Keys and their counts, flat: counts[i * 6 .. i * 6 + 5] belong to keys[i]. Flat number arrays
+ * and one map lookup per key keep folding at about a microsecond a record.
+ */
+export class KeyCounts {
+  readonly keys: string[] = [];
+  readonly counts: number[] = [];
+  private readonly index = new Map<string, number>();
+
+  /** The offset of `key`'s counters in `counts`, adding the key at zero. */
+  slot(key: string): number {
+    let i = this.index.get(key);
+    if (i === undefined) {
+      i = this.keys.length;
+      this.index.set(key, i);
+      this.keys.push(key);
+      this.counts.push(0, 0, 0, 0, 0, 0);
+    }
+    return i * COUNTERS;
+  }
+
+  add(key: string, source: readonly number[], from: number) {
+    const at = this.slot(key);
+    for (let j = 0; j < COUNTERS; j++) this.counts[at + j]! += source[from + j]!;
+  }
+}
+
+/** One chunk of one node, folded; what the coalescer buffers (as JSON). */
 export interface ChunkFold {
   records: number;
   firstTs: number;
   lastTs: number;
   /** [minute, ...Counts] */
   minutes: number[][];
-  /** [dim, hour, key, ...Counts] */
-  keys: (number | string)[][];
+  /** [dim, hour, keys, counts (6 per key, flat)] */
+  hours: [number, number, string[], number[]][];
 }
 
 export function foldChunk({ records, times }: ParsedChunk): ChunkFold {
   const minutes = new Map<number, number[]>();
-  // (hour * 8 + dim) → key → [dim, hour, key, ...counts]
-  const slots = new Map<number, Map<string, (number | string)[]>>();
+  const slots = new Map<number, KeyCounts>(); // hour * 8 + dim
   let firstTs = Number.POSITIVE_INFINITY;
   let lastTs = 0;
+  // Records of a chunk mostly share their minute and hour: keep the last ones at hand.
+  let minuteAt = -1;
+  let minute: number[] = [];
+  let hourAt = -1;
+  let dims: KeyCounts[] = [];
+  const dimsOf = (hour: number) =>
+    [0, 1, 2, 3, 4].map((dim) => {
+      let group = slots.get(hour * 8 + dim);
+      if (!group) {
+        group = new KeyCounts();
+        slots.set(hour * 8 + dim, group);
+      }
+      return group;
+    });
+  const bump = (
+    group: KeyCounts,
+    key: string,
+    blocked: number,
+    auth: number,
+    errors: number,
+    bytesIn: number,
+    bytesOut: number,
+  ) => {
+    const at = group.slot(key);
+    const c = group.counts;
+    c[at]! += 1;
+    c[at + 1]! += blocked;
+    c[at + 2]! += auth;
+    c[at + 3]! += errors;
+    c[at + 4]! += bytesIn;
+    c[at + 5]! += bytesOut;
+  };
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     const at = times[i]!;
@@ -67,66 +125,44 @@ export function foldChunk({ records, times }: ParsedChunk): ChunkFold {
     const blocked = r.action === "block" ? 1 : 0;
     const auth = r.action === "auth" ? 1 : 0;
     const errors = r.action === "error" ? 1 : 0;
-    const minute = at - (at % MINUTE);
-    let m = minutes.get(minute);
-    if (!m) {
-      m = [minute, 0, 0, 0, 0, 0, 0];
-      minutes.set(minute, m);
-    }
-    m[1]! += 1;
-    m[2]! += blocked;
-    m[3]! += auth;
-    m[4]! += errors;
-    m[5]! += r.bytesIn;
-    m[6]! += r.bytesOut;
-    const hour = at - (at % HOUR);
-    for (let dim = 0; dim < 5; dim++) {
-      const key =
-        dim === 0
-          ? ""
-          : dim === 1
-            ? r.host.toLowerCase()
-            : dim === 2
-              ? r.client
-              : dim === 3
-                ? r.user
-                : r.rule;
-      if (key === undefined) continue;
-      const slot = hour * 8 + dim;
-      let byKey = slots.get(slot);
-      if (!byKey) {
-        byKey = new Map();
-        slots.set(slot, byKey);
-      }
-      let row = byKey.get(key) as number[] | undefined;
+    const m = at - (at % MINUTE);
+    if (m !== minuteAt) {
+      minuteAt = m;
+      let row = minutes.get(m);
       if (!row) {
-        row = [dim, hour, key as unknown as number, 0, 0, 0, 0, 0, 0];
-        byKey.set(key, row);
+        row = [m, 0, 0, 0, 0, 0, 0];
+        minutes.set(m, row);
       }
-      row[3]! += 1;
-      row[4]! += blocked;
-      row[5]! += auth;
-      row[6]! += errors;
-      row[7]! += r.bytesIn;
-      row[8]! += r.bytesOut;
+      minute = row;
     }
+    minute[1]! += 1;
+    minute[2]! += blocked;
+    minute[3]! += auth;
+    minute[4]! += errors;
+    minute[5]! += r.bytesIn;
+    minute[6]! += r.bytesOut;
+    const h = at - (at % HOUR);
+    if (h !== hourAt) {
+      hourAt = h;
+      dims = dimsOf(h);
+    }
+    bump(dims[0]!, "", blocked, auth, errors, r.bytesIn, r.bytesOut);
+    bump(dims[1]!, r.host.toLowerCase(), blocked, auth, errors, r.bytesIn, r.bytesOut);
+    bump(dims[2]!, r.client, blocked, auth, errors, r.bytesIn, r.bytesOut);
+    if (r.user !== undefined) bump(dims[3]!, r.user, blocked, auth, errors, r.bytesIn, r.bytesOut);
+    if (r.rule !== undefined) bump(dims[4]!, r.rule, blocked, auth, errors, r.bytesIn, r.bytesOut);
   }
-  const keys: (number | string)[][] = [];
-  for (const byKey of slots.values()) for (const row of byKey.values()) keys.push(row);
-  return { records: records.length, firstTs, lastTs, minutes: [...minutes.values()], keys };
+  const hours: ChunkFold["hours"] = [];
+  for (const [slot, group] of slots) {
+    if (!group.keys.length) continue;
+    const dim = slot % 8;
+    hours.push([dim, (slot - dim) / 8, group.keys, group.counts]);
+  }
+  return { records: records.length, firstTs, lastTs, minutes: [...minutes.values()], hours };
 }
 
 /** A rollup row as written: [kind, node, bucket, key, ...Counts]. */
 export type RollupRow = [number, string, number, string, ...Counts];
-
-function addInto(
-  target: (number | string)[],
-  offset: number,
-  source: readonly (number | string)[],
-  from: number,
-) {
-  for (let j = 0; j < COUNTERS; j++) (target[offset + j] as number) += source[from + j] as number;
-}
 
 /**
  * Keys already stored for a node-hour, per dimension: they keep accumulating; only new keys
@@ -151,103 +187,105 @@ export function buildRows(
   chunks: { nodeId: string; fold: ChunkFold }[],
   admittedKeys: AdmittedKeys,
 ): BuiltRows {
-  const minuteRows = new Map<string, RollupRow>();
-  // node|hour|dim → key → counts
-  const groups = new Map<
-    string,
-    { nodeId: string; hour: number; dim: number; keys: Map<string, number[]> }
-  >();
-  const addMinute = (node: string, minute: number, source: readonly number[]) => {
-    const id = `${node}|${minute}`;
-    let row = minuteRows.get(id);
-    if (!row) {
-      row = [KIND.totalMinute, node, minute, "", 0, 0, 0, 0, 0, 0];
-      minuteRows.set(id, row);
-    }
-    addInto(row, 4, source, 1);
-  };
+  // node → minute → counts, node → (hour * 8 + dim) → keys
+  const nodes = new Map<string, { minutes: KeyCounts; hours: Map<number, KeyCounts> }>();
   for (const { nodeId, fold } of chunks) {
-    for (const m of fold.minutes) {
-      addMinute(nodeId, m[0]!, m);
-      addMinute(FLEET, m[0]!, m);
+    let node = nodes.get(nodeId);
+    if (!node) {
+      node = { minutes: new KeyCounts(), hours: new Map() };
+      nodes.set(nodeId, node);
     }
-    for (const k of fold.keys) {
-      const dim = k[0] as number;
-      const hour = k[1] as number;
-      const id = admittedId(nodeId, hour, dim);
-      let group = groups.get(id);
+    for (const m of fold.minutes) node.minutes.add(String(m[0]), m, 1);
+    for (const [dim, hour, keys, counts] of fold.hours) {
+      let group = node.hours.get(hour * 8 + dim);
       if (!group) {
-        group = { nodeId, hour, dim, keys: new Map() };
-        groups.set(id, group);
+        group = new KeyCounts();
+        node.hours.set(hour * 8 + dim, group);
       }
-      const key = k[2] as string;
-      let counts = group.keys.get(key);
-      if (!counts) {
-        counts = [0, 0, 0, 0, 0, 0];
-        group.keys.set(key, counts);
-      }
-      addInto(counts, 0, k, 3);
+      for (let i = 0; i < keys.length; i++) group.add(keys[i]!, counts, i * COUNTERS);
     }
   }
-  const rows: RollupRow[] = [...minuteRows.values()];
-  const fleet = new Map<string, RollupRow>();
-  const addFleet = (kind: number, bucket: number, key: string, counts: readonly number[]) => {
-    const id = `${kind}|${bucket}|${key}`;
-    let row = fleet.get(id);
-    if (!row) {
-      row = [kind, FLEET, bucket, key, 0, 0, 0, 0, 0, 0];
-      fleet.set(id, row);
+  const rows: RollupRow[] = [];
+  // Fleet rows: (bucket * 16 + kind) → keys
+  const fleet = new Map<number, KeyCounts>();
+  const fleetGroup = (kind: number, bucket: number) => {
+    let group = fleet.get(bucket * 16 + kind);
+    if (!group) {
+      group = new KeyCounts();
+      fleet.set(bucket * 16 + kind, group);
     }
-    addInto(row, 4, counts, 0);
+    return group;
   };
   const admitted = new Map<string, Set<string>>();
-  for (const [id, { nodeId, hour, dim, keys }] of groups) {
-    const kept = capKeys(
-      keys,
-      dim === DIM.total ? null : admittedKeys(nodeId, hour, dim),
-      HOUR_TOP_K[dim] ?? 0,
-    );
-    if (dim !== DIM.total) admitted.set(id, kept.admitted);
-    const day = hour - (hour % DAY);
-    for (const [key, counts] of kept.rows) {
-      rows.push([hourKindOf(dim), nodeId, hour, key, ...(counts as Counts)]);
-      addFleet(hourKindOf(dim), hour, key, counts);
-      addFleet(dayKindOf(dim), day, key, counts);
+  for (const [nodeId, node] of nodes) {
+    const { keys: minuteKeys, counts: minuteCounts } = node.minutes;
+    for (let i = 0; i < minuteKeys.length; i++) {
+      const minute = Number(minuteKeys[i]);
+      rows.push(rowOf(KIND.totalMinute, nodeId, minute, "", minuteCounts, i * COUNTERS));
+      fleetGroup(KIND.totalMinute, minute).add("", minuteCounts, i * COUNTERS);
+    }
+    for (const [slot, group] of node.hours) {
+      const dim = slot % 8;
+      const hour = (slot - dim) / 8;
+      const day = hour - (hour % DAY);
+      const kept =
+        dim === DIM.total ? group : capKeys(group, admittedKeys(nodeId, hour, dim), HOUR_TOP_K[dim] ?? 0);
+      if (dim !== DIM.total) admitted.set(admittedId(nodeId, hour, dim), new Set(kept.keys));
+      const hourFleet = fleetGroup(hourKindOf(dim), hour);
+      const dayFleet = fleetGroup(dayKindOf(dim), day);
+      for (let i = 0; i < kept.keys.length; i++) {
+        const key = kept.keys[i]!;
+        rows.push(rowOf(hourKindOf(dim), nodeId, hour, key, kept.counts, i * COUNTERS));
+        hourFleet.add(key, kept.counts, i * COUNTERS);
+        dayFleet.add(key, kept.counts, i * COUNTERS);
+      }
     }
   }
-  rows.push(...fleet.values());
+  for (const [slot, group] of fleet) {
+    const kind = slot % 16;
+    const bucket = (slot - kind) / 16;
+    for (let i = 0; i < group.keys.length; i++) {
+      rows.push(rowOf(kind, FLEET, bucket, group.keys[i]!, group.counts, i * COUNTERS));
+    }
+  }
   return { rows, admitted };
+}
+
+function rowOf(
+  kind: number,
+  node: string,
+  bucket: number,
+  key: string,
+  c: readonly number[],
+  at: number,
+): RollupRow {
+  return [kind, node, bucket, key, c[at]!, c[at + 1]!, c[at + 2]!, c[at + 3]!, c[at + 4]!, c[at + 5]!];
 }
 
 /**
  * Keeps keys already admitted and the biggest new keys while places remain (ties broken by key,
- * so a retried flush decides the same); folds the rest into `(other)`. `admitted` null = no cap.
+ * so a retried flush decides the same); folds the rest into `(other)`.
  */
-export function capKeys(keys: Map<string, number[]>, admitted: Set<string> | null, k: number) {
-  if (!admitted) return { rows: keys, admitted: new Set<string>() };
-  const next = new Set(admitted);
-  const rows = new Map<string, number[]>();
-  const fresh: [string, number[]][] = [];
-  for (const entry of keys) {
-    if (entry[0] === OTHER_KEY || next.has(entry[0])) rows.set(entry[0], entry[1]);
-    else fresh.push(entry);
+export function capKeys(group: KeyCounts, admitted: Set<string>, k: number): KeyCounts {
+  let known = 0;
+  for (const key of admitted) if (key !== OTHER_KEY) known++;
+  let places = k - known;
+  const fresh: number[] = [];
+  for (let i = 0; i < group.keys.length; i++) {
+    const key = group.keys[i]!;
+    if (key !== OTHER_KEY && !admitted.has(key)) fresh.push(i);
   }
-  const places = k - [...next].filter((key) => key !== OTHER_KEY).length;
-  if (fresh.length > places) fresh.sort((a, b) => b[1][0]! - a[1][0]! || (a[0] < b[0] ? -1 : 1));
-  let other: number[] | undefined = rows.get(OTHER_KEY);
-  for (let i = 0; i < fresh.length; i++) {
-    const [key, counts] = fresh[i]!;
-    if (i < places) {
-      rows.set(key, counts);
-      next.add(key);
-      continue;
-    }
-    if (!other) {
-      other = [0, 0, 0, 0, 0, 0];
-      rows.set(OTHER_KEY, other);
-    }
-    addInto(other, 0, counts, 0);
+  if (fresh.length <= places) return group;
+  const { keys, counts } = group;
+  fresh.sort((a, b) => counts[b * COUNTERS]! - counts[a * COUNTERS]! || (keys[a]! < keys[b]! ? -1 : 1));
+  const folded = new Set<number>();
+  for (const i of fresh) {
+    if (places > 0) places--;
+    else folded.add(i);
   }
-  if (rows.has(OTHER_KEY)) next.add(OTHER_KEY);
-  return { rows, admitted: next };
+  const kept = new KeyCounts();
+  for (let i = 0; i < keys.length; i++) {
+    kept.add(folded.has(i) ? OTHER_KEY : keys[i]!, counts, i * COUNTERS);
+  }
+  return kept;
 }
