@@ -212,10 +212,23 @@ function client(master) {
       await sleep(20);
     }
   }
+  /** Runs the cron trigger and waits for it: the answer comes before its waitUntil work ends. */
   async function cron() {
     const res = await fetch(`${master.url}/__scheduled?cron=17+*+*+*+*`);
     await res.arrayBuffer();
     if (res.status >= 300) throw new Error(`cron: ${res.status}`);
+    // Compaction ends with the ledger: done when no ledger row before the cutoff is left.
+    const left = () =>
+      d1Stats(master, {
+        left: "SELECT COUNT(*) AS n FROM log_chunks WHERE last_ts < (SELECT COALESCE(MAX(compacted_before), 0) FROM report_state)",
+        state: "SELECT COUNT(*) AS n FROM report_state",
+      }).counts;
+    for (;;) {
+      const { left: l, state } = left();
+      if (state[0].n > 0 && l[0].n === 0) break;
+      await sleep(500);
+    }
+    await sleep(2000); // retention pruning after compaction
   }
   return { post, get, runPool, enrollNodes, counted, cron };
 }
