@@ -113,7 +113,8 @@ export class HttpExchange implements UpstreamOwner {
 
   start(initial: Buffer | null): void {
     if (initial !== null && initial.length > 0) this.clientData(initial);
-    this.connectUpstream(true);
+    // A body refused in its first bytes was answered already: the origin is never contacted.
+    if (this.phase !== Phase.Done) this.connectUpstream(true);
   }
 
   // ---- client side ----
