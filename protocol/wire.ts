@@ -85,6 +85,10 @@ export const LogRecord = z.strictObject({
   status: z.number().int().min(0).max(999),
   action: z.enum(["allow", "block", "auth", "error"]),
   rule: z.string().max(200).optional(),
+  /** CONNECT: the TLS server name from the client's ClientHello (never decrypted). */
+  sni: z.string().max(260).optional(),
+  /** CONNECT: the ClientHello carried an encrypted_client_hello extension (the inner name is hidden). */
+  ech: z.boolean().optional(),
   bytesIn: z.number().int().min(0),
   bytesOut: z.number().int().min(0),
   durationMs: z.number().min(0),
