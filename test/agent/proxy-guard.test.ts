@@ -43,7 +43,10 @@ afterAll(async () => {
 
 async function get(host: string, port?: number): Promise<{ status: number; body: string; rule?: string }> {
   const authority = port === undefined ? host : `${host}:${port}`;
-  const res = await proxyRequest(proxy.port, `GET http://${authority}/x HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+  const res = await proxyRequest(
+    proxy.port,
+    `GET http://${authority}/x HTTP/1.1\r\nHost: ${authority}\r\n\r\n`,
+  );
   res.client.close();
   const id = res.headers["x-fleetgate-request-id"];
   const record = await proxy.waitForLog((r) => r.requestId === id);
@@ -216,7 +219,8 @@ describe("the policy's destinations section", () => {
   }
   const getVia = (p: Harness, authority: string) =>
     via(p, `GET http://${authority}/ HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
-  const connectVia = (p: Harness, target: string) => via(p, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+  const connectVia = (p: Harness, target: string) =>
+    via(p, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
 
   it("allows listed CIDRs the guard refuses by default, denies listed ones, and denies private ranges when asked", async () => {
     expect((await getVia(custom, `127.0.0.1:${origin.port}`)).status).toBe(200);
@@ -231,7 +235,13 @@ describe("the policy's destinations section", () => {
 
   it("judges rules on the normalised host, so a spelling cannot dodge a rule written for the address", async () => {
     const n = 198 * 2 ** 24 + 51 * 2 ** 16 + 100 * 2 ** 8 + 7;
-    for (const host of ["198.51.100.7", String(n), `0x${n.toString(16)}`, "198.51.25607", "0306.0x33.100.7"]) {
+    for (const host of [
+      "198.51.100.7",
+      String(n),
+      `0x${n.toString(16)}`,
+      "198.51.25607",
+      "0306.0x33.100.7",
+    ]) {
       expect(await getVia(custom, host), host).toEqual({ status: 403, rule: "no-7" });
     }
   });

@@ -50,6 +50,8 @@ export interface Harness {
   logs: LogRecord[];
   /** Connections the proxy tried outside loopback: never dialled (see proxy-harness.ts). */
   dials: { host: string; port: number }[];
+  /** The proxy process (for its RSS). */
+  pid: number;
   waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
   applyPolicy(policy: Record<string, unknown> | null): Promise<void>;
   stop(deadlineMs: number): Promise<void>;
@@ -147,6 +149,7 @@ export async function startHarness(
     port: Number(address.slice(colon + 1)),
     logs,
     dials,
+    pid: child.pid!,
     exited,
     waitForLog(match, timeoutMs = 5000) {
       const found = logs.find(match);
@@ -228,6 +231,13 @@ export class RawClient {
       this.wake?.();
     });
     socket.on("error", () => {});
+  }
+
+  /** Starts reading an already connected (possibly paused) socket. */
+  static adopt(socket: net.Socket): RawClient {
+    const client = new RawClient(socket);
+    socket.resume();
+    return client;
   }
 
   static connect(port: number): Promise<RawClient> {
