@@ -128,6 +128,9 @@ const words = new Uint32Array(4);
  * they are. null: it ends in a number yet is no valid IPv4 address (WHATWG URL refuses it too).
  */
 export function normalizeHost(host: string): string | null {
+  // Fast path, allocation-free: already a canonical dotted quad (no leading zeros), the common case.
+  const c = host.charCodeAt(host.length - 1);
+  if (c >= 48 && c <= 57 && host.indexOf(":") < 0 && parseIpInto(host, words) === 4) return host;
   if (host.includes(":")) {
     const kind = parseIpInto(host, words);
     if (kind === 4) return formatIpv4(words[0]!);
@@ -219,7 +222,18 @@ export function judgeAddress(
   address: string,
   port: number,
 ): GuardVerdict {
-  let kind = parseIpInto(address, scratch);
+  return judgeParsed(d, self, address, parseIpInto(address, scratch), port);
+}
+
+/** `parsed` and `scratch` hold parseIpInto(address). */
+function judgeParsed(
+  d: CompiledDestinations,
+  self: SelfAddresses,
+  address: string,
+  parsed: 0 | 4 | 6,
+  port: number,
+): GuardVerdict {
+  let kind: number = parsed;
   if (kind === 0)
     return { ok: false, status: 403, rule: "guard:invalid", text: `${address} is not an IP address.` };
   const v4 = kind === 4 ? scratch[0]! : embeddedV4(scratch);
@@ -278,7 +292,8 @@ export class DestinationGuard {
   ): GuardVerdict | Promise<GuardVerdict> {
     const portVerdict = judgePort(d, isConnect, port);
     if (portVerdict !== null) return portVerdict;
-    if (parseIpInto(host, scratch) !== 0) return judgeAddress(d, this.self, host, port);
+    const kind = parseIpInto(host, scratch);
+    if (kind !== 0) return judgeParsed(d, this.self, host, kind, port);
     return this.resolver(host).then(
       (addresses) => {
         const first = addresses[0];

@@ -158,7 +158,8 @@ export class Tunnel implements UpstreamOwner {
     }
     this.client.conn.write(ACCESS_DENIED_ALERT);
     writeRecord(this.ctx, toRecord(this.info, 403, "block", this.bytesIn, 0));
-    this.client.conn.end();
+    // The session sends FIN after the alert and closes the connection if the client lingers.
+    this.client.exchangeDone(false);
   }
 
   private refuse(text: string): void {
