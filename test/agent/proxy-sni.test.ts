@@ -165,7 +165,7 @@ async function tlsThrough(target: string, servername: string): Promise<true | st
   const { status, socket } = await connectRaw(target);
   if (status !== 200) return `status ${status}`;
   return new Promise((resolve) => {
-    const secure = tls.connect(
+    const secure: tls.TLSSocket = tls.connect(
       { socket, servername, ca: material.cert, checkServerIdentity: () => undefined },
       () => {
         secure.end();
