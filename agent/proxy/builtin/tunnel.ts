@@ -90,8 +90,8 @@ export class Tunnel implements UpstreamOwner {
     if (this.judgeSni !== null) {
       this.peeked = Buffer.alloc(0);
       this.peekSince = this.quietSince;
-      if (early !== null) this.peek(early);
-      if (this.done) return;
+      // Stays paused when the peek refused the tunnel or the upstream did not take the bytes.
+      if (early !== null && !this.peek(early)) return;
     } else if (early !== null && !upstream.conn.write(early)) {
       return; // stays paused until the upstream drains
     }
@@ -119,13 +119,13 @@ export class Tunnel implements UpstreamOwner {
     upstream.conn.resume();
   }
 
-  /** Adds client bytes to the held ClientHello and acts once it is judged. */
-  private peek(chunk: Buffer): void {
+  /** Adds client bytes to the held ClientHello and acts once it is judged; false when the client must stay paused. */
+  private peek(chunk: Buffer): boolean {
     const held = this.peeked!.length === 0 ? chunk : Buffer.concat([this.peeked!, chunk]);
     const result = peekClientHello(held);
     if (result.kind === "more") {
       this.peeked = held;
-      return;
+      return true;
     }
     this.peeked = null;
     let refusedBy: string | null = null;
@@ -139,11 +139,13 @@ export class Tunnel implements UpstreamOwner {
     }
     if (refusedBy !== null) {
       this.refuseAfterPeek(refusedBy);
-      return;
+      return false;
     }
     const upstream = this.upstream!;
-    if (!upstream.conn.write(held)) this.client.conn.pause();
+    const flushed = upstream.conn.write(held);
+    if (!flushed) this.client.conn.pause();
     if (this.clientEnded) upstream.conn.end();
+    return flushed;
   }
 
   /** The server name (or a malformed start) is refused: nothing reached the origin. */
