@@ -19,6 +19,7 @@ import { type ExchangeClient, HttpExchange } from "./exchange";
 import { type Head, HeadError, MAX_HEAD_BYTES, parseRequestHead, wantsKeepAlive } from "./http-head";
 import { simplePage } from "./pages";
 import {
+  answerAtLastHop,
   parseBasic,
   type Refusal,
   refuseAuthLimited,
@@ -41,6 +42,8 @@ const ipScratch = new Uint32Array(4);
 export class ClientSession implements TcpHandlers, ExchangeClient {
   private current: HttpExchange | Tunnel | null = null;
   private buffer: Buffer | null = null;
+  /** Bytes of an incomplete head in `buffer` already checked for a bare LF (each is checked once). */
+  private lfChecked = 0;
   /** A credential check or a name resolution is in flight: reads wait. */
   private authorizing = false;
   /** Answers are queued that the client has not read: nothing more is read until drain(). */
@@ -78,6 +81,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     }
     if (this.closing) return;
     if (this.headSince === 0) this.headSince = Date.now();
+    if (this.buffer === null) this.lfChecked = 0;
     this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
     if (!this.authorizing && !this.writeBlocked) this.readRequests();
   }
@@ -109,6 +113,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   // ---- ExchangeClient ----
 
   stash(chunk: Buffer): void {
+    if (this.buffer === null) this.lfChecked = 0;
     this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
     this.conn.pause();
   }
@@ -219,11 +224,19 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
         if (buf.length - start > MAX_HEAD_BYTES) {
           this.buffer = null;
           this.rejectMalformed(431, "The request head is larger than 64 KiB.", buf.length - start);
-        } else if (start > 0) {
-          this.buffer = buf.subarray(start);
+          return;
         }
+        // A head ending its lines in a bare LF never gets its CRLFCRLF: refuse it now, not at the timeout.
+        if (hasBareLf(buf, start + this.lfChecked)) {
+          this.buffer = null;
+          this.rejectMalformed(400, "Malformed request: bare LF.", buf.length - start);
+          return;
+        }
+        if (start > 0) this.buffer = buf.subarray(start);
+        this.lfChecked = buf.length - start;
         return;
       }
+      this.lfChecked = 0;
       this.buffer = end + 4 < buf.length ? buf.subarray(end + 4) : null;
       this.headSince = this.buffer !== null ? Date.now() : 0;
       const headLength = end + 4 - start;
@@ -352,6 +365,11 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     // Never forward for an anonymous client when the policy demands a login.
     if (action === "allow" && compiled.authRequired && user === null) action = "auth";
 
+    if (action === "allow" && head.maxForwards === 0) {
+      const keep = this.canKeep(head);
+      this.answer(info, headLength, answerAtLastHop(head, info.requestId, keep), keep);
+      return;
+    }
     if (action === "allow") {
       this.refusalsInRow = 0;
       const verdict = this.ctx.guard.judge(compiled.destinations, target === null, info.host, info.port);
@@ -457,4 +475,12 @@ function sniJudge(compiled: CompiledPolicy, facts: RequestFacts): SniJudge {
     if (!literal && compiled.destinations.sniMismatch === "block") return "tls:sni-mismatch";
     return null;
   };
+}
+
+/** True when buf[from..] holds a LF not preceded by CR (buf[from - 1] counts). */
+function hasBareLf(buf: Buffer, from: number): boolean {
+  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1)) {
+    if (i === 0 || buf[i - 1] !== 13) return true;
+  }
+  return false;
 }
