@@ -38,9 +38,12 @@ function refusal(
   html: string,
   requestId: string,
   rule?: string,
+  user?: string,
 ): string {
   let line = `${id} ERR fg_action=${action} fg_request=${quote(requestId)} fg_title=${quote(title)} fg_html=${quote(html)}`;
   if (rule !== undefined) line += ` fg_rule=${quote(rule)}`;
+  // user= goes to Squid's %un, so the access log names the user as the built-in proxy's does.
+  if (user !== undefined) line += ` user=${quote(user)}`;
   return `${line}\n`;
 }
 
@@ -114,7 +117,15 @@ export async function answerDecide(line: string, ctx: DecideContext): Promise<st
     return refusal(id, "block", "Access denied", `<p>${escapeHtml(text)}</p>`, requestId);
   }
   const url = isConnect ? `${host}:${port}` : `http://${host}${port === 80 ? "" : `:${port}`}${path ?? "/"}`;
-  return refusal(id, "block", compiled.blockPage.title, blockHtml(compiled, decision, url), requestId, rule);
+  return refusal(
+    id,
+    "block",
+    compiled.blockPage.title,
+    blockHtml(compiled, decision, url),
+    requestId,
+    rule,
+    user?.name,
+  );
 }
 
 /** `<id> user password` (each URL-escaped by Squid) → `<id> OK` or `<id> ERR`. */

@@ -12,7 +12,7 @@ export const SQUID_LOGFORMAT = [
   "%ts.%03tu", // start, epoch seconds.milliseconds
   "%tr", // duration, ms
   "%#>a", // client address
-  "%#un", // user (from the helper's user=, or Squid's login)
+  "%#ue", // user: the one the helper verified (user=), never a failed login
   "%#>rm", // method
   "%#>rs", // scheme ("-" for CONNECT)
   "%#>rd", // host
@@ -56,8 +56,11 @@ function actionOf(status: number, errCode: string | undefined, fgAction: string 
   return status === 403 ? "block" : "error";
 }
 
-/** One log line as a LogRecord; null for a line that is not ours (another format, a torn write). */
-export function parseSquidLine(line: string, includeQuery: boolean): LogRecord | null {
+/** A connection that closed before sending a request (a port probe): Squid logs it, the built-in proxy does not. */
+export const NO_REQUEST = "no-request";
+
+/** One log line as a LogRecord; NO_REQUEST for a connection without a request; null for a line that is not ours. */
+export function parseSquidLine(line: string, includeQuery: boolean): LogRecord | typeof NO_REQUEST | null {
   const f = line.split(" ");
   if (f.length !== COLUMNS || f[0] !== LOG_VERSION) return null;
   const startedSeconds = Number(f[1]);
@@ -65,6 +68,7 @@ export function parseSquidLine(line: string, includeQuery: boolean): LogRecord |
   const method = text(f[5]!) ?? "-";
   const isConnect = method === "CONNECT";
   const status = count(f[10]!);
+  if (method === "-" && status === 0) return NO_REQUEST;
   const fgAction = text(f[14]!);
   const host = text(f[7]!) ?? "";
   const record: LogRecord = {

@@ -15,10 +15,9 @@
 
 import { type FileHandle, open, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import type { LogRecord } from "../../../protocol/wire";
 import { writeFileAtomic } from "../../state/atomic-write";
 import type { AccessLogSink, EventLogger } from "../types";
-import { parseSquidLine } from "./log-format";
+import { NO_REQUEST, parseSquidLine } from "./log-format";
 
 interface Cursor {
   dev: number;
@@ -170,7 +169,8 @@ export class SquidLogReader {
     let skippedNow = 0;
     for (const line of text.split("\n")) {
       if (line === "") continue;
-      const record: LogRecord | null = parseSquidLine(line, includeQuery);
+      const record = parseSquidLine(line, includeQuery);
+      if (record === NO_REQUEST) continue;
       if (record === null) {
         skippedNow++;
         continue;
