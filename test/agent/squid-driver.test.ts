@@ -5,9 +5,13 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import path from "node:path";
+import { addSquidChecks } from "../../agent/doctor/squid";
+import type { CheckResult } from "../../agent/doctor/checks";
 import { runSquid } from "../../agent/proxy/squid/squid-ctl";
+import type { NodeConfig } from "../../agent/state/schemas";
 import { makePolicy, type Origin, startOrigin } from "./proxy-helpers";
-import { rawRequest, SQUID, type SquidNode, startSquidNode } from "./squid-helpers";
+import { AGENT_MAIN, BUN, rawRequest, SQUID, type SquidNode, startSquidNode } from "./squid-helpers";
 
 let origin: Origin;
 let node: SquidNode;
@@ -108,5 +112,49 @@ describe("access log", () => {
     });
     expect(new Set(mine.map((r) => r.path)).size).toBe(55);
     expect(node.events.some((e) => e.type === "squid.log_resume_rotated")).toBe(true);
+  });
+});
+
+describe("doctor", () => {
+  const config = (): NodeConfig => ({
+    masterUrl: "http://127.0.0.1:1",
+    listen: `127.0.0.1:${node.port}`,
+    driver: "squid",
+    hostname: "t",
+    instanceId: "instance-1",
+    nodeId: "node_1",
+    pollWaitSeconds: 25,
+    enrolledAt: null,
+    squid: {
+      confPath: node.settings.confPath,
+      includePath: node.settings.includePath,
+      accessLogPath: node.settings.accessLogPath,
+      helperCommand: [BUN, AGENT_MAIN, "squid-helper"],
+    },
+  });
+  const run = async () => {
+    const results: CheckResult[] = [{ name: "proxy port x", status: "fail", detail: "in use" }];
+    await addSquidChecks(results, config(), path.join(node.dir, "state"));
+    return Object.fromEntries(results.map((r) => [r.name, `${r.status}: ${r.detail}`]));
+  };
+
+  it("checks binary, include, parse, helper, log; names a stopped agent", async () => {
+    const ok = await run();
+    expect(ok).toMatchObject({
+      [`squid port 127.0.0.1:${node.port}`]: expect.stringMatching(/^ok/),
+      "squid binary": expect.stringMatching(/^ok: Squid 5\.\d+ at \/usr\/sbin\/squid/),
+      "squid include": expect.stringMatching(/^ok: .*included from/),
+      "squid -k parse": expect.stringMatching(/^ok/),
+      "squid helper answers": expect.stringMatching(/^ok: answered through .*: OK/),
+      "squid access log": expect.stringMatching(/^ok: .*readable/),
+    });
+    expect(Object.keys(ok)).not.toContain("proxy port x");
+    await node.driver.stop(0);
+    try {
+      const down = await run();
+      expect(down["squid helper answers"]).toMatch(/^fail: the helper cannot reach the agent/);
+    } finally {
+      await node.driver.start();
+    }
   });
 });
