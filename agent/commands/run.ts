@@ -71,14 +71,13 @@ ${STATE_DIR_HELP}
     });
     const sink = spool.sink;
     const { host, port } = parseListen(config.listen);
-    // Loaded lazily: the proxy is Bun-only and the other commands must not pay for it.
-    const { createBuiltinProxy } = await import("../proxy/builtin/index");
     // driver "squid": the node's Squid carries the traffic, the agent decides (docs/squid.md).
     const squid = config.driver === "squid" ? await import("../proxy/squid/from-config") : null;
+    // Loaded lazily: the proxy is Bun-only and the other commands must not pay for it.
     // config.json's proxy block: limits and timeouts, the defaults for any key left out.
     const driver: ProxyDriver = squid
       ? squid.squidDriverFor(config, state.root, sink, events)
-      : createBuiltinProxy({ ...config.proxy, host, port, sink, events });
+      : (await import("../proxy/builtin/index")).createBuiltinProxy({ ...config.proxy, host, port, sink, events });
 
     const startedAt = new Date().toISOString();
     const writeRuntime = runtimeWriter(state, (snapshot) => ({
