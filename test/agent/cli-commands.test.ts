@@ -162,6 +162,7 @@ describe("run, status, doctor without a usable enrollment", () => {
         confPath: path.join(dir, "no-squid.conf"),
         includePath: path.join(dir, "conf.d/fleetgate.conf"),
         accessLogPath: path.join(dir, "fleetgate-access.log"),
+        socketPath: path.join(dir, "helper.sock"),
         socketGroup: String(process.getgid?.() ?? 0),
       };
       await writeFile(configPath, JSON.stringify(config));

@@ -129,6 +129,7 @@ describe("doctor", () => {
       confPath: node.settings.confPath,
       includePath: node.settings.includePath,
       accessLogPath: node.settings.accessLogPath,
+      socketPath: node.settings.socketPath,
       helperCommand: [BUN, AGENT_MAIN, "squid-helper"],
     },
   });

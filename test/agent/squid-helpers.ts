@@ -140,6 +140,7 @@ export async function startSquidNode(
       confPath,
       includePath: path.join(dir, "conf.d/fleetgate.conf"),
       accessLogPath: path.join(dir, "var/fleetgate-access.log"),
+      socketPath: path.join(dir, "state/squid/helper.sock"),
       helperCommand: [BUN, AGENT_MAIN, "squid-helper"],
       helperChildren: options.helperChildren ?? 1,
       logPollMs: 20,

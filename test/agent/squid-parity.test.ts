@@ -85,7 +85,6 @@ async function runTable(cases: Case[]): Promise<void> {
   for (const c of cases) {
     const b = await through("builtin", c.request);
     const s = await through("squid", c.request);
-    if (process.env.PARITY_DEBUG) console.log(c.name, JSON.stringify(b), JSON.stringify(s), JSON.stringify(squid.records.at(-1)));
     check(c, b);
     check(c, s);
     // Identical, not merely both acceptable: a forwarded request differs only in the upstream error's status.

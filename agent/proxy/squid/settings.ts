@@ -13,7 +13,7 @@ export const SquidConfig = z.strictObject({
   includePath: z.string().min(1).optional(),
   /** The access log the include adds (Fleetgate's logformat); the agent reads it into the spool. */
   accessLogPath: z.string().min(1).optional(),
-  /** Unix socket the helpers ask; default `<state dir>/squid/helper.sock`. */
+  /** Unix socket the helpers ask (Squid's user must reach it: not under the 0750 state dir). */
   socketPath: z.string().min(1).optional(),
   /** Group that may connect to the socket: Squid's cache_effective_group (Debian: proxy). */
   socketGroup: z.string().min(1).optional(),
@@ -59,7 +59,7 @@ export function resolveSquidSettings(config: SquidConfig | undefined, stateDir: 
     confPath: c.confPath ?? "/etc/squid/squid.conf",
     includePath: c.includePath ?? "/etc/squid/conf.d/fleetgate.conf",
     accessLogPath: c.accessLogPath ?? "/var/log/squid/fleetgate-access.log",
-    socketPath: c.socketPath ?? path.join(own, "helper.sock"),
+    socketPath: c.socketPath ?? "/run/fleetgate/squid-helper.sock",
     socketGroup: c.socketGroup ?? "proxy",
     helperChildren: c.helperChildren ?? 2,
     helperConcurrency: c.helperConcurrency ?? 200,
