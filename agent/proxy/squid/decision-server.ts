@@ -11,6 +11,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import path from "node:path";
 import type { ActivePolicy, EventLogger } from "../types";
 import { answerAuth, answerDecide } from "./decisions";
+import { LineBatcher } from "./line-batcher";
 
 export const HELLO_PREFIX = "fleetgate-helper/1 ";
 const MAX_LINE = 64 * 1024;
@@ -68,6 +69,9 @@ export class DecisionServer {
     socket.setEncoding("utf8");
     let mode: "decide" | "auth" | null = null;
     let pending = "";
+    const out = new LineBatcher((text) => {
+      if (!socket.destroyed) socket.write(text);
+    });
     socket.on("data", (chunk: string) => {
       pending += chunk;
       if (pending.length > MAX_LINE && pending.indexOf("\n") < 0) {
@@ -89,14 +93,14 @@ export class DecisionServer {
           continue;
         }
         if (line === "") continue;
-        this.answer(socket, mode, line);
+        this.answer(out, mode, line);
       }
     });
     socket.on("error", () => undefined);
     socket.on("close", () => this.sockets.delete(socket));
   }
 
-  private answer(socket: Socket, mode: "decide" | "auth", line: string): void {
+  private answer(out: LineBatcher, mode: "decide" | "auth", line: string): void {
     const policy = this.o.current();
     const answering =
       mode === "decide"
@@ -109,7 +113,7 @@ export class DecisionServer {
       })
       .then((answer) => {
         this.answered++;
-        if (!socket.destroyed) socket.write(answer);
+        out.push(answer);
       });
   }
 }

@@ -7,6 +7,7 @@
 
 import { createConnection, type Socket } from "node:net";
 import { HELLO_PREFIX } from "./decision-server";
+import { LineBatcher } from "./line-batcher";
 
 export type HelperMode = "decide" | "auth";
 
@@ -28,8 +29,11 @@ function refuse(mode: HelperMode, line: string): string {
   return `${id} ERR fg_action=error fg_title="Fleetgate agent unreachable" fg_html="${UNREACHABLE_HTML}" fg_request="-"\n`;
 }
 
-export function runHelper(o: HelperOptions): Promise<void> {
+export function runHelper(options: HelperOptions): Promise<void> {
+  const stdout = new LineBatcher(options.write);
+  const o = { ...options, write: (text: string) => stdout.push(text) };
   const retryAfterMs = o.retryAfterMs ?? 1_000;
+  let toAgent: LineBatcher | null = null;
   let socket: Socket | null = null;
   let connected = false;
   let downUntil = 0;
@@ -47,6 +51,9 @@ export function runHelper(o: HelperOptions): Promise<void> {
   const connect = () => {
     const s = createConnection(o.socketPath);
     socket = s;
+    toAgent = new LineBatcher((text) => {
+      if (!s.destroyed) s.write(text);
+    });
     s.setEncoding("utf8");
     let pending = "";
     s.on("connect", () => {
@@ -83,7 +90,7 @@ export function runHelper(o: HelperOptions): Promise<void> {
     }
     inFlight.set(id, line);
     if (socket === null) connect();
-    if (connected) socket!.write(`${line}\n`);
+    if (connected) toAgent!.push(`${line}\n`);
     else queued.push(line);
   };
 
