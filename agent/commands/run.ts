@@ -77,7 +77,13 @@ ${STATE_DIR_HELP}
     // config.json's proxy block: limits and timeouts, the defaults for any key left out.
     const driver: ProxyDriver = squid
       ? squid.squidDriverFor(config, state.root, sink, events)
-      : (await import("../proxy/builtin/index")).createBuiltinProxy({ ...config.proxy, host, port, sink, events });
+      : (await import("../proxy/builtin/index")).createBuiltinProxy({
+          ...config.proxy,
+          host,
+          port,
+          sink,
+          events,
+        });
 
     const startedAt = new Date().toISOString();
     const writeRuntime = runtimeWriter(state, (snapshot) => ({

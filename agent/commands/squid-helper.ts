@@ -20,7 +20,8 @@ agent cannot be reached.`,
       io.out(`${this.usage}\n`);
       return EXIT_OK;
     }
-    if (mode !== "decide" && mode !== "auth") throw new UsageError("the last argument must be decide or auth");
+    if (mode !== "decide" && mode !== "auth")
+      throw new UsageError("the last argument must be decide or auth");
     if (!flags.socket) throw new UsageError("--socket PATH is required");
     await runHelper({
       mode: mode as HelperMode,

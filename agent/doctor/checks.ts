@@ -14,8 +14,8 @@ import type { Credentials, NodeConfig, RuntimeState } from "../state/schemas";
 import type { StateDir } from "../state/state-dir";
 import { compileWithEngine } from "../sync/compile";
 import { pollPolicy } from "../sync/master-client";
-import { addSquidChecks } from "./squid";
 import type { FetchLike } from "../sync/types";
+import { addSquidChecks } from "./squid";
 
 export type CheckStatus = "ok" | "warn" | "fail" | "skip";
 

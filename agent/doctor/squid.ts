@@ -18,7 +18,11 @@ const HELPER_TIMEOUT_MS = 10_000;
 const STALE_MS = 10_000;
 
 /** Appends the Squid checks; the built-in proxy's "port is free" check becomes "Squid listens there". */
-export async function addSquidChecks(results: CheckResult[], config: NodeConfig, stateRoot: string): Promise<void> {
+export async function addSquidChecks(
+  results: CheckResult[],
+  config: NodeConfig,
+  stateRoot: string,
+): Promise<void> {
   const settings = resolveSquidSettings(config.squid, stateRoot);
   const listen = results.findIndex((r) => r.name.startsWith("proxy port "));
   if (listen >= 0) results.splice(listen, 1, await checkSquidListens(config.listen));
@@ -50,7 +54,12 @@ function checkSquidListens(listen: string): Promise<CheckResult> {
     };
     socket.once("connect", () => finish({ name, status: "ok", detail: "Squid accepts connections" }));
     const down = (detail: string) =>
-      finish({ name, status: "fail", detail, hint: "start Squid (systemctl start squid); --listen names Squid's http_port" });
+      finish({
+        name,
+        status: "fail",
+        detail,
+        hint: "start Squid (systemctl start squid); --listen names Squid's http_port",
+      });
     socket.once("timeout", () => down("timed out"));
     socket.once("error", (error: NodeJS.ErrnoException) => down(error.code ?? error.message));
   });
@@ -63,13 +72,21 @@ async function checkInclude(settings: SquidSettings): Promise<CheckResult> {
     return {
       name,
       status: "fail",
-      detail: text === null ? `${settings.includePath} missing` : `${settings.includePath} was not written by the agent`,
+      detail:
+        text === null
+          ? `${settings.includePath} missing`
+          : `${settings.includePath} was not written by the agent`,
       hint: "start the agent (fleetgate-agent run): it writes the include after squid -k parse accepts it",
     };
   }
   const conf = await readFile(settings.confPath, "utf8").catch(() => null);
   if (conf === null) {
-    return { name, status: "fail", detail: `cannot read ${settings.confPath}`, hint: "set squid.confPath in config.json" };
+    return {
+      name,
+      status: "fail",
+      detail: `cannot read ${settings.confPath}`,
+      hint: "set squid.confPath in config.json",
+    };
   }
   if ((await confWithCandidate(conf, settings.includePath, settings.includePath)) === null) {
     return {
@@ -109,7 +126,13 @@ function checkHelper(settings: SquidSettings): Promise<CheckResult> {
       resolve(result);
     };
     const timer = setTimeout(
-      () => finish({ name, status: "fail", detail: "no answer in time", hint: `check ${settings.helperCommand.join(" ")}` }),
+      () =>
+        finish({
+          name,
+          status: "fail",
+          detail: "no answer in time",
+          hint: `check ${settings.helperCommand.join(" ")}`,
+        }),
       HELPER_TIMEOUT_MS,
     );
     child.on("error", (error) =>
@@ -128,7 +151,11 @@ function checkHelper(settings: SquidSettings): Promise<CheckResult> {
           hint: "start the agent (systemctl start fleetgate-agent / fleetgate-agent run)",
         });
       } else {
-        finish({ name, status: "ok", detail: `answered through ${settings.socketPath}: ${answer.split(" ").slice(1, 3).join(" ")}` });
+        finish({
+          name,
+          status: "ok",
+          detail: `answered through ${settings.socketPath}: ${answer.split(" ").slice(1, 3).join(" ")}`,
+        });
       }
     });
     child.stdin!.write("0 127.0.0.1 GET http doctor.invalid 80 / -\n");
@@ -149,13 +176,21 @@ async function checkLog(settings: SquidSettings): Promise<CheckResult> {
   }
   const handle = await open(file, "r").catch((error: Error) => error);
   if (handle instanceof Error) {
-    return { name, status: "fail", detail: handle.message, hint: "the agent must be able to read Squid's log (group proxy)" };
+    return {
+      name,
+      status: "fail",
+      detail: handle.message,
+      hint: "the agent must be able to read Squid's log (group proxy)",
+    };
   }
   await handle.close();
-  const cursorText = await readFile(path.join(settings.stateDir, "log-cursor.json"), "utf8").catch(() => null);
+  const cursorText = await readFile(path.join(settings.stateDir, "log-cursor.json"), "utf8").catch(
+    () => null,
+  );
   const cursor = cursorText ? (JSON.parse(cursorText) as { ino: number; offset: number }) : null;
   const age = Math.round((Date.now() - s.mtimeMs) / 1000);
-  if (cursor === null) return { name, status: "warn", detail: `${file} readable; the agent has not read it yet` };
+  if (cursor === null)
+    return { name, status: "warn", detail: `${file} readable; the agent has not read it yet` };
   const behind = cursor.ino === s.ino ? s.size - cursor.offset : s.size;
   if (behind > 0 && Date.now() - s.mtimeMs > STALE_MS) {
     return {
@@ -165,5 +200,9 @@ async function checkLog(settings: SquidSettings): Promise<CheckResult> {
       hint: "start the agent; it resumes from its cursor with nothing lost",
     };
   }
-  return { name, status: "ok", detail: `${file} readable, reader ${behind > 0 ? `${behind} bytes behind` : "up to date"}, last line ${age} s ago` };
+  return {
+    name,
+    status: "ok",
+    detail: `${file} readable, reader ${behind > 0 ? `${behind} bytes behind` : "up to date"}, last line ${age} s ago`,
+  };
 }

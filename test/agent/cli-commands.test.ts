@@ -168,7 +168,9 @@ describe("run, status, doctor without a usable enrollment", () => {
       await writeFile(configPath, JSON.stringify(config));
       const result = await cli(["run", "--state-dir", dir]);
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/cannot start the proxy on .*: cannot read squid.conf at .*no-squid.conf/);
+      expect(result.stderr).toMatch(
+        /cannot start the proxy on .*: cannot read squid.conf at .*no-squid.conf/,
+      );
     } finally {
       await master.close();
     }

@@ -4,10 +4,10 @@
 // restart across a rotation with every request counted exactly once.
 
 import { readFileSync, writeFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import path from "node:path";
-import { addSquidChecks } from "../../agent/doctor/squid";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CheckResult } from "../../agent/doctor/checks";
+import { addSquidChecks } from "../../agent/doctor/squid";
 import { runSquid } from "../../agent/proxy/squid/squid-ctl";
 import type { NodeConfig } from "../../agent/state/schemas";
 import { makePolicy, type Origin, startOrigin } from "./proxy-helpers";
@@ -20,7 +20,10 @@ let version = 1;
 beforeAll(async () => {
   origin = await startOrigin((_req, res) => res.end("origin"));
   node = await startSquidNode();
-  await node.apply(makePolicy({ rules: [{ id: "no-probe", action: "block", match: { domains: ["probe.test"] } }] }), 1);
+  await node.apply(
+    makePolicy({ rules: [{ id: "no-probe", action: "block", match: { domains: ["probe.test"] } }] }),
+    1,
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -28,7 +31,8 @@ afterAll(async () => {
   await origin?.close();
 });
 
-const get = (url: string) => rawRequest(node.port, `GET ${url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+const get = (url: string) =>
+  rawRequest(node.port, `GET ${url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
 
 describe("include changes", () => {
   it("a candidate Squid rejects is refused with Squid's message; the old include and policy stay", async () => {
@@ -76,7 +80,8 @@ describe("access log", () => {
       expect(run.code, run.output).toBe(0);
     };
     const burst = async (tag: string, n: number) => {
-      for (let i = 0; i < n; i++) expect((await get(`http://127.0.0.1:${origin.port}/${tag}/${i}`)).status).toBe(200);
+      for (let i = 0; i < n; i++)
+        expect((await get(`http://127.0.0.1:${origin.port}/${tag}/${i}`)).status).toBe(200);
     };
     await node.waitForRecords(node.records.length);
     const start = node.records.length;
@@ -94,7 +99,8 @@ describe("access log", () => {
     await burst("c", 10);
     await node.driver.stop(0);
     // While it is down, requests are refused by the helper but still logged by Squid.
-    for (let i = 0; i < 5; i++) expect((await get(`http://127.0.0.1:${origin.port}/d/${i}`)).status).toBe(503);
+    for (let i = 0; i < 5; i++)
+      expect((await get(`http://127.0.0.1:${origin.port}/d/${i}`)).status).toBe(503);
     await rotate();
     await new Promise((r) => setTimeout(r, 500));
     await node.driver.start();

@@ -157,7 +157,9 @@ export async function startSquidNode(
   });
   const cacheLog = path.join(dir, "var/cache.log");
   const accepting = () =>
-    existsSync(cacheLog) ? readFileSync(cacheLog, "utf8").split("Accepting HTTP Socket connections").length - 1 : 0;
+    existsSync(cacheLog)
+      ? readFileSync(cacheLog, "utf8").split("Accepting HTTP Socket connections").length - 1
+      : 0;
   const apply = async (policy: Record<string, unknown>, version: number) => {
     const compiled = compileForSquid(policy);
     if (!compiled.ok) throw new Error(compiled.error);
@@ -166,7 +168,8 @@ export async function startSquidNode(
     // A reconfigure closes Squid's port for a moment: wait until Squid listens again.
     if (squid !== null && driver.reconfigures() > before.reconfigures) {
       const until = Date.now() + 30_000;
-      while (accepting() <= before.accepting && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      while (accepting() <= before.accepting && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 20));
       await waitForPort(port, 30_000);
     }
   };
@@ -251,7 +254,9 @@ export function connectRequest(
     let buffer = "";
     let opened = false;
     socket.setTimeout(20_000, () => socket.destroy(new Error("CONNECT timed out")));
-    socket.on("connect", () => socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${extraHeaders}\r\n`));
+    socket.on("connect", () =>
+      socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${extraHeaders}\r\n`),
+    );
     socket.on("data", (d) => {
       buffer += d.toString("latin1");
       if (!opened) {

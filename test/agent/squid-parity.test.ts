@@ -5,7 +5,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileForSquid } from "../../agent/proxy/squid/support";
 import type { LogRecord } from "../../protocol/wire";
-import { type Harness, makePolicy, type Origin, passwordHashFor, startHarness, startOrigin } from "./proxy-helpers";
+import {
+  type Harness,
+  makePolicy,
+  type Origin,
+  passwordHashFor,
+  startHarness,
+  startOrigin,
+} from "./proxy-helpers";
 import { connectRequest, rawRequest, type SquidNode, startSquidNode } from "./squid-helpers";
 
 let origin: Origin;
@@ -21,7 +28,9 @@ interface Case {
   name: string;
   request: Request;
   /** forwarded: the proxy let it through (the origin answered, or an unresolvable host failed upstream). */
-  expect: { forwarded: true; rule?: string; user?: string } | { status: number; action: string; rule?: string; user?: string };
+  expect:
+    | { forwarded: true; rule?: string; user?: string }
+    | { status: number; action: string; rule?: string; user?: string };
 }
 
 interface Outcome {
@@ -154,26 +163,62 @@ describe("both drivers decide alike", () => {
     const get = (url: string, from?: string): Request => ({ kind: "http", method: "GET", url, from });
     const blocked = (rule: string) => ({ status: 403, action: "block", rule });
     await runTable([
-      { name: "origin allowed by rule", request: get(`http://127.0.0.1:${o}/hello`), expect: { forwarded: true, rule: "origin-ok" } },
+      {
+        name: "origin allowed by rule",
+        request: get(`http://127.0.0.1:${o}/hello`),
+        expect: { forwarded: true, rule: "origin-ok" },
+      },
       { name: "list domain", request: get("http://social.test/"), expect: blocked("no-social") },
-      { name: "subdomain of a list domain", request: get("http://www.social.test/a"), expect: blocked("no-social") },
-      { name: "case and trailing dot", request: get("http://WWW.Social.TEST./"), expect: blocked("no-social") },
-      { name: "client list first", request: get("http://social.test/", "127.0.0.2"), expect: { forwarded: true, rule: "office-free" } },
+      {
+        name: "subdomain of a list domain",
+        request: get("http://www.social.test/a"),
+        expect: blocked("no-social"),
+      },
+      {
+        name: "case and trailing dot",
+        request: get("http://WWW.Social.TEST./"),
+        expect: blocked("no-social"),
+      },
+      {
+        name: "client list first",
+        request: get("http://social.test/", "127.0.0.2"),
+        expect: { forwarded: true, rule: "office-free" },
+      },
       { name: "=exact matches itself", request: get("http://exact.test/"), expect: blocked("no-exact") },
-      { name: "=exact not its subdomain", request: get("http://www.exact.test/"), expect: { forwarded: true } },
+      {
+        name: "=exact not its subdomain",
+        request: get("http://www.exact.test/"),
+        expect: { forwarded: true },
+      },
       { name: "*.sub not the apex", request: get("http://sub.test/"), expect: { forwarded: true } },
       { name: "*.sub its subdomain", request: get("http://a.sub.test/"), expect: blocked("no-subs") },
       { name: "url regex", request: get(`http://127.0.0.1:${o}/forbidden/42`), expect: blocked("no-regex") },
-      { name: "url regex miss", request: get(`http://127.0.0.1:${o}/forbidden/x`), expect: { forwarded: true, rule: "origin-ok" } },
+      {
+        name: "url regex miss",
+        request: get(`http://127.0.0.1:${o}/forbidden/x`),
+        expect: { forwarded: true, rule: "origin-ok" },
+      },
       {
         name: "method",
         request: { kind: "http", method: "DELETE", url: `http://127.0.0.1:${o}/thing` },
         expect: blocked("no-delete"),
       },
       { name: "port", request: get("http://127.0.0.1:8081/"), expect: blocked("no-port") },
-      { name: "CONNECT allowed", request: { kind: "connect", authority: `127.0.0.1:${o}` }, expect: { forwarded: true, rule: "origin-ok" } },
-      { name: "CONNECT blocked by scheme rule", request: { kind: "connect", authority: "tunnel.test:443" }, expect: blocked("no-tunnel") },
-      { name: "scheme rule skips plain http", request: get("http://tunnel.test/"), expect: { forwarded: true } },
+      {
+        name: "CONNECT allowed",
+        request: { kind: "connect", authority: `127.0.0.1:${o}` },
+        expect: { forwarded: true, rule: "origin-ok" },
+      },
+      {
+        name: "CONNECT blocked by scheme rule",
+        request: { kind: "connect", authority: "tunnel.test:443" },
+        expect: blocked("no-tunnel"),
+      },
+      {
+        name: "scheme rule skips plain http",
+        request: get("http://tunnel.test/"),
+        expect: { forwarded: true },
+      },
       { name: "schedule in force", request: get("http://sched-on.test/"), expect: blocked("sched-on") },
       { name: "schedule not in force", request: get("http://sched-off.test/"), expect: { forwarded: true } },
       { name: "disabled rule", request: get("http://disabled.test/"), expect: { forwarded: true } },
@@ -203,9 +248,21 @@ describe("both drivers decide alike", () => {
     const url = `http://127.0.0.1:${o}/in`;
     const asAlice = basic("alice", "alice-pw");
     await runTable([
-      { name: "no credentials", request: { kind: "http", method: "GET", url }, expect: { status: 407, action: "auth" } },
-      { name: "wrong password", request: { kind: "http", method: "GET", url, auth: basic("alice", "nope") }, expect: { status: 407, action: "auth" } },
-      { name: "valid user", request: { kind: "http", method: "GET", url, auth: asAlice }, expect: { forwarded: true, user: "alice" } },
+      {
+        name: "no credentials",
+        request: { kind: "http", method: "GET", url },
+        expect: { status: 407, action: "auth" },
+      },
+      {
+        name: "wrong password",
+        request: { kind: "http", method: "GET", url, auth: basic("alice", "nope") },
+        expect: { status: 407, action: "auth" },
+      },
+      {
+        name: "valid user",
+        request: { kind: "http", method: "GET", url, auth: asAlice },
+        expect: { forwarded: true, user: "alice" },
+      },
       {
         name: "user rule",
         request: { kind: "http", method: "GET", url, auth: basic("bob", "bob-pw") },
@@ -221,8 +278,16 @@ describe("both drivers decide alike", () => {
         request: { kind: "http", method: "GET", url: "http://social.test/", auth: basic("bob", "bob-pw") },
         expect: { status: 403, action: "block", rule: "no-social", user: "bob" },
       },
-      { name: "CONNECT with login", request: { kind: "connect", authority: `127.0.0.1:${o}`, auth: asAlice }, expect: { forwarded: true, user: "alice" } },
-      { name: "CONNECT without login", request: { kind: "connect", authority: `127.0.0.1:${o}` }, expect: { status: 407, action: "auth" } },
+      {
+        name: "CONNECT with login",
+        request: { kind: "connect", authority: `127.0.0.1:${o}`, auth: asAlice },
+        expect: { forwarded: true, user: "alice" },
+      },
+      {
+        name: "CONNECT without login",
+        request: { kind: "connect", authority: `127.0.0.1:${o}` },
+        expect: { status: 407, action: "auth" },
+      },
     ]);
     // The realm is static in Squid: that one change reconfigured it, after `squid -k parse`.
     expect(squid.driver.reconfigures()).toBe(1);
@@ -239,10 +304,26 @@ describe("both drivers decide alike", () => {
     );
     const url = `http://127.0.0.1:${o}/x`;
     await runTable([
-      { name: "client outside access.clients", request: { kind: "http", method: "GET", url, from: "127.0.0.2" }, expect: { status: 403, action: "block" } },
-      { name: "allowed by rule", request: { kind: "http", method: "GET", url }, expect: { forwarded: true, rule: "origin-get" } },
-      { name: "default block", request: { kind: "http", method: "POST", url }, expect: { status: 403, action: "block" } },
-      { name: "default block, other host", request: { kind: "http", method: "GET", url: "http://other.test/" }, expect: { status: 403, action: "block" } },
+      {
+        name: "client outside access.clients",
+        request: { kind: "http", method: "GET", url, from: "127.0.0.2" },
+        expect: { status: 403, action: "block" },
+      },
+      {
+        name: "allowed by rule",
+        request: { kind: "http", method: "GET", url },
+        expect: { forwarded: true, rule: "origin-get" },
+      },
+      {
+        name: "default block",
+        request: { kind: "http", method: "POST", url },
+        expect: { status: 403, action: "block" },
+      },
+      {
+        name: "default block, other host",
+        request: { kind: "http", method: "GET", url: "http://other.test/" },
+        expect: { status: 403, action: "block" },
+      },
     ]);
   });
 });
@@ -251,7 +332,9 @@ describe("what Squid cannot enforce is NACKed", () => {
   it("refuses SNI judgement and resolved-address destination rules with the reason", () => {
     const sni = compileForSquid(makePolicy({ tls: { sniMismatch: "block" } }));
     expect(sni.ok).toBe(false);
-    expect(!sni.ok && sni.error).toMatch(/not enforceable on a Squid node: tls.sniMismatch "block".*no ssl-bump/);
+    expect(!sni.ok && sni.error).toMatch(
+      /not enforceable on a Squid node: tls.sniMismatch "block".*no ssl-bump/,
+    );
     const dest = compileForSquid(makePolicy({ destinations: { deny: ["10.0.0.0/8"] } }));
     expect(!dest.ok && dest.error).toMatch(/destinations is judged on the address/);
     expect(compileForSquid(makePolicy()).ok).toBe(true);

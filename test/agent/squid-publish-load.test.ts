@@ -47,7 +47,10 @@ it("20 versions under load: no refused connection, every answer from a version i
       const url = probe ? "http://probe.test/" : `http://127.0.0.1:${origin.port}/`;
       const sent = performance.now();
       try {
-        const res = await rawRequest(node.port, `GET ${url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+        const res = await rawRequest(
+          node.port,
+          `GET ${url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+        );
         const answered = performance.now();
         if (probe) {
           const m = /Rule: (?:<[^>]+>)?v(\d+)/.exec(res.body) ?? /Rule: v(\d+)/.exec(res.body);
@@ -69,7 +72,8 @@ it("20 versions under load: no refused connection, every answer from a version i
     applyEnd.set(k, performance.now());
     // Next change once this version has answered a probe (bounded), so each one is exercised.
     const until = Date.now() + 10_000;
-    while (!answers.some((a) => a.version === k) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    while (!answers.some((a) => a.version === k) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, 50));
   }
   await new Promise((r) => setTimeout(r, 300));

@@ -148,7 +148,12 @@ beforeAll(async () => {
     60_000,
     250,
   );
-  await waitFor("squid to listen", async () => (await proxyGet(squidPort, `${origin.url}warmup`).catch(() => null))?.status === 200, 30_000, 200);
+  await waitFor(
+    "squid to listen",
+    async () => (await proxyGet(squidPort, `${origin.url}warmup`).catch(() => null))?.status === 200,
+    30_000,
+    200,
+  );
   sent.requests++;
   sent.allowed++;
 }, 180_000);
@@ -170,25 +175,36 @@ describe("a Squid node through the real master", () => {
     rotate();
     agent = startAgent(stateDir, SPOOL_ENV);
     // The helper tries the socket again a second after a failed attempt.
-    await waitFor("the agent to decide again", async () => {
-      const s = await proxyGet(squidPort, `${origin.url}probe`, 15_000);
-      sent.requests++;
-      if (s.status === 200) sent.allowed++;
-      else sent.errors++;
-      return s.status === 200;
-    }, 60_000, 300);
+    await waitFor(
+      "the agent to decide again",
+      async () => {
+        const s = await proxyGet(squidPort, `${origin.url}probe`, 15_000);
+        sent.requests++;
+        if (s.status === 200) sent.allowed++;
+        else sent.errors++;
+        return s.status === 200;
+      },
+      60_000,
+      300,
+    );
     await sendMany(70, 30);
     const summary = await waitFor(
       `the master to count ${sent.requests} requests (${JSON.stringify(sent)})`,
       async () => {
         const s = await admin.summary(from, Date.now() + 60_000);
-        if (s.requests > sent.requests) throw new Error(`over-counted: ${JSON.stringify(s)} vs ${JSON.stringify(sent)}`);
+        if (s.requests > sent.requests)
+          throw new Error(`over-counted: ${JSON.stringify(s)} vs ${JSON.stringify(sent)}`);
         return s.requests === sent.requests ? s : null;
       },
       150_000,
       500,
     );
-    expect(summary).toMatchObject({ requests: sent.requests, allowed: sent.allowed, blocked: sent.blocked, nodes: 1 });
+    expect(summary).toMatchObject({
+      requests: sent.requests,
+      allowed: sent.allowed,
+      blocked: sent.blocked,
+      nodes: 1,
+    });
     expect(sent.blocked).toBe(30);
   }, 300_000);
 

@@ -110,7 +110,14 @@ export async function answerDecide(line: string, ctx: DecideContext): Promise<st
   }
   if (action === "auth") {
     const text = "This proxy needs your user name and password.";
-    return refusal(id, "auth", "Proxy authentication required", `<p>${escapeHtml(text)}</p>`, requestId, rule);
+    return refusal(
+      id,
+      "auth",
+      "Proxy authentication required",
+      `<p>${escapeHtml(text)}</p>`,
+      requestId,
+      rule,
+    );
   }
   if (decision.reason === "access-list") {
     const text = "This proxy does not accept requests from your address.";
@@ -134,6 +141,8 @@ export async function answerAuth(line: string, policy: ActivePolicy | null): Pro
   const id = f[0] ?? "0";
   if (policy === null) return `${id} ERR message="no policy yet"\n`;
   // Here "-" is a real password, not Squid's "absent".
-  const user = await policy.compiled.verifyCredentials(decodeToken(f[1]), decodeToken(f[2])).catch(() => null);
+  const user = await policy.compiled
+    .verifyCredentials(decodeToken(f[1]), decodeToken(f[2]))
+    .catch(() => null);
   return user === null ? `${id} ERR\n` : `${id} OK\n`;
 }

@@ -8,7 +8,12 @@ import { resolveSquidSettings } from "./settings";
 
 export { compileForSquid } from "./support";
 
-export function squidDriverFor(config: NodeConfig, stateDir: string, sink: DiskSpool, events: EventLogger): ProxyDriver {
+export function squidDriverFor(
+  config: NodeConfig,
+  stateDir: string,
+  sink: DiskSpool,
+  events: EventLogger,
+): ProxyDriver {
   return createSquidDriver({
     settings: resolveSquidSettings(config.squid, stateDir),
     listen: config.listen,

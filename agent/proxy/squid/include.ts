@@ -43,7 +43,11 @@ export function renderInclude(settings: SquidSettings, realm: string): string {
   const n = settings.helperChildren;
   const c = settings.helperConcurrency;
   // The realm is the rest of its line: no line breaks, and Squid's own limit.
-  const safeRealm = realm.replace(/[\r\n\p{Cc}]+/gu, " ").trim().slice(0, 120) || "Fleetgate";
+  const safeRealm =
+    realm
+      .replace(/[\r\n\p{Cc}]+/gu, " ")
+      .trim()
+      .slice(0, 120) || "Fleetgate";
   return [
     INCLUDE_MARK,
     "# Written by fleetgate-agent (docs/squid.md). Do not edit: the agent rewrites this file, and",

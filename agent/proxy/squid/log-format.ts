@@ -49,7 +49,11 @@ function count(token: string): number {
  * challenge is "auth"; any other Squid error page is "block" for a 403 (squid.conf's own guards,
  * such as `CONNECT !SSL_ports`) and "error" otherwise (an unreachable origin, a timeout).
  */
-function actionOf(status: number, errCode: string | undefined, fgAction: string | undefined): LogRecord["action"] {
+function actionOf(
+  status: number,
+  errCode: string | undefined,
+  fgAction: string | undefined,
+): LogRecord["action"] {
   if (fgAction === "block" || fgAction === "auth" || fgAction === "error") return fgAction;
   if (status === 407) return "auth";
   if (errCode === undefined) return status >= 500 || status === 0 ? "error" : "allow";

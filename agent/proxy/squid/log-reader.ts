@@ -85,7 +85,9 @@ export class SquidLogReader {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.poll()
-        .catch((error: unknown) => this.o.events.emit("squid.log_read_failed", { level: "warn", error: String(error) }))
+        .catch((error: unknown) =>
+          this.o.events.emit("squid.log_read_failed", { level: "warn", error: String(error) }),
+        )
         .finally(() => this.schedule());
     }, this.o.pollMs);
   }
@@ -181,7 +183,11 @@ export class SquidLogReader {
     this.lastLineAt = Date.now();
     if (skippedNow > 0) {
       this.skipped += skippedNow;
-      this.o.events.emit("squid.log_lines_skipped", { level: "warn", lines: skippedNow, total: this.skipped });
+      this.o.events.emit("squid.log_lines_skipped", {
+        level: "warn",
+        lines: skippedNow,
+        total: this.skipped,
+      });
     }
   }
 

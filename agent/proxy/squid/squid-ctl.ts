@@ -30,7 +30,9 @@ export async function squidVersion(binary: string): Promise<string | null> {
 
 /** Squid's complaint, the lines that matter (FATAL/ERROR/Bungled), else the tail of its output. */
 export function squidComplaint(output: string): string {
-  const lines = output.split("\n").map((l) => l.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d(\.\d+)?\|\s*/, "").trim());
+  const lines = output
+    .split("\n")
+    .map((l) => l.replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d(\.\d+)?\|\s*/, "").trim());
   const bad = lines.filter((l) => /FATAL|ERROR|Bungled|Terminated/i.test(l));
   return (bad.length ? bad : lines.filter(Boolean).slice(-5)).join("; ").slice(0, 1500);
 }

@@ -25,6 +25,7 @@ export function squidLimitations(policy: unknown): string[] {
 /** The agent's validate + compile, with Squid's limits checked first. */
 export function compileForSquid(input: unknown): CompileResult {
   const reasons = squidLimitations(input);
-  if (reasons.length > 0) return { ok: false, error: `not enforceable on a Squid node: ${reasons.join("; ")}` };
+  if (reasons.length > 0)
+    return { ok: false, error: `not enforceable on a Squid node: ${reasons.join("; ")}` };
   return compileWithEngine(input);
 }
