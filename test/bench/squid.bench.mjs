@@ -212,6 +212,8 @@ async function main() {
     bootstrapToken: token,
     signingSeed: "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
   });
+  // wrangler runs in its own process group (test/helpers/master.mjs): a crash kills the whole group.
+  master.child.detached = true;
   children.push(master.child);
   masterLog = master.log;
   cleanups.push(() => master.stop());
@@ -345,6 +347,8 @@ async function main() {
     }
     await publishing;
     latencies.push(Math.round(enforcedAt - t0));
+    // As the agent bench does: the node's ACK and its next long-poll settle before the next publish.
+    await sleep(500);
     console.log(
       `round ${i}: enforced after ${latencies.at(-1)} ms (publish call ${Math.round(performance.now() - t0)} ms)`,
     );
