@@ -2,7 +2,7 @@
 // as Squid prints them, text URL-encoded (%#code), absent values as "-". So a line splits on spaces
 // with no quoting rules, and a user name, path or rule id can never shift a column.
 
-import type { LogRecord } from "../../../protocol/wire";
+import { clipLogText, LOG_FIELD_MAX, type LogRecord } from "../../../protocol/wire";
 
 export const LOG_VERSION = "fg1";
 
@@ -77,29 +77,29 @@ export function parseSquidLine(line: string, includeQuery: boolean): LogRecord |
   const host = text(f[7]!) ?? "";
   const record: LogRecord = {
     ts: new Date(Math.round(startedSeconds * 1000)).toISOString(),
-    client: (text(f[3]!) ?? "-").slice(0, 64),
-    method: method.slice(0, 32),
+    client: clipLogText(text(f[3]!) ?? "-", LOG_FIELD_MAX.client),
+    method: clipLogText(method, LOG_FIELD_MAX.method),
     scheme: isConnect ? "connect" : "http",
-    host: host.slice(0, 260),
+    host: clipLogText(host, LOG_FIELD_MAX.host),
     port: Math.min(65_535, count(f[8]!)),
     status: Math.min(999, status),
     action: actionOf(status, text(f[13]!), fgAction),
     bytesIn: count(f[11]!),
     bytesOut: count(f[12]!),
     durationMs: count(f[2]!),
-    requestId: (text(f[16]!) ?? `squid-${f[17]}`).slice(0, 100),
+    requestId: clipLogText(text(f[16]!) ?? `squid-${f[17]}`, LOG_FIELD_MAX.requestId),
   };
   const user = text(f[4]!);
-  if (user !== undefined) record.user = user.slice(0, 200);
+  if (user !== undefined) record.user = clipLogText(user, LOG_FIELD_MAX.user);
   let path = isConnect ? undefined : text(f[9]!);
   if (path !== undefined) {
     if (!includeQuery) {
       const q = path.indexOf("?");
       if (q >= 0) path = path.slice(0, q);
     }
-    record.path = path.slice(0, 4096);
+    record.path = clipLogText(path, LOG_FIELD_MAX.path);
   }
   const rule = text(f[15]!);
-  if (rule !== undefined) record.rule = rule.slice(0, 200);
+  if (rule !== undefined) record.rule = clipLogText(rule, LOG_FIELD_MAX.rule);
   return record;
 }
