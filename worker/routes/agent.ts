@@ -56,13 +56,16 @@ agentRoutes.openapi(
     path: "/enroll",
     tags: ["agent"],
     summary: "Enroll a node with an enrollment key",
+    description:
+      "A new instanceId creates a node. Re-enrolling an existing one needs the node's current token (`Authorization: Bearer <nodeToken>`) or an admin's restore (POST /api/v1/nodes/{id}/restore); it keeps the node id and rotates the token.",
     request: jsonBody(EnrollRequest),
     responses: {
       201: jsonResponse(EnrollResponse, "Enrolled; the node token is shown only here"),
       ...errors({
         400: "Invalid input",
         401: "ENROLLMENT_KEY_INVALID",
-        403: "IP_NOT_ALLOWED",
+        403: "IP_NOT_ALLOWED, or the node is revoked (an admin restores it)",
+        409: "CONFLICT: the instanceId is enrolled; send its current node token as Authorization: Bearer",
         429: "Too many attempts",
       }),
     },
@@ -77,7 +80,8 @@ agentRoutes.openapi(
       ENROLL_WINDOW_MS,
     );
     const key = await signingKey(c.env.FLEETGATE_SIGNING_KEY);
-    const result = await enrollNode(db, c.req.valid("json"), address);
+    // Re-enrolling an existing instance proves identity with the node's current token.
+    const result = await enrollNode(db, c.req.valid("json"), address, bearerFrom(c.req.header("Authorization")));
     return c.json(
       {
         nodeId: result.nodeId,
