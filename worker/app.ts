@@ -37,7 +37,13 @@ const STATUS_CODES: Partial<Record<number, ErrorCode>> = {
 
 export const app = createRouter();
 
-app.use("*", requestId({ generator: () => crypto.randomUUID() }));
+// Our own id for every request; a client's X-Request-Id is never trusted (it would land in logs
+// and the audit trail). The answer carries ours.
+app.use("*", requestId({ headerName: "", generator: () => crypto.randomUUID() }));
+app.use("*", async (c, next) => {
+  c.header("X-Request-Id", c.get("requestId"));
+  await next();
+});
 app.use("*", secureHeaders());
 
 const limitBody = (maxSize: number, what: string) =>

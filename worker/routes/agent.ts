@@ -21,7 +21,7 @@ import { chunkExists, ingestChunk, parseChunkId, parseRecords, readChunkBody } f
 import { authenticateNode, recordHeartbeat, recordStatus } from "../services/nodes";
 import { bundleText, latestHead, signingKey } from "../services/policy";
 import { waitForNewerVersion } from "../services/policy-hub";
-import { hitRateLimit } from "../services/rate-limit";
+import { hitAddressLimit } from "../services/rate-limit";
 
 const errors = (codes: Record<number, string>) =>
   Object.fromEntries(
@@ -73,9 +73,10 @@ agentRoutes.openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const address = clientAddress(c);
-    await hitRateLimit(
+    await hitAddressLimit(
       db,
-      `enroll:${address ?? "unknown"}`,
+      "enroll",
+      address,
       intVar(c.env.ENROLL_RATE_LIMIT, 20, 1, 10_000),
       ENROLL_WINDOW_MS,
     );

@@ -108,7 +108,10 @@ export type NodeView = ReturnType<typeof describeNode>;
  * What a role may see of a node: the instanceId is the node's enrollment identity, so only
  * admins see it (with the token, it was once enough to re-enroll as that node).
  */
-export function nodeViewFor(role: Role, view: NodeView): Partial<NodeView> {
+export function nodeViewFor(
+  role: Role,
+  view: NodeView,
+): Omit<NodeView, "instanceId" | "reenrollUntil"> & Partial<Pick<NodeView, "instanceId" | "reenrollUntil">> {
   if (role === "admin") return view;
   const { instanceId: _instance, reenrollUntil: _until, ...rest } = view;
   return rest;
