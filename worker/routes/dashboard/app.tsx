@@ -54,29 +54,31 @@ export function renderError(c: DashContext, error: unknown) {
  * A dashboard section: CSP, body limit, viewer resolution, CSRF and role guard on writes, an
  * HTML error page. `open` sections (setup, login) do not require a signed-in user.
  */
+const FORM_LIMIT = 256 * 1024;
+
+const formLimit = (maxSize: number) =>
+  bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new AppError("PAYLOAD_TOO_LARGE", `forms here are limited to ${maxSize / 1024} KiB`);
+    },
+  });
+
 export function dashboardSection(options: { open?: boolean; maxBody?: number } = {}) {
   const section = new Hono<DashEnv>();
+  const smallLimit = formLimit(FORM_LIMIT);
+  const adminLimit = options.maxBody ? formLimit(options.maxBody) : smallLimit;
   section.use("*", dashboardHeaders);
-  section.use(
-    "*",
-    bodyLimit({
-      maxSize: options.maxBody ?? 256 * 1024,
-      onError: () => {
-        throw new AppError(
-          "PAYLOAD_TOO_LARGE",
-          `forms here are limited to ${(options.maxBody ?? 256 * 1024) / 1024} KiB`,
-        );
-      },
-    }),
-  );
   // Forms from another origin are refused before anything else (Origin / Sec-Fetch-Site check);
   // signed-in forms must also carry the session's CSRF token (guardWrites).
   section.use("*", csrf());
   section.use("*", loadViewer);
-  if (!options.open) {
-    section.use("*", requireUser);
-    section.use("*", guardWrites);
-  }
+  if (!options.open) section.use("*", requireUser);
+  // The body is read only once the caller is known: a section's large limit is for its admins.
+  section.use("*", (c, next) =>
+    (c.get("user")?.role === "admin" ? adminLimit : smallLimit)(c as never, next),
+  );
+  if (!options.open) section.use("*", guardWrites);
   section.onError((error, c) => renderError(c, error));
   return section;
 }
