@@ -17,7 +17,14 @@ import { createRouter, ErrorSchema, jsonBody, jsonResponse } from "../openapi";
 import { bearerFrom } from "../services/admin-auth";
 import { assertAgentAddressAllowed } from "../services/agent-allowlist";
 import { enrollNode } from "../services/enrollment";
-import { chunkExists, ingestChunk, parseChunkId, parseRecords, readChunkBody } from "../services/ingest";
+import {
+  chunkExists,
+  ingestChunk,
+  parseChunkId,
+  parseRecords,
+  readChunkBody,
+  recordWindow,
+} from "../services/ingest";
 import { authenticateNode, recordHeartbeat, recordStatus } from "../services/nodes";
 import { bundleText, latestHead, signingKey } from "../services/policy";
 import { waitForNewerVersion } from "../services/policy-hub";
@@ -203,7 +210,7 @@ agentRoutes.openapi(
       return c.json({ accepted: 0, duplicate: true }, 200);
     }
     const text = await readChunkBody(c.req.raw.body, c.req.header("Content-Encoding"));
-    const records = parseRecords(text);
+    const records = parseRecords(text, recordWindow(intVar(c.env.RETENTION_DAYS, 90, 1, 3650)));
     const result = await ingestChunk(db, node.id, id, records);
     if (c.env.LOG_ARCHIVE && !result.duplicate) {
       c.executionCtx.waitUntil(archiveChunk(c.env.LOG_ARCHIVE, node.id, id, text));

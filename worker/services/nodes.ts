@@ -64,16 +64,53 @@ export async function recordStatus(db: Db, node: NodeRow, report: StatusReport, 
     await update;
     return;
   }
-  await db.batch([
-    update,
-    db.insert(nodeEvents).values({
-      nodeId: node.id,
-      at: now,
-      type: report.state === "applied" ? "policy.applied" : "policy.rejected",
-      version: report.appliedVersion,
-      detail: report.state === "rejected" ? (report.error ?? null) : null,
-    }),
+  const type = report.state === "applied" ? "policy.applied" : "policy.rejected";
+  const detail = report.state === "rejected" ? (report.error ?? null) : null;
+  const d1 = db.$client;
+  const change = update.toSQL();
+  await d1.batch([
+    d1.prepare(change.sql).bind(...change.params),
+    ...eventStatements(d1, node.id, now, type, report.appliedVersion, detail),
   ]);
+}
+
+/** Events a node keeps (newest first); older ones go as new ones arrive. */
+export const NODE_EVENTS_KEPT = 100;
+/** The same event again within this window is not a new event (a flapping node stays quiet). */
+const EVENT_DEDUP_MS = 10 * 60_000;
+
+/**
+ * A node-written event, bounded: skipped when the same (type, version, detail) was recorded
+ * within EVENT_DEDUP_MS, and the node's timeline trimmed to NODE_EVENTS_KEPT rows.
+ */
+function eventStatements(
+  d1: D1Database,
+  nodeId: string,
+  at: number,
+  type: string,
+  version: number | null,
+  detail: string | null,
+) {
+  return [
+    d1
+      .prepare(
+        `INSERT INTO node_events (node_id, at, type, version, detail)
+         SELECT ?1, ?2, ?3, ?4, ?5
+         WHERE NOT EXISTS (SELECT 1 FROM node_events WHERE node_id = ?1 AND at > ?6
+           AND type = ?3 AND version IS ?4 AND detail IS ?5)`,
+      )
+      .bind(nodeId, at, type, version, detail, at - EVENT_DEDUP_MS),
+    d1
+      .prepare(
+        `DELETE FROM node_events WHERE node_id = ?1 AND id <= (
+           SELECT id FROM node_events WHERE node_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`,
+      )
+      .bind(nodeId, NODE_EVENTS_KEPT),
+  ];
+}
+
+export async function pruneNodeEvents(db: Db, olderThan: number) {
+  await db.delete(nodeEvents).where(lt(nodeEvents.at, olderThan));
 }
 
 export type NodeStatus = "online" | "offline" | "revoked";
