@@ -32,9 +32,11 @@ export function renderError(c: DashContext, error: unknown) {
   const requestId = c.get("requestId") ?? "unknown";
   let status = 500;
   let message = "internal error; quote the request id when reporting it";
+  let headers: Record<string, string> | undefined;
   if (error instanceof AppError) {
     status = error.status;
     message = error.message;
+    headers = error.headers;
   } else if (error instanceof HTTPException && error.status < 500) {
     status = error.status;
     message = error.status === 403 ? "cross-site form submission refused" : error.message || "bad request";
@@ -47,6 +49,7 @@ export function renderError(c: DashContext, error: unknown) {
   return c.html(
     <ErrorPage nonce={nonce} status={status} message={message} requestId={requestId} />,
     status as ContentfulStatusCode,
+    headers,
   );
 }
 
