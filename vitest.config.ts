@@ -18,6 +18,8 @@ export default defineConfig({
                 TEST_MIGRATIONS: await readD1Migrations(path.join(import.meta.dirname, "migrations")),
                 FLEETGATE_BOOTSTRAP_TOKEN: TEST_BOOTSTRAP_TOKEN,
                 FLEETGATE_SIGNING_KEY: TEST_SIGNING_SEED,
+                // Replays one fuzz run (test/worker/fuzz.test.ts prints its seed).
+                ...(process.env.FUZZ_SEED ? { FUZZ_SEED: process.env.FUZZ_SEED } : {}),
               },
             },
           })),

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
 import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
 import { HTTPException } from "hono/http-exception";
@@ -67,6 +68,23 @@ const formLimit = (maxSize: number) =>
     },
   });
 
+/**
+ * Parses a form body once, before any handler: a malformed multipart body (no boundary, cut
+ * short) is a 400 here instead of a TypeError in whichever handler reads it first. Hono caches
+ * the result, so later parseBody calls get the same fields.
+ */
+const readFormOnce = createMiddleware<DashEnv>(async (c, next) => {
+  const type = c.req.header("Content-Type") ?? "";
+  if (c.req.method !== "GET" && /^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) {
+    try {
+      await c.req.parseBody();
+    } catch {
+      throw new AppError("BAD_REQUEST", "the form body cannot be read (malformed multipart or encoding)");
+    }
+  }
+  await next();
+});
+
 export function dashboardSection(options: { open?: boolean; maxBody?: number } = {}) {
   const section = new Hono<DashEnv>();
   const smallLimit = formLimit(FORM_LIMIT);
@@ -81,6 +99,7 @@ export function dashboardSection(options: { open?: boolean; maxBody?: number } =
   section.use("*", (c, next) =>
     (c.get("user")?.role === "admin" ? adminLimit : smallLimit)(c as never, next),
   );
+  section.use("*", readFormOnce);
   if (!options.open) section.use("*", guardWrites);
   section.onError((error, c) => renderError(c, error));
   return section;
