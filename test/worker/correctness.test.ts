@@ -7,6 +7,8 @@ import { toBase64Url, utf8 } from "../../protocol/encoding";
 import { validatePolicy } from "../../protocol/policy/schema";
 import { policyHash } from "../../protocol/signing";
 import { app } from "../../worker/app";
+import { exports } from "cloudflare:workers";
+import { signedIn } from "./dashboard-helpers";
 import { call, expectError, json } from "./helpers/api";
 import { publish } from "./helpers/factories";
 
@@ -111,5 +113,27 @@ describe("Cloudflare Access JWKS", () => {
     expect(second.status).toBe(503);
     const certCalls = fetchSpy.mock.calls.filter(([url]) => String(url).includes("/cdn-cgi/access/certs"));
     expect(certCalls.length).toBe(1);
+  });
+});
+
+describe("dashboard forms", () => {
+  it("a multipart form without a boundary is a 400 page, not a 500 (found by the fuzz test)", async () => {
+    const s = await signedIn();
+    const r = await exports.default.fetch(
+      new Request("https://master.test/settings/users", {
+        method: "POST",
+        headers: {
+          Cookie: `__Host-fg_session=${s.cookie}`,
+          "Content-Type": "multipart/form-data",
+          Origin: "https://master.test",
+          "X-CSRF-Token": s.csrf,
+          "CF-Connecting-IP": "192.0.2.61",
+        },
+        body: "name=x&role=admin",
+        redirect: "manual",
+      }),
+    );
+    expect(r.status).toBe(400);
+    expect(await r.text()).toContain("form body cannot be read");
   });
 });
