@@ -71,7 +71,10 @@ describe("authenticate before reading bodies", () => {
 
 describe("per-route body limits", () => {
   const bigPolicy = (bytes: number) =>
-    JSON.stringify({ policy: { rules: [], defaultAction: "allow", blockPage: { title: "t", body: "x" } }, pad: "x".repeat(bytes) });
+    JSON.stringify({
+      policy: { rules: [], defaultAction: "allow", blockPage: { title: "t", body: "x" } },
+      pad: "x".repeat(bytes),
+    });
 
   it("a viewer's validate and simulate take small bodies only", async () => {
     const viewer = await createApiToken("viewer");

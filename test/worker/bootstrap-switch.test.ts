@@ -11,7 +11,9 @@ describe("bootstrap token switch-off", () => {
 
     const admin = await createApiToken("admin");
     await json(
-      await call("/api/v1/users", { body: { name: "first-admin", role: "admin", password: "a long password" } }),
+      await call("/api/v1/users", {
+        body: { name: "first-admin", role: "admin", password: "a long password" },
+      }),
       201,
     );
     const viewer = await createApiToken("viewer");

@@ -1,13 +1,13 @@
 // Regression tests for the correctness findings: surrogate pairs at a chunk boundary, far-future
 // export ranges, a failing Access JWKS fetch.
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { canonicalJson } from "../../protocol/canonical";
 import { toBase64Url, utf8 } from "../../protocol/encoding";
 import { validatePolicy } from "../../protocol/policy/schema";
 import { policyHash } from "../../protocol/signing";
 import { app } from "../../worker/app";
-import { exports } from "cloudflare:workers";
 import { signedIn } from "./dashboard-helpers";
 import { call, expectError, json } from "./helpers/api";
 import { publish } from "./helpers/factories";
@@ -20,7 +20,10 @@ function policyWithEmojiAt(boundary: number) {
   const build = (domains: number, prefix: number) => ({
     lists: {
       pad: {
-        domains: Array.from({ length: domains }, (_, i) => `d${String(i).padStart(6, "0")}.surrogate.example`),
+        domains: Array.from(
+          { length: domains },
+          (_, i) => `d${String(i).padStart(6, "0")}.surrogate.example`,
+        ),
       },
     },
     rules: [
@@ -76,7 +79,9 @@ describe("export.csv", () => {
   });
 
   it("still exports a plain future range inside the calendar", async () => {
-    const r = await call("/api/v1/reports/export.csv?report=summary&from=2999-01-01T00:00:00Z&to=2999-01-02T00:00:00Z");
+    const r = await call(
+      "/api/v1/reports/export.csv?report=summary&from=2999-01-01T00:00:00Z&to=2999-01-02T00:00:00Z",
+    );
     expect(r.status).toBe(200);
     expect(await r.text()).toContain("2999-01-01");
   });
@@ -87,7 +92,12 @@ describe("Cloudflare Access JWKS", () => {
 
   const b64 = (v: unknown) => toBase64Url(utf8(JSON.stringify(v)));
   const token = `${b64({ alg: "RS256", kid: "k1" })}.${b64({ email: "a@example.com" })}.${toBase64Url(new Uint8Array(256))}`;
-  const accessEnv = { ...env, ACCESS_TEAM_DOMAIN: "127.0.0.1:9", ACCESS_AUD: "aud", ACCESS_ADMINS: "a@example.com" };
+  const accessEnv = {
+    ...env,
+    ACCESS_TEAM_DOMAIN: "127.0.0.1:9",
+    ACCESS_AUD: "aud",
+    ACCESS_ADMINS: "a@example.com",
+  };
 
   async function visit() {
     const ctx = createExecutionContext();

@@ -9,7 +9,11 @@ import { LOCKOUT_THRESHOLD } from "../../worker/services/users";
 import { db, page, sessionFrom, signedIn } from "./dashboard-helpers";
 import { BASE, call, expectError, json } from "./helpers/api";
 
-const sessionCall = (path: string, s: { cookie: string; csrf: string }, init: { method?: string; body?: unknown } = {}) =>
+const sessionCall = (
+  path: string,
+  s: { cookie: string; csrf: string },
+  init: { method?: string; body?: unknown } = {},
+) =>
   exports.default.fetch(
     new Request(`${BASE}${path}`, {
       method: init.method ?? (init.body ? "POST" : "GET"),
@@ -35,10 +39,15 @@ describe("atomic counters", () => {
     const s = await signedIn();
     const address = "192.0.2.77";
     const answers = await Promise.all(
-      Array.from({ length: 20 }, () => page("/login", { form: { name: s.name, password: "wrong password!" }, address })),
+      Array.from({ length: 20 }, () =>
+        page("/login", { form: { name: s.name, password: "wrong password!" }, address }),
+      ),
     );
     for (const r of answers) await r.text();
-    const right = await page("/login", { form: { name: s.name, password: s.password }, address: "192.0.2.78" });
+    const right = await page("/login", {
+      form: { name: s.name, password: s.password },
+      address: "192.0.2.78",
+    });
     expect(sessionFrom(right)).toBeNull();
     expect(await right.text()).toContain("locked");
     expect(LOCKOUT_THRESHOLD).toBeLessThan(20);
@@ -49,7 +58,13 @@ describe("atomic counters", () => {
       call("/api/agent/v1/enroll", {
         token: null,
         address: "192.0.2.99",
-        body: { enrollmentKey: "fge_guess", instanceId: "instance-par-1", hostname: "h", agentVersion: "1", proxyKind: "builtin" },
+        body: {
+          enrollmentKey: "fge_guess",
+          instanceId: "instance-par-1",
+          hostname: "h",
+          agentVersion: "1",
+          proxyKind: "builtin",
+        },
       });
     const statuses = (await Promise.all(Array.from({ length: 30 }, attempt))).map((r) => r.status);
     expect(statuses.filter((s) => s === 401)).toHaveLength(20);
@@ -63,7 +78,13 @@ describe("rate-limit buckets", () => {
       new Request(`${BASE}/api/agent/v1/enroll`, {
         method: "POST",
         headers: { "Content-Type": "application/json", ...headers },
-        body: JSON.stringify({ enrollmentKey: "fge_guess", instanceId: "instance-bucket-1", hostname: "h", agentVersion: "1", proxyKind: "builtin" }),
+        body: JSON.stringify({
+          enrollmentKey: "fge_guess",
+          instanceId: "instance-bucket-1",
+          hostname: "h",
+          agentVersion: "1",
+          proxyKind: "builtin",
+        }),
       }),
     );
 
@@ -75,7 +96,9 @@ describe("rate-limit buckets", () => {
     expect(statuses.slice(0, 20).every((s) => s === 401)).toBe(true);
     expect(statuses[20]).toBe(429);
     // The expanded spelling of the same /64 counts too; another /64 does not.
-    expect((await enrollFrom({ "CF-Connecting-IP": "2001:0db8:00aa:00bb:0000:0000:0000:0009" })).status).toBe(429);
+    expect((await enrollFrom({ "CF-Connecting-IP": "2001:0db8:00aa:00bb:0000:0000:0000:0009" })).status).toBe(
+      429,
+    );
     expect((await enrollFrom({ "CF-Connecting-IP": "2001:db8:aa:bc::1" })).status).toBe(401);
   });
 
@@ -104,7 +127,13 @@ describe("credentials that end", () => {
     const s = await signedIn();
     const token = await userToken(s);
     expect((await call("/api/v1/nodes", { token: token.token })).status).toBe(200);
-    await json(await call(`/api/v1/users/${s.user.id}`, { method: "PATCH", body: { password: "a brand new password" } }), 200);
+    await json(
+      await call(`/api/v1/users/${s.user.id}`, {
+        method: "PATCH",
+        body: { password: "a brand new password" },
+      }),
+      200,
+    );
     await expectError(await sessionCall("/api/v1/nodes", s), 401, "UNAUTHORIZED");
     await expectError(await call("/api/v1/nodes", { token: token.token }), 401, "UNAUTHORIZED");
     expect(await db().select().from(sessions).where(eq(sessions.userId, s.user.id))).toHaveLength(0);
@@ -131,7 +160,11 @@ describe("credentials that end", () => {
     const response = await app.fetch(
       new Request(`${BASE}/login`, {
         method: "POST",
-        headers: { "Content-Type": "application/x-www-form-urlencoded", Origin: BASE, "CF-Connecting-IP": "192.0.2.5" },
+        headers: {
+          "Content-Type": "application/x-www-form-urlencoded",
+          Origin: BASE,
+          "CF-Connecting-IP": "192.0.2.5",
+        },
         body: new URLSearchParams({ name: s.name, password: s.password }),
         redirect: "manual",
       }),
@@ -149,14 +182,24 @@ describe("credentials that end", () => {
 describe("request ids", () => {
   it("a client's X-Request-Id is not trusted into the audit log or the error body", async () => {
     const forged = "forged-request-id-0001";
-    const created = await call("/api/v1/enrollment-keys", { body: { name: "rid" }, headers: { "X-Request-Id": forged } });
+    const created = await call("/api/v1/enrollment-keys", {
+      body: { name: "rid" },
+      headers: { "X-Request-Id": forged },
+    });
     const { id } = await json<{ id: string }>(created, 201);
     expect(created.headers.get("X-Request-Id")).not.toBe(forged);
-    const audit = await json<{ entries: { target: string; requestId: string }[] }>(await call("/api/v1/audit"), 200);
+    const audit = await json<{ entries: { target: string; requestId: string }[] }>(
+      await call("/api/v1/audit"),
+      200,
+    );
     const entry = audit.entries.find((e) => e.target === id)!;
     expect(entry.requestId).not.toBe(forged);
     expect(entry.requestId).toMatch(/^[0-9a-f-]{36}$/);
-    const refused = await expectError(await call("/api/v1/nodes", { token: "nope", headers: { "X-Request-Id": forged } }), 401, "UNAUTHORIZED");
+    const refused = await expectError(
+      await call("/api/v1/nodes", { token: "nope", headers: { "X-Request-Id": forged } }),
+      401,
+      "UNAUTHORIZED",
+    );
     expect(refused.error.requestId).not.toBe(forged);
   });
 });

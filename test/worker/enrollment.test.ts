@@ -30,7 +30,11 @@ describe("enrollment keys", () => {
   it("re-enrolling the same instance (with its token) keeps the node id and kills the old token", async () => {
     const key = await createEnrollmentKey();
     const first = await enrollNode({ enrollmentKey: key.key });
-    const second = await enrollNode({ enrollmentKey: key.key, instanceId: first.instanceId }, undefined, first.nodeToken);
+    const second = await enrollNode(
+      { enrollmentKey: key.key, instanceId: first.instanceId },
+      undefined,
+      first.nodeToken,
+    );
     expect(second.nodeId).toBe(first.nodeId);
     expect(second.nodeToken).not.toBe(first.nodeToken);
     await expectError(await call("/api/agent/v1/policy", { token: first.nodeToken }), 401, "NODE_UNKNOWN");

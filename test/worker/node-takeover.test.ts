@@ -103,7 +103,10 @@ describe("node takeover", () => {
       409,
       "CONFLICT",
     );
-    const audit = await json<{ entries: { action: string; target: string }[] }>(await call("/api/v1/audit"), 200);
+    const audit = await json<{ entries: { action: string; target: string }[] }>(
+      await call("/api/v1/audit"),
+      200,
+    );
     expect(audit.entries.some((e) => e.action === "node.restore" && e.target === node.nodeId)).toBe(true);
   });
 
@@ -111,9 +114,7 @@ describe("node takeover", () => {
     const key = await createEnrollmentKey({ maxUses: 5 });
     const instanceId = `instance-race-${Date.now()}`;
     const answers = await Promise.all(
-      [0, 1].map(() =>
-        call("/api/agent/v1/enroll", { token: null, body: enrollBody(key.key, instanceId) }),
-      ),
+      [0, 1].map(() => call("/api/agent/v1/enroll", { token: null, body: enrollBody(key.key, instanceId) })),
     );
     const statuses = answers.map((r) => r.status).sort();
     expect(statuses).toEqual([201, 409]);

@@ -27,12 +27,15 @@ const nack = (token: string, error: string, appliedVersion = 1) =>
   });
 
 const eventCount = async (nodeId: string) =>
-  (await env.DB.prepare("SELECT COUNT(*) AS n FROM node_events WHERE node_id = ?").bind(nodeId).first<{ n: number }>())!.n;
+  (await env.DB.prepare("SELECT COUNT(*) AS n FROM node_events WHERE node_id = ?")
+    .bind(nodeId)
+    .first<{ n: number }>())!.n;
 
 describe("node events", () => {
   it("flapping between two error texts adds no new events once each is recorded", async () => {
     const node = await enrollNode();
-    for (let i = 0; i < 12; i++) expect((await nack(node.nodeToken, i % 2 ? "error A" : "error B")).status).toBe(204);
+    for (let i = 0; i < 12; i++)
+      expect((await nack(node.nodeToken, i % 2 ? "error A" : "error B")).status).toBe(204);
     // enrolled + one per distinct text
     expect(await eventCount(node.nodeId)).toBe(3);
   });
@@ -52,15 +55,21 @@ describe("node events", () => {
   it("housekeeping drops events and audit entries past their retention", async () => {
     const node = await enrollNode();
     const old = Date.now() - 400 * DAY;
-    await env.DB.prepare("INSERT INTO node_events (node_id, at, type) VALUES (?, ?, 'ancient')").bind(node.nodeId, old).run();
-    await env.DB.prepare("INSERT INTO audit_log (at, actor, action) VALUES (?, 'test', 'ancient.entry')").bind(old).run();
+    await env.DB.prepare("INSERT INTO node_events (node_id, at, type) VALUES (?, ?, 'ancient')")
+      .bind(node.nodeId, old)
+      .run();
+    await env.DB.prepare("INSERT INTO audit_log (at, actor, action) VALUES (?, 'test', 'ancient.entry')")
+      .bind(old)
+      .run();
     await json(await call("/api/v1/enrollment-keys", { body: { name: "recent audit" } }), 201);
     await runHousekeeping(env);
     const ancient = await env.DB.prepare(
       "SELECT (SELECT COUNT(*) FROM node_events WHERE type = 'ancient') + (SELECT COUNT(*) FROM audit_log WHERE action = 'ancient.entry') AS n",
     ).first<{ n: number }>();
     expect(ancient?.n).toBe(0);
-    const recent = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'enrollment-key.create'").first<{ n: number }>();
+    const recent = await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'enrollment-key.create'",
+    ).first<{ n: number }>();
     expect(recent?.n).toBeGreaterThan(0);
     expect(await eventCount(node.nodeId)).toBeGreaterThan(0);
   });
@@ -70,10 +79,15 @@ describe("log records", () => {
   it("refuses a record from the far future, naming its line", async () => {
     const node = await enrollNode();
     const now = new Date().toISOString();
-    const r = await uploadChunk(node.nodeToken, "future.1", [record({ ts: now }), record({ ts: "2999-01-01T00:00:00Z" })]);
+    const r = await uploadChunk(node.nodeToken, "future.1", [
+      record({ ts: now }),
+      record({ ts: "2999-01-01T00:00:00Z" }),
+    ]);
     const body = await expectError(r, 422, "CHUNK_INVALID");
     expect(body.error.message).toMatch(/^line 2: ts: /);
-    const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM rollups WHERE node_id = ?").bind(node.nodeId).first<{ n: number }>();
+    const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM rollups WHERE node_id = ?")
+      .bind(node.nodeId)
+      .first<{ n: number }>();
     expect(rows?.n).toBe(0);
   });
 
@@ -92,7 +106,11 @@ describe("log records", () => {
       method: "POST",
       token: node.nodeToken,
       rawBody: await gzip("\n".repeat(CHUNK_LIMITS.maxInflatedBytes)),
-      headers: { "Content-Type": "application/x-ndjson", "Content-Encoding": "gzip", "X-Fleetgate-Chunk": "newlines.1" },
+      headers: {
+        "Content-Type": "application/x-ndjson",
+        "Content-Encoding": "gzip",
+        "X-Fleetgate-Chunk": "newlines.1",
+      },
     });
     const body = await expectError(r, 413, "PAYLOAD_TOO_LARGE");
     expect(body.error.message).toContain(`line ${CHUNK_LIMITS.maxRecords + 1}`);

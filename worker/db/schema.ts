@@ -20,7 +20,10 @@ export const apiTokens = sqliteTable(
     /** The user this token acts for (creator, or the creating token's owner); null: bootstrap. */
     ownerUserId: text("owner_user_id"),
   },
-  (t) => [uniqueIndex("api_tokens_hash_idx").on(t.tokenHash), index("api_tokens_owner_idx").on(t.ownerUserId)],
+  (t) => [
+    uniqueIndex("api_tokens_hash_idx").on(t.tokenHash),
+    index("api_tokens_owner_idx").on(t.ownerUserId),
+  ],
 );
 
 export const enrollmentKeys = sqliteTable(

@@ -89,7 +89,12 @@ agentRoutes.openapi(
     );
     const key = await signingKey(c.env.FLEETGATE_SIGNING_KEY);
     // Re-enrolling an existing instance proves identity with the node's current token.
-    const result = await enrollNode(db, c.req.valid("json"), address, bearerFrom(c.req.header("Authorization")));
+    const result = await enrollNode(
+      db,
+      c.req.valid("json"),
+      address,
+      bearerFrom(c.req.header("Authorization")),
+    );
     return c.json(
       {
         nodeId: result.nodeId,

@@ -101,7 +101,10 @@ export async function enrollNode(
   const keyHash = await hashSecret(input.enrollmentKey);
   const [existing] = await db.select().from(nodes).where(eq(nodes.instanceId, input.instanceId)).limit(1);
   if (existing?.revokedAt != null) {
-    throw new AppError("FORBIDDEN", "this node was revoked; an admin must restore it before it can enroll again");
+    throw new AppError(
+      "FORBIDDEN",
+      "this node was revoked; an admin must restore it before it can enroll again",
+    );
   }
   const proofHash = proofToken ? await hashSecret(proofToken) : null;
   const proven =

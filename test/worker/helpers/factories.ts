@@ -20,7 +20,11 @@ export async function createEnrollmentKey(overrides: Record<string, unknown> = {
 let instanceCounter = 0;
 
 /** Enrolls through the agent API; `nodeToken` proves identity when re-enrolling an instance. */
-export async function enrollNode(overrides: Record<string, unknown> = {}, address?: string, nodeToken?: string) {
+export async function enrollNode(
+  overrides: Record<string, unknown> = {},
+  address?: string,
+  nodeToken?: string,
+) {
   const key = overrides.enrollmentKey ?? (await createEnrollmentKey()).key;
   const body = {
     enrollmentKey: key,

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
-import { createMiddleware } from "hono/factory";
 import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
+import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import { NONCE, secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";

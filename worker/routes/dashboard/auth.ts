@@ -67,7 +67,10 @@ export async function startSession(c: Context<DashEnv>, user: UserRow) {
   const session = await createSession(
     db,
     user.id,
-    { address: clientAddress(c as unknown as Context<AppEnv>), userAgent: c.req.header("User-Agent") ?? null },
+    {
+      address: clientAddress(c as unknown as Context<AppEnv>),
+      userAgent: c.req.header("User-Agent") ?? null,
+    },
     limits,
   );
   setCookie(c, cookieName(c), session.id, {
