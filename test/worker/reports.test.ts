@@ -217,7 +217,7 @@ describe("reports", async () => {
     // Ingest refuses records past retention (node-writes.test.ts), so the old row is seeded here.
     const old = Date.now() - 200 * 86_400_000;
     await env.DB.prepare(
-      "INSERT INTO rollups (kind, node_id, bucket, key, requests, blocked, auth, errors, bytes_in, bytes_out, duration_ms) VALUES (?, ?, ?, 'ancient.example', 1, 0, 0, 0, 0, 0, 0)",
+      "INSERT INTO rollups (kind, node_id, bucket, key, requests, blocked, auth, errors, bytes_in, bytes_out) VALUES (?, ?, ?, 'ancient.example', 1, 0, 0, 0, 0, 0)",
     )
       .bind(KIND.hostHour, a.nodeId, old - (old % 3_600_000))
       .run();
