@@ -208,3 +208,26 @@ export const rollups = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.kind, t.nodeId, t.bucket, t.key] })],
 );
+
+/**
+ * Raw chunks archived in R2, one row per accepted chunk (same D1 batch as its ledger row). The
+ * R2 key is derived from (firstTs, nodeId, epoch, seq); `id` is the acceptance order the export
+ * cursor follows. Request search reads only the chunks this index names for its window.
+ */
+export const logArchive = sqliteTable(
+  "log_archive",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    nodeId: text("node_id").notNull(),
+    epoch: text("epoch").notNull(),
+    seq: integer("seq").notNull(),
+    firstTs: integer("first_ts").notNull(),
+    lastTs: integer("last_ts").notNull(),
+    records: integer("records").notNull(),
+    bytes: integer("bytes").notNull(), // gzip bytes in R2
+  },
+  (t) => [
+    index("log_archive_first_ts_idx").on(t.firstTs),
+    index("log_archive_wide_idx").on(t.lastTs).where(sql`${t.lastTs} - ${t.firstTs} > 3600000`),
+  ],
+);

@@ -254,7 +254,14 @@ export async function chunkExists(db: Db, nodeId: string, id: ChunkId) {
  * Records the chunk id and all its rollups in one D1 batch (one transaction): a retried chunk
  * fails on the ledger's primary key and changes nothing, so every record is counted once.
  */
-export async function ingestChunk(db: Db, nodeId: string, id: ChunkId, chunk: ParsedChunk) {
+export async function ingestChunk(
+  db: Db,
+  nodeId: string,
+  id: ChunkId,
+  chunk: ParsedChunk,
+  // Written in the same transaction as the ledger row (the archive index, services/chunk-archive.ts).
+  alongside: D1PreparedStatement[] = [],
+) {
   let firstTs = Number.POSITIVE_INFINITY;
   let lastTs = 0;
   for (const at of chunk.times) {
@@ -269,7 +276,7 @@ export async function ingestChunk(db: Db, nodeId: string, id: ChunkId, chunk: Pa
     )
     .bind(nodeId, id.epoch, id.seq, records.length, firstTs, lastTs, Date.now());
   try {
-    await d1.batch([ledger, ...upsertStatements(d1, aggregate(nodeId, chunk))]);
+    await d1.batch([ledger, ...alongside, ...upsertStatements(d1, aggregate(nodeId, chunk))]);
   } catch (error) {
     if (/UNIQUE|PRIMARY KEY|constraint/i.test(String((error as Error).message))) {
       return { accepted: 0, duplicate: true };

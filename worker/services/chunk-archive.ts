@@ -1,0 +1,161 @@
+import { CHUNK_LIMITS } from "../../protocol/wire";
+import type { Db } from "../db/client";
+import { AppError } from "../errors";
+import type { ChunkId } from "./ingest";
+
+const DAY = 24 * 3_600_000;
+/** Chunks whose records span more than this are "wide": found through a partial index. */
+export const WIDE_CHUNK_MS = 3_600_000;
+
+/** An archived chunk as the index names it; the R2 key follows from these fields. */
+export interface ArchivedChunk {
+  id: number;
+  nodeId: string;
+  epoch: string;
+  seq: number;
+  firstTs: number;
+  lastTs: number;
+  records: number;
+}
+
+/**
+ * `logs/<yyyy-mm-dd>/<hh>/<node>/<epoch>.<seq>.ndjson.gz`, by the chunk's first record (UTC):
+ * the same chunk always maps to the same key, so a retry that races its first upload rewrites
+ * identical bytes, and a day's objects share a prefix for listing by hand.
+ */
+export function archiveKey(c: Pick<ArchivedChunk, "nodeId" | "epoch" | "seq" | "firstTs">): string {
+  const at = new Date(c.firstTs).toISOString();
+  return `logs/${at.slice(0, 10)}/${at.slice(11, 13)}/${c.nodeId}/${c.epoch}.${c.seq}.ndjson.gz`;
+}
+
+/**
+ * Reads the compressed body, cut off past the 1 MiB chunk limit as it arrives. The bytes are
+ * archived as received; the same bytes are then inflated and validated by services/ingest.ts.
+ */
+export async function readCompressedChunk(body: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {
+  if (!body) throw new AppError("BAD_REQUEST", "empty body");
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > CHUNK_LIMITS.maxGzipBytes) {
+      await reader.cancel();
+      throw new AppError(
+        "PAYLOAD_TOO_LARGE",
+        `compressed chunk exceeds ${CHUNK_LIMITS.maxGzipBytes} bytes; split the chunk`,
+      );
+    }
+    parts.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.byteLength;
+  }
+  return bytes;
+}
+
+/**
+ * Puts the chunk's gzip bytes in R2 and returns the index row's insert, for the caller to put in
+ * the same D1 batch as the ledger row: the index names a chunk exactly when it was counted. The
+ * object is written first, so an indexed chunk is always readable; a batch that then fails
+ * (duplicate race, D1 error) leaves an object the retry overwrites with the same bytes.
+ */
+export async function archiveChunk(input: {
+  db: Db;
+  bucket: R2Bucket;
+  nodeId: string;
+  id: ChunkId;
+  gzip: Uint8Array;
+  times: Float64Array;
+}) {
+  let firstTs = Number.POSITIVE_INFINITY;
+  let lastTs = Number.NEGATIVE_INFINITY;
+  for (const at of input.times) {
+    if (at < firstTs) firstTs = at;
+    if (at > lastTs) lastTs = at;
+  }
+  const row = { nodeId: input.nodeId, epoch: input.id.epoch, seq: input.id.seq, firstTs };
+  await input.bucket.put(archiveKey(row), input.gzip, {
+    httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
+  });
+  return input.db.$client
+    .prepare(
+      "INSERT INTO log_archive (node_id, epoch, seq, first_ts, last_ts, records, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(
+      input.nodeId,
+      input.id.epoch,
+      input.id.seq,
+      firstTs,
+      lastTs,
+      input.times.length,
+      input.gzip.byteLength,
+    );
+}
+
+/**
+ * The lines of an archived chunk, inflated as they stream from R2: one chunk at a time, never a
+ * whole window in memory. A missing object (expired by retention while a search ran) yields none.
+ */
+export async function* archivedLines(bucket: R2Bucket, chunk: ArchivedChunk): AsyncGenerator<string> {
+  const object = await bucket.get(archiveKey(chunk));
+  if (!object) return;
+  const reader = object.body
+    .pipeThrough(new DecompressionStream("gzip"))
+    .pipeThrough(new TextDecoderStream())
+    .getReader();
+  let rest = "";
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const text = rest + value;
+      let start = 0;
+      for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
+        yield text.slice(start, end);
+        start = end + 1;
+      }
+      rest = text.slice(start);
+    }
+    if (rest) yield rest;
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+const PRUNE_BATCH = 1000; // R2 deletes at most 1,000 keys per call
+const PRUNE_MAX_BATCHES = 50;
+
+/**
+ * Cron: deletes archived chunks whose newest record is older than `days`, objects first and
+ * then their index rows, so the index never names an object that was never written. Bounded per
+ * run (50,000 chunks); the next hourly run continues.
+ */
+export async function pruneArchive(db: Db, bucket: R2Bucket, days: number, now = Date.now()) {
+  const cutoff = now - days * DAY;
+  const d1 = db.$client;
+  let deleted = 0;
+  for (let round = 0; round < PRUNE_MAX_BATCHES; round++) {
+    const { results } = await d1
+      .prepare(
+        `SELECT id, node_id AS nodeId, epoch, seq, first_ts AS firstTs FROM log_archive
+         WHERE first_ts < ?1 AND last_ts < ?1 ORDER BY first_ts LIMIT ${PRUNE_BATCH}`,
+      )
+      .bind(cutoff)
+      .all<Pick<ArchivedChunk, "id" | "nodeId" | "epoch" | "seq" | "firstTs">>();
+    if (results.length === 0) break;
+    await bucket.delete(results.map(archiveKey));
+    await d1
+      .prepare("DELETE FROM log_archive WHERE id IN (SELECT value FROM json_each(?))")
+      .bind(JSON.stringify(results.map((r) => r.id)))
+      .run();
+    deleted += results.length;
+    if (results.length < PRUNE_BATCH) break;
+  }
+  return { deleted };
+}
