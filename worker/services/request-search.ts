@@ -8,7 +8,10 @@ const HOUR = 3_600_000;
 /** Search and export read raw chunks: a window is at most this long. */
 export const MAX_WINDOW_MS = 6 * HOUR;
 export const DEFAULT_WINDOW_MS = HOUR;
-/** Chunks read per search page; past it the page ends early with a cursor (`partial`). */
+/**
+ * Chunks read per search page; past it the page ends early with a cursor (`partial`). Chunks that
+ * straddle the page's upper bound (about one per node) are read beyond it, so every page moves on.
+ */
 export const SEARCH_MAX_CHUNKS = 200;
 /** Chunks streamed per export response; past it the end line says `more`. */
 export const EXPORT_MAX_CHUNKS = 1000;
@@ -299,7 +302,9 @@ export async function searchRequests(input: {
   for await (const chunk of chunksNewestFirst(db, f, bound)) {
     const newest: SearchKey = [chunk.eff, chunk.id, ALL_LINES];
     if (top.full && !top.admits(newest)) break;
-    if (chunks === maxChunks) {
+    // Chunks cut by the bound (they straddle the cursor or `to`) are always read: their `eff` is
+    // only a ceiling, and stopping at one could leave the next page where this one started.
+    if (chunks >= maxChunks && chunk.eff === chunk.lastTs) {
       frontier = newest;
       break;
     }
