@@ -99,33 +99,14 @@ export async function archiveChunk(input: {
 }
 
 /**
- * The lines of an archived chunk, inflated as they stream from R2: one chunk at a time, never a
- * whole window in memory. A missing object (expired by retention while a search ran) yields none.
+ * An archived chunk's NDJSON, inflated. One chunk at a time (≤ 16 MiB inflated by the ingest
+ * limits), never a whole window: inflating the object whole is ~20× faster in workerd than
+ * yielding line by line from a stream. A missing object (expired while a search ran) is null.
  */
-export async function* archivedLines(bucket: R2Bucket, chunk: ArchivedChunk): AsyncGenerator<string> {
+export async function archivedText(bucket: R2Bucket, chunk: ArchivedChunk): Promise<string | null> {
   const object = await bucket.get(archiveKey(chunk));
-  if (!object) return;
-  const reader = object.body
-    .pipeThrough(new DecompressionStream("gzip"))
-    .pipeThrough(new TextDecoderStream())
-    .getReader();
-  let rest = "";
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      const text = rest + value;
-      let start = 0;
-      for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", start)) {
-        yield text.slice(start, end);
-        start = end + 1;
-      }
-      rest = text.slice(start);
-    }
-    if (rest) yield rest;
-  } finally {
-    reader.releaseLock();
-  }
+  if (!object) return null;
+  return new Response(object.body.pipeThrough(new DecompressionStream("gzip"))).text();
 }
 
 const PRUNE_BATCH = 1000; // R2 deletes at most 1,000 keys per call

@@ -2,7 +2,7 @@ import type { LogRecord } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { nodes } from "../db/schema";
 import { AppError } from "../errors";
-import { type ArchivedChunk, archivedLines, WIDE_CHUNK_MS } from "./chunk-archive";
+import { type ArchivedChunk, archivedText, WIDE_CHUNK_MS } from "./chunk-archive";
 
 const HOUR = 3_600_000;
 /** Search and export read raw chunks: a window is at most this long. */
@@ -111,14 +111,14 @@ function compareKeys(a: readonly number[], b: readonly number[]): number {
 
 // --- record matching --------------------------------------------------------------------------
 
-/** The record's time without a full JSON.parse: agents write `ts` first; anything else is parsed. */
-function recordTime(line: string): number {
-  if (line.startsWith('{"ts":"')) {
-    const end = line.indexOf('"', 7);
-    if (end > 7) return Date.parse(line.slice(7, end));
+/** The time of the record in text[start, end) without a full JSON.parse: agents write `ts` first. */
+function recordTime(text: string, start: number, end: number): number {
+  if (text.startsWith('{"ts":"', start)) {
+    const close = text.indexOf('"', start + 7);
+    if (close > start + 7 && close < end) return Date.parse(text.slice(start + 7, close));
   }
   try {
-    return Date.parse((JSON.parse(line) as { ts: string }).ts);
+    return Date.parse((JSON.parse(text.slice(start, end)) as { ts: string }).ts);
   } catch {
     return Number.NaN;
   }
@@ -245,6 +245,10 @@ class TopHits {
   get full() {
     return this.hits.length >= this.size;
   }
+  /** No hit older than this can be kept (a cheap pre-test on the time alone). */
+  get floor() {
+    return this.full ? this.hits[0]!.key[0] : Number.NEGATIVE_INFINITY;
+  }
   /** Could a hit with this key still be kept? */
   admits(key: readonly number[]) {
     return !this.full || compareKeys(key, this.hits[0]!.key) > 0;
@@ -309,15 +313,21 @@ export async function searchRequests(input: {
       break;
     }
     chunks++;
-    let line = -1;
-    for await (const text of archivedLines(bucket, chunk)) {
-      line++;
+    const text = (await archivedText(bucket, chunk)) ?? "";
+    let line = 0;
+    for (let start = 0; start < text.length; line++) {
+      let end = text.indexOf("\n", start);
+      if (end === -1) end = text.length;
+      const ts = recordTime(text, start, end);
+      const from = start;
+      start = end + 1;
       records++;
-      const ts = recordTime(text);
-      if (!(ts >= f.from && ts < f.to)) continue;
+      if (!(ts >= f.from && ts < f.to) || ts < top.floor) continue;
       const key: SearchKey = [ts, chunk.id, line];
-      if (compareKeys(key, bound) >= 0 || !top.admits(key) || !match.maybe(text)) continue;
-      const record = JSON.parse(text) as LogRecord;
+      if (compareKeys(key, bound) >= 0 || !top.admits(key)) continue;
+      const json = text.slice(from, end);
+      if (!match.maybe(json)) continue;
+      const record = JSON.parse(json) as LogRecord;
       if (match.exact(record)) top.add({ key, record, nodeId: chunk.nodeId });
     }
   }
@@ -379,14 +389,20 @@ export async function* exportRequests(input: {
     chunks++;
     const skipThrough = chunk.id === position[0] ? position[1] : -1;
     const node = names.get(chunk.nodeId) ?? chunk.nodeId;
-    let line = -1;
+    const text = (await archivedText(bucket, chunk)) ?? "";
     let batch = "";
-    for await (const text of archivedLines(bucket, chunk)) {
-      line++;
+    let line = 0;
+    for (let start = 0; start < text.length; line++) {
+      let end = text.indexOf("\n", start);
+      if (end === -1) end = text.length;
+      const from = start;
+      start = end + 1;
       if (line <= skipThrough) continue;
-      const ts = recordTime(text);
-      if (!(ts >= f.from && ts < f.to) || !match.maybe(text)) continue;
-      const record = JSON.parse(text) as LogRecord;
+      const ts = recordTime(text, from, end);
+      if (!(ts >= f.from && ts < f.to)) continue;
+      const json = text.slice(from, end);
+      if (!match.maybe(json)) continue;
+      const record = JSON.parse(json) as LogRecord;
       if (!match.exact(record)) continue;
       batch += `${JSON.stringify({ ...record, nodeId: chunk.nodeId, node, cursor: encodeCursor("e", [chunk.id, line]) })}\n`;
       if (batch.length > 64 * 1024) {

@@ -20,10 +20,11 @@ const instant = (v: string | undefined) => {
 requestPages.get("/", async (c) => {
   const db = getDb(c.env.DB);
   const query = c.req.query();
-  const now = Date.now();
+  // Default: the last hour, ending at the next full minute.
+  const end = Math.ceil(Date.now() / 60_000) * 60_000;
   const form: RequestFormView = {
-    from: query.from ?? local(Math.floor(now / 60_000) * 60_000 - HOUR + 60_000),
-    to: query.to ?? local(Math.ceil(now / 60_000) * 60_000),
+    from: query.from ?? local(end - HOUR),
+    to: query.to ?? local(end),
     node: query.node ?? "",
     client: query.client ?? "",
     user: query.user ?? "",
