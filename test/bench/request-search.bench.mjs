@@ -90,8 +90,10 @@ async function upload(node, chunkId, body, attempt = 0) {
     if (attempt < 3) return upload(node, chunkId, body, attempt + 1);
     throw error;
   }
-  const answer = await res.json();
-  if (res.status !== 200) throw new Error(`${chunkId}: ${res.status} ${JSON.stringify(answer)}`);
+  const text = await res.text();
+  // Uploads are idempotent: a local workerd restart ("worker restarted mid-request") is retried.
+  if (res.status >= 500 && attempt < 3) return upload(node, chunkId, body, attempt + 1);
+  if (res.status !== 200) throw new Error(`${chunkId}: ${res.status} ${text}`);
 }
 
 async function runPool(jobs) {

@@ -39,8 +39,10 @@ export function RequestsPage(props: {
   nodes: { id: string; hostname: string }[];
   result?: SearchPage;
   error?: string;
-  /** Query string of this search without the cursor, for the next-page and export links. */
+  /** This search's query string without the cursor: for the next-page link… */
   query: string;
+  /** …and the same search for the API (UTC instants), for the export link. */
+  apiQuery: string;
 }) {
   const f = props.form;
   const r = props.result;
@@ -109,7 +111,7 @@ export function RequestsPage(props: {
             <button type="submit" class="primary">
               Search
             </button>
-            <a href={`/api/v1/requests/export.ndjson?${props.query}`} download data-testid="export">
+            <a href={`/api/v1/requests/export.ndjson?${props.apiQuery}`} download data-testid="export">
               Export NDJSON
             </a>
           </div>

@@ -34,15 +34,25 @@ requestPages.get("/", async (c) => {
     status: query.status ?? "",
     limit: query.limit ?? "100",
   };
+  // The page's own links keep the form's values; the API gets UTC instants.
+  const pageParams = new URLSearchParams();
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(form)) {
     const value = k === "from" || k === "to" ? instant(v) : v.trim();
     if (value) params.set(k, value);
+    if (v.trim()) pageParams.set(k, v.trim());
   }
   const nodes = (await listNodes(db)).map((n) => ({ id: n.id, hostname: n.hostname }));
   const render = (extra: { result?: Awaited<ReturnType<typeof searchRequests>>; error?: string }) =>
     c.html(
-      <RequestsPage page={pageContext(c)} form={form} nodes={nodes} query={params.toString()} {...extra} />,
+      <RequestsPage
+        page={pageContext(c)}
+        form={form}
+        nodes={nodes}
+        query={pageParams.toString()}
+        apiQuery={params.toString()}
+        {...extra}
+      />,
     );
   const parsed = RequestQuery.safeParse({ ...Object.fromEntries(params), cursor: query.cursor });
   if (!parsed.success) {
