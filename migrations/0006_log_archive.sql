@@ -10,7 +10,10 @@ CREATE TABLE `log_archive` (
 	`first_ts` integer NOT NULL,
 	`last_ts` integer NOT NULL,
 	`records` integer NOT NULL,
-	`bytes` integer NOT NULL
+	`bytes` integer NOT NULL,
+	-- How far a record's time may lie below the newest time before it in the chunk (0 = sorted):
+	-- lets a newest-first search stop scanning a chunk backwards early, exactly.
+	`lag_ms` integer NOT NULL
 );
 --> statement-breakpoint
 CREATE INDEX `log_archive_first_ts_idx` ON `log_archive` (`first_ts`);

@@ -374,6 +374,34 @@ describe("GET /api/v1/requests", () => {
     ]);
   });
 
+  it("stops scanning a chunk early only as far as its recorded disorder allows", async () => {
+    const node = await enrollNode();
+    const at = (m: number, s = 0) =>
+      new Date(Date.parse("2026-11-10T10:00:00Z") + m * 60_000 + s * 1000).toISOString();
+    // In time order except a long tunnel logged when it ended (10:02:30, written after 10:08)
+    // and one written early (10:09:30 first).
+    const records = [
+      record({ ts: at(9, 30) }),
+      ...Array.from({ length: 9 }, (_, i) => record({ ts: at(i) })),
+      record({ ts: at(2, 30), method: "CONNECT", scheme: "connect", port: 443 }),
+    ];
+    await json(await uploadChunk(node.nodeToken, "lag.1", records), 200);
+    const row = await env.DB.prepare("SELECT lag_ms AS lag FROM log_archive WHERE node_id = ?")
+      .bind(node.nodeId)
+      .first<{ lag: number }>();
+    expect(row!.lag).toBe(Date.parse(at(9, 30)) - Date.parse(at(0)));
+    const { ids } = await searchAll(
+      `from=2026-11-10T10:00:00Z&to=2026-11-10T11:00:00Z&node=${node.nodeId}`,
+      3,
+    );
+    expect(ids).toEqual(
+      records
+        .slice()
+        .sort((x, y) => Date.parse(y.ts) - Date.parse(x.ts))
+        .map((r) => r.requestId),
+    );
+  });
+
   it("refuses a window longer than 6 hours, an inverted window and a foreign cursor with 400", async () => {
     for (const path of ["/api/v1/requests", "/api/v1/requests/export.ndjson"]) {
       const tooLong = await expectError(

@@ -225,6 +225,8 @@ export const logArchive = sqliteTable(
     lastTs: integer("last_ts").notNull(),
     records: integer("records").notNull(),
     bytes: integer("bytes").notNull(), // gzip bytes in R2
+    /** Max over records of (newest ts before it − its ts): 0 when the chunk is in time order. */
+    lagMs: integer("lag_ms").notNull(),
   },
   (t) => [
     index("log_archive_first_ts_idx").on(t.firstTs),

@@ -16,6 +16,7 @@ export interface ArchivedChunk {
   firstTs: number;
   lastTs: number;
   records: number;
+  lagMs: number;
 }
 
 /**
@@ -75,9 +76,11 @@ export async function archiveChunk(input: {
 }) {
   let firstTs = Number.POSITIVE_INFINITY;
   let lastTs = Number.NEGATIVE_INFINITY;
+  let lagMs = 0;
   for (const at of input.times) {
     if (at < firstTs) firstTs = at;
     if (at > lastTs) lastTs = at;
+    else if (lastTs - at > lagMs) lagMs = lastTs - at;
   }
   const row = { nodeId: input.nodeId, epoch: input.id.epoch, seq: input.id.seq, firstTs };
   await input.bucket.put(archiveKey(row), input.gzip, {
@@ -85,7 +88,7 @@ export async function archiveChunk(input: {
   });
   return input.db.$client
     .prepare(
-      "INSERT INTO log_archive (node_id, epoch, seq, first_ts, last_ts, records, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO log_archive (node_id, epoch, seq, first_ts, last_ts, records, bytes, lag_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(
       input.nodeId,
@@ -95,6 +98,7 @@ export async function archiveChunk(input: {
       lastTs,
       input.times.length,
       input.gzip.byteLength,
+      lagMs,
     );
 }
 

@@ -180,7 +180,8 @@ function toRow(r: LogRecord, nodeId: string, names: Map<string, string>): Reques
 
 // --- the index: which chunks hold records of the window ---------------------------------------
 
-const CHUNK_COLUMNS = "id, node_id AS nodeId, epoch, seq, first_ts AS firstTs, last_ts AS lastTs, records";
+const CHUNK_COLUMNS =
+  "id, node_id AS nodeId, epoch, seq, first_ts AS firstTs, last_ts AS lastTs, records, lag_ms AS lagMs";
 // Chunks with a record in [?from, ?to): normal chunks span ≤ 1 h, so first_ts ≥ from − 1 h bounds
 // the index range; wide ones come from their partial index.
 const IN_WINDOW = `((first_ts >= ?1 - ${WIDE_CHUNK_MS} AND first_ts < ?2)
@@ -314,18 +315,20 @@ export async function searchRequests(input: {
     }
     chunks++;
     const text = (await archivedText(bucket, chunk)) ?? "";
-    let line = 0;
-    for (let start = 0; start < text.length; line++) {
-      let end = text.indexOf("\n", start);
-      if (end === -1) end = text.length;
+    // Backwards from the newest line: once a record is older than the page's floor by more than
+    // the chunk's lag, every line before it is older than the floor too, so the scan stops.
+    let end = text.endsWith("\n") ? text.length - 1 : text.length;
+    for (let line = chunk.records - 1; line >= 0 && end > 0; line--) {
+      const start = text.lastIndexOf("\n", end - 1) + 1;
       const ts = recordTime(text, start, end);
-      const from = start;
-      start = end + 1;
+      const to = end;
+      end = start - 1;
       records++;
+      if (ts + chunk.lagMs < Math.max(f.from, top.floor)) break;
       if (!(ts >= f.from && ts < f.to) || ts < top.floor) continue;
       const key: SearchKey = [ts, chunk.id, line];
       if (compareKeys(key, bound) >= 0 || !top.admits(key)) continue;
-      const json = text.slice(from, end);
+      const json = text.slice(start, to);
       if (!match.maybe(json)) continue;
       const record = JSON.parse(json) as LogRecord;
       if (match.exact(record)) top.add({ key, record, nodeId: chunk.nodeId });
