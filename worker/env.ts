@@ -2,13 +2,15 @@ declare global {
   namespace Cloudflare {
     interface GlobalProps {
       mainModule: typeof import("./index");
-      durableNamespaces: "PolicyHub";
+      durableNamespaces: "PolicyHub" | "IngestCoalescer";
     }
     interface Env {
       /** Admin token accepted before any user or API token exists (Worker secret). */
       FLEETGATE_BOOTSTRAP_TOKEN?: string;
       /** base64url 32-byte Ed25519 seed that signs policy bundles (Worker secret). */
       FLEETGATE_SIGNING_KEY?: string;
+      /** Milliseconds an ingest coalescer buffers chunks before flushing them to D1 (default 1000). */
+      INGEST_FLUSH_MS?: string;
       /** Only in the test pool. */
       TEST_MIGRATIONS?: { name: string; queries: string[] }[];
     }

@@ -10,6 +10,7 @@ declare namespace Cloudflare {
 		RETENTION_DAYS: "90";
 		ARCHIVE_RETENTION_DAYS: "30";
 		POLICY_HUB: DurableObjectNamespace /* PolicyHub */;
+		INGEST_COALESCER: DurableObjectNamespace /* IngestCoalescer */;
 	}
 }
 interface Env extends Cloudflare.Env {}

@@ -174,6 +174,14 @@ try {
         });
     const s0 = performance.now();
     await runPool(jobs);
+    // Chunks are counted (and indexed) by the ingest coalescers' flush, about a second later.
+    for (let i = 0; i < 600; i++) {
+      const res = await fetch(`${master.url}/api/v1/reports/summary?from=${from}&to=${to}`, {
+        headers: admin,
+      });
+      if ((await res.json()).requests >= jobs.length * perChunk) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
     const records = jobs.length * perChunk;
     console.log(
       `${perChunk}-record chunks: ${records} records in ${jobs.length} chunks uploaded in ${((performance.now() - s0) / 1000).toFixed(1)} s`,

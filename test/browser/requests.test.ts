@@ -25,7 +25,18 @@ beforeAll(async () => {
       defaultAction: "allow",
     },
   });
-  await seedTraffic(h);
+  const seeded = await seedTraffic(h);
+  // Searchable once the ingest coalescer has flushed (about a second).
+  for (let i = 0; i < 120; i++) {
+    const res = await fetch(
+      `${h.url}/api/v1/requests/export.ndjson?from=${Date.now() - 3 * 3_600_000}&to=${Date.now()}`,
+      {
+        headers: { Authorization: `Bearer ${BOOTSTRAP}` },
+      },
+    );
+    if ((await res.text()).trimEnd().split("\n").length > seeded.records) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 });
 
 afterAll(async () => {

@@ -4,10 +4,18 @@ import type { LogRecord } from "../../protocol/wire";
 import { getDb } from "../../worker/db/client";
 import { archiveKey } from "../../worker/services/chunk-archive";
 import { runHousekeeping } from "../../worker/services/housekeeping";
+import { flushAllCoalescers } from "../../worker/services/ingest-accept";
 import { exportRequests, type RequestFilter, searchRequests } from "../../worker/services/request-search";
 import { call, expectError, json } from "./helpers/api";
 import { createApiToken, enrollNode } from "./helpers/factories";
-import { gzip, record, uploadChunk } from "./helpers/logs";
+import { gzip, record, uploadChunk as upload } from "./helpers/logs";
+
+/** The real POST /logs, then the ingest coalescers' flush (the index is written with the ledger). */
+async function uploadChunk(...args: Parameters<typeof upload>) {
+  const response = await upload(...args);
+  await flushAllCoalescers(env);
+  return response;
+}
 
 const HOUR = 3_600_000;
 const db = () => getDb(env.DB);
@@ -129,6 +137,8 @@ describe("raw chunk archive", () => {
         },
       });
     expect(await json(await send(), 200)).toEqual({ accepted: 2, duplicate: false });
+    expect(await json(await send(), 200)).toEqual({ accepted: 0, duplicate: true });
+    await flushAllCoalescers(env);
     expect(await json(await send(), 200)).toEqual({ accepted: 0, duplicate: true });
 
     const { results } = await env.DB.prepare(

@@ -18,11 +18,13 @@ import { bearerFrom } from "../services/admin-auth";
 import { assertAgentAddressAllowed } from "../services/agent-allowlist";
 import { archiveChunk, readCompressedChunk } from "../services/chunk-archive";
 import { enrollNode } from "../services/enrollment";
-import { chunkExists, ingestChunk, parseChunkId, parseRecords, readChunkBody } from "../services/ingest";
+import { parseChunkId, parseRecords, readChunkBody } from "../services/ingest";
+import { acceptChunk } from "../services/ingest-accept";
 import { authenticateNode, recordHeartbeat, recordStatus } from "../services/nodes";
 import { bundleText, latestHead, signingKey } from "../services/policy";
 import { waitForNewerVersion } from "../services/policy-hub";
 import { hitRateLimit } from "../services/rate-limit";
+import { chunkExists } from "../services/rollup-store";
 
 const errors = (codes: Record<number, string>) =>
   Object.fromEntries(
@@ -180,6 +182,7 @@ agentRoutes.openapi(
         413: "Too large: split the chunk",
         415: "Not gzip",
         422: "CHUNK_INVALID: a record does not match the schema; the message names the line",
+        503: "UNAVAILABLE: not buffered (busy or failing); send the same chunk again",
       }),
     },
   }),
@@ -194,21 +197,20 @@ agentRoutes.openapi(
         `compressed chunk exceeds ${CHUNK_LIMITS.maxGzipBytes} bytes; split the chunk`,
       );
     }
-    if (await chunkExists(db, node.id, id)) {
+    if (await chunkExists(db.$client, node.id, id)) {
       await c.req.raw.body?.cancel();
       return c.json({ accepted: 0, duplicate: true }, 200);
     }
     const gzip = await readCompressedChunk(c.req.raw.body);
     const text = await readChunkBody(new Blob([gzip]).stream(), c.req.header("Content-Encoding"));
     const records = parseRecords(text);
-    const index = await archiveChunk({
-      db,
+    const archive = await archiveChunk({
       bucket: c.env.LOG_ARCHIVE,
       nodeId: node.id,
       id,
       gzip,
       times: records.times,
     });
-    return c.json(await ingestChunk(db, node.id, id, records, [index]), 200);
+    return c.json(await acceptChunk(c.env, node.id, id, records, archive), 200);
   },
 );

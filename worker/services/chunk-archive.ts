@@ -60,20 +60,29 @@ export async function readCompressedChunk(body: ReadableStream<Uint8Array> | nul
   return bytes;
 }
 
+/** What the archive index row holds beyond the chunk id. */
+export interface ArchiveMeta {
+  firstTs: number;
+  lastTs: number;
+  records: number;
+  bytes: number;
+  lagMs: number;
+}
+
 /**
- * Puts the chunk's gzip bytes in R2 and returns the index row's insert, for the caller to put in
- * the same D1 batch as the ledger row: the index names a chunk exactly when it was counted. The
- * object is written first, so an indexed chunk is always readable; a batch that then fails
- * (duplicate race, D1 error) leaves an object the retry overwrites with the same bytes.
+ * Puts the chunk's gzip bytes in R2 and returns its index fields. The caller hands them to the
+ * ingest coalescer, whose flush writes the index row in the same D1 batch as the ledger row: the
+ * index names a chunk exactly when it was counted. The object is written first, so an indexed
+ * chunk is always readable; a chunk that is then not accepted (a 503, a concurrent duplicate)
+ * leaves an object the retry overwrites with the same bytes under the same key.
  */
 export async function archiveChunk(input: {
-  db: Db;
   bucket: R2Bucket;
   nodeId: string;
   id: ChunkId;
   gzip: Uint8Array;
   times: Float64Array;
-}) {
+}): Promise<ArchiveMeta> {
   let firstTs = Number.POSITIVE_INFINITY;
   let lastTs = Number.NEGATIVE_INFINITY;
   let lagMs = 0;
@@ -86,20 +95,26 @@ export async function archiveChunk(input: {
   await input.bucket.put(archiveKey(row), input.gzip, {
     httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
   });
-  return input.db.$client
-    .prepare(
-      "INSERT INTO log_archive (node_id, epoch, seq, first_ts, last_ts, records, bytes, lag_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(
-      input.nodeId,
-      input.id.epoch,
-      input.id.seq,
-      firstTs,
-      lastTs,
-      input.times.length,
-      input.gzip.byteLength,
-      lagMs,
-    );
+  return { firstTs, lastTs, records: input.times.length, bytes: input.gzip.byteLength, lagMs };
+}
+
+const INSERT_INDEX = `INSERT INTO log_archive (node_id, epoch, seq, first_ts, last_ts, records, bytes, lag_ms)
+  SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
+  FROM json_each(?) ORDER BY key`;
+
+/** Index rows for a flush batch: one bound JSON parameter per 500 chunks (D1's parameter limit). */
+export function archiveIndexStatements(
+  d1: D1Database,
+  entries: readonly ({ nodeId: string; epoch: string; seq: number } & ArchiveMeta)[],
+): D1PreparedStatement[] {
+  const statements: D1PreparedStatement[] = [];
+  for (let i = 0; i < entries.length; i += 500) {
+    const rows = entries
+      .slice(i, i + 500)
+      .map((e) => [e.nodeId, e.epoch, e.seq, e.firstTs, e.lastTs, e.records, e.bytes, e.lagMs]);
+    statements.push(d1.prepare(INSERT_INDEX).bind(JSON.stringify(rows)));
+  }
+  return statements;
 }
 
 /**
