@@ -183,9 +183,11 @@ describe("raw chunk archive", () => {
 
   it("drops chunks past ARCHIVE_RETENTION_DAYS from R2 and the index, and keeps newer ones", async () => {
     const node = await enrollNode();
-    const now = Date.parse("2026-09-20T12:00:00.000Z");
-    const old = record({ ts: "2026-08-01T00:00:00.000Z" }); // 50 days before `now`
-    const recent = record({ ts: "2026-09-10T00:00:00.000Z" }); // 10 days before
+    // Record times stay inside the master's accepted window (RETENTION_DAYS), the cron runs later.
+    const day = 24 * HOUR;
+    const now = Date.now() + 15 * day;
+    const old = record({ ts: new Date(now - 35 * day).toISOString() });
+    const recent = record({ ts: new Date(now - 16 * day).toISOString() });
     await json(await uploadChunk(node.nodeToken, "ret.1", [old]), 200);
     await json(await uploadChunk(node.nodeToken, "ret.2", [recent]), 200);
     const keyOf = (seq: number, ts: string) =>
