@@ -9,6 +9,7 @@ import { accessRoutes } from "./routes/admin/access";
 import { nodeRoutes } from "./routes/admin/nodes";
 import { policyRoutes } from "./routes/admin/policy";
 import { reportRoutes } from "./routes/admin/reports";
+import { requestRoutes } from "./routes/admin/requests";
 import { agentRoutes } from "./routes/agent";
 import { assetRoutes } from "./routes/dashboard/assets";
 import { apiAuth } from "./routes/dashboard/auth";
@@ -16,6 +17,7 @@ import { nodePages } from "./routes/dashboard/nodes";
 import { overviewPages } from "./routes/dashboard/overview";
 import { policyPages } from "./routes/dashboard/policy";
 import { reportPages } from "./routes/dashboard/reports";
+import { requestPages } from "./routes/dashboard/requests";
 import { settingsPages } from "./routes/dashboard/settings";
 import { loginPages, logoutPages, setupPages } from "./routes/dashboard/sign-in";
 
@@ -72,6 +74,7 @@ app.route("/api/v1", accessRoutes);
 app.route("/api/v1", nodeRoutes);
 app.route("/api/v1", policyRoutes);
 app.route("/api/v1", reportRoutes);
+app.route("/api/v1", requestRoutes);
 
 // Dashboard: server-rendered pages; each section carries its own CSP, session and CSRF guard.
 app.get("/", (c) => c.redirect("/overview", 303));
@@ -83,6 +86,7 @@ app.route("/overview", overviewPages);
 app.route("/nodes", nodePages);
 app.route("/policy", policyPages);
 app.route("/reports", reportPages);
+app.route("/requests", requestPages);
 app.route("/settings", settingsPages);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

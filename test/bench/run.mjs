@@ -18,6 +18,7 @@ const BENCHES = {
   proxy: [process.execPath, "test/bench/proxy.bench.mjs"],
   agent: [process.execPath, "test/bench/agent.bench.mjs"],
   reports: [process.execPath, "test/bench/reports.bench.mjs"],
+  search: [process.execPath, "test/bench/request-search.bench.mjs"],
   squid: [process.execPath, "test/bench/squid.bench.mjs"],
 };
 
