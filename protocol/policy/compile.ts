@@ -7,6 +7,7 @@ import { CidrSet } from "./cidr";
 import { CredentialChecker } from "./credentials";
 import { buildDomainTable, DomainTableBuilder } from "./domain-table-builder";
 import { Engine } from "./engine";
+import { compileUrlRegex } from "./regex-safety";
 import { type CompiledRule, SCHEME_CONNECT, SCHEME_HTTP, SCHEME_HTTPS } from "./rule";
 import { compileSchedule } from "./schedule";
 import type { Policy, PolicyRule } from "./schema";
@@ -111,7 +112,7 @@ function compileRule(rule: PolicyRule, domainSets: Int32Array | null, clients: C
     clients: m.clients ? clients.compile(m.clients) : null,
     domainSets,
     schedule: null,
-    urlRegex: m.urlRegex !== undefined ? new RegExp(m.urlRegex) : null,
+    urlRegex: m.urlRegex !== undefined ? compileUrlRegex(m.urlRegex) : null,
   };
 }
 

@@ -182,7 +182,8 @@ const SimulateBody = z
     policy: PolicyDocument.optional(),
     request: z.strictObject({
       client: z.union([z.ipv4(), z.ipv6()]),
-      url: z.string().max(4096),
+      // Above the node's 64 KiB request-head limit, so any URL a node can see can be simulated.
+      url: z.string().max(128 * 1024),
       method: z
         .string()
         .regex(/^[A-Za-z]{1,20}$/)
