@@ -6,8 +6,13 @@ import type { EventLogger, ProxyDriver } from "../proxy/types";
 export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
 
 export interface Clock {
-  /** Epoch milliseconds. */
+  /** Epoch milliseconds: for timestamps, never for timeouts (the wall clock may step). */
   now(): number;
+  /**
+   * Milliseconds on a clock that never steps (performance.now()), for deadlines and intervals.
+   * Fakes may leave it out; their now() is then taken as monotonic.
+   */
+  monotonic?(): number;
   /** Resolves after `ms` or as soon as `signal` aborts (never rejects). */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }

@@ -39,7 +39,7 @@ export class Tunnel implements UpstreamOwner {
 
   start(initial: Buffer | null): void {
     if (initial !== null && initial.length > 0) this.clientData(initial);
-    this.deadline = Date.now() + this.ctx.connectTimeoutMs;
+    this.deadline = performance.now() + this.ctx.connectTimeoutMs;
     const key = `${this.info.host}:${this.info.port}`;
     this.attempt = this.ctx.connect(
       this.info.host,
@@ -65,7 +65,7 @@ export class Tunnel implements UpstreamOwner {
     this.upstream = upstream;
     this.established = true;
     this.deadline = 0;
-    this.quietSince = Date.now();
+    this.quietSince = performance.now();
     this.client.conn.write(ESTABLISHED);
     if (this.pending.length > 0) {
       const out = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
