@@ -1,10 +1,18 @@
 import { verifyBundle } from "../../protocol/signing";
 import { PolicyBundle, type SpoolFigures, type StatusReport } from "../../protocol/wire";
 import { backoffDelay } from "./backoff";
+import { monotonicNow } from "./clock";
 import { type MasterFailure, pollPolicy, postStatus } from "./master-client";
 import type { SyncOptions, SyncSnapshot } from "./types";
 
 type Outcome = { state: "applied" } | { state: "rejected"; error: string };
+/**
+ * Why a bundle was refused decides whether asking for it again can help: "final" (it verified but
+ * cannot be used: a downgrade, a policy this agent cannot compile) never, "transit" (hash or
+ * signature wrong) once, in case it was damaged on the way, "local" (disk or proxy) after a while.
+ */
+type Refusal = "final" | "transit" | "local";
+const MAX_REMEMBERED_REFUSALS = 32;
 
 const ZERO_SPOOL: SpoolFigures = {
   pendingChunks: 0,
@@ -30,7 +38,9 @@ export class SyncLoop {
   private readonly startedAt: number;
   private applied: { bundle: PolicyBundle; appliedAt: string } | null = null;
   /** Hash of the last refused bundle, sent as If-None-Match so the master holds the poll until a new publish. */
-  private refused: { hash: string; at: number } | null = null;
+  private refused: { hash: string; at: number; permanent: boolean } | null = null;
+  /** Hashes refused for good, and how often each transit-refused hash came: never fetched, verified or compiled again. */
+  private readonly refusals = new Map<string, { permanent: boolean; count: number }>();
   private outcome: Outcome = { state: "applied" };
   private pendingReports: Outcome[] = [];
   private lastStatusAt = Number.NEGATIVE_INFINITY;
@@ -180,7 +190,7 @@ export class SyncLoop {
     this.quickPoll = false;
     this.onContact();
     if (result.kind === "malformed") {
-      await this.refuse(null, result.reason);
+      await this.refuse(result.etag ? { hash: result.etag } : null, result.reason, "final");
       // Without a hash to wait on, the master would answer the same bytes at once: slow down.
       this.failures++;
       return this.backoff();
@@ -194,8 +204,9 @@ export class SyncLoop {
   }
 
   private currentEtag(): string | null {
-    if (this.refused && this.o.clock.now() - this.refused.at < this.o.refusedRetryMs)
-      return this.refused.hash;
+    const refused = this.refused;
+    if (refused && (refused.permanent || this.mono() - refused.at < this.o.refusedRetryMs))
+      return refused.hash;
     this.refused = null;
     return this.applied?.bundle.hash ?? null;
   }
@@ -203,26 +214,41 @@ export class SyncLoop {
   private async accept(bundle: PolicyBundle): Promise<void> {
     const current = this.applied?.bundle;
     if (current && bundle.version === current.version && bundle.hash === current.hash) return;
+    // Already refused for good (a master ignoring If-None-Match): no second verify, compile or NACK.
+    if (this.refusals.get(bundle.hash)?.permanent) {
+      this.refused = { hash: bundle.hash, at: this.mono(), permanent: true };
+      return;
+    }
     const verified = await verifyBundle(bundle, this.o.masterKey);
-    if (!verified.ok) return this.refuse(bundle, `bundle v${bundle.version} refused: ${verified.reason}`);
+    if (!verified.ok)
+      return this.refuse(bundle, `bundle v${bundle.version} refused: ${verified.reason}`, "transit");
     if (current && bundle.version < current.version) {
-      return this.refuse(bundle, `bundle v${bundle.version} is older than the applied v${current.version}`);
+      return this.refuse(
+        bundle,
+        `bundle v${bundle.version} is older than the applied v${current.version}`,
+        "final",
+      );
     }
     if (current && bundle.version === current.version) {
       return this.refuse(
         bundle,
         `bundle v${bundle.version} differs from the applied bundle of the same version`,
+        "final",
       );
     }
     const compiled = this.o.compile(bundle.policy);
     if (!compiled.ok)
-      return this.refuse(bundle, `bundle v${bundle.version} cannot be applied: ${compiled.error}`);
+      return this.refuse(bundle, `bundle v${bundle.version} cannot be applied: ${compiled.error}`, "final");
 
     // Persist before enforcing and before the ACK: what the master sees as applied survives a restart.
     try {
       await this.o.store.saveLastGood(bundle);
     } catch (error) {
-      return this.refuse(bundle, `bundle v${bundle.version} could not be saved: ${(error as Error).message}`);
+      return this.refuse(
+        bundle,
+        `bundle v${bundle.version} could not be saved: ${(error as Error).message}`,
+        "local",
+      );
     }
     try {
       await this.o.driver.applyPolicy({
@@ -232,7 +258,11 @@ export class SyncLoop {
       });
     } catch (error) {
       if (current) await this.o.store.saveLastGood(current).catch(() => undefined);
-      return this.refuse(bundle, `proxy could not apply v${bundle.version}: ${(error as Error).message}`);
+      return this.refuse(
+        bundle,
+        `proxy could not apply v${bundle.version}: ${(error as Error).message}`,
+        "local",
+      );
     }
     this.markApplied(bundle, "master");
   }
@@ -271,8 +301,17 @@ export class SyncLoop {
     });
   }
 
-  private async refuse(bundle: PolicyBundle | null, error: string): Promise<void> {
-    if (bundle?.hash) this.refused = { hash: bundle.hash, at: this.o.clock.now() };
+  private async refuse(
+    bundle: Pick<PolicyBundle, "hash" | "version"> | { hash: string; version?: undefined } | null,
+    error: string,
+    why: Refusal,
+  ): Promise<void> {
+    if (bundle?.hash) {
+      const seen = this.refusals.get(bundle.hash)?.count ?? 0;
+      const permanent = why === "final" || (why === "transit" && seen >= 1);
+      if (why !== "local") this.remember(bundle.hash, { permanent, count: seen + 1 });
+      this.refused = { hash: bundle.hash, at: this.mono(), permanent };
+    }
     this.o.events.emit("policy.rejected", {
       source: "master",
       version: bundle?.version,
@@ -281,6 +320,17 @@ export class SyncLoop {
     });
     this.setOutcome({ state: "rejected", error });
     this.update({ lastError: error, lastRefusal: error });
+  }
+
+  private remember(hash: string, refusal: { permanent: boolean; count: number }): void {
+    this.refusals.delete(hash);
+    this.refusals.set(hash, refusal);
+    if (this.refusals.size > MAX_REMEMBERED_REFUSALS)
+      this.refusals.delete(this.refusals.keys().next().value!);
+  }
+
+  private mono(): number {
+    return monotonicNow(this.o.clock);
   }
 
   private setOutcome(outcome: Outcome): void {

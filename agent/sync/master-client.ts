@@ -23,7 +23,7 @@ export type MasterFailure = {
 export type PollResult =
   | { ok: true; kind: "bundle"; bundle: PolicyBundle }
   // An unreadable bundle is still an answer to NACK, not a transport failure to retry.
-  | { ok: true; kind: "malformed"; reason: string }
+  | { ok: true; kind: "malformed"; reason: string; etag: string | null }
   | { ok: true; kind: "not-modified" }
   | MasterFailure;
 
@@ -49,14 +49,16 @@ export async function pollPolicy(
   // 204 is how a master with nothing published yet may answer; it means the same as 304 here.
   if (response.status === 304 || response.status === 204) return { ok: true, kind: "not-modified" };
   if (response.status !== 200) return failureFrom(response, await readBody(response), call);
-  const raw = await readBody(response);
-  const parsed = PolicyBundle.safeParse(raw);
+  const raw = await readBundleBody(response);
+  if (!raw.ok) return raw;
+  const parsed = PolicyBundle.safeParse(raw.data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     return {
       ok: true,
       kind: "malformed",
       reason: `bundle is malformed at ${issue?.path.join(".") || "(root)"}`,
+      etag: parseEtag(response.headers.get("etag")),
     };
   }
   return { ok: true, kind: "bundle", bundle: parsed.data };
@@ -131,6 +133,41 @@ async function send(
       retryAfterMs: null,
     };
   }
+}
+
+/**
+ * A bundle body that did not arrive whole (the download timed out, the connection dropped, fewer
+ * bytes than Content-Length, JSON cut short) is a transport failure to retry, never a bundle to NACK.
+ */
+async function readBundleBody(response: Response): Promise<{ ok: true; data: unknown } | MasterFailure> {
+  const incomplete = (message: string): MasterFailure => ({
+    ok: false,
+    status: 0,
+    code: "DOWNLOAD_INCOMPLETE",
+    message,
+    retryAfterMs: null,
+  });
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    return incomplete(`bundle download interrupted: ${describeNetworkError(error)}`);
+  }
+  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+  // Only meaningful without a content coding (fetch inflates gzip/br and keeps the wire length).
+  if (!response.headers.get("content-encoding") && Number.isFinite(declared) && bytes.length < declared) {
+    return incomplete(`bundle download truncated: ${bytes.length} of ${declared} bytes`);
+  }
+  try {
+    return { ok: true, data: JSON.parse(new TextDecoder().decode(bytes)) as unknown };
+  } catch {
+    return incomplete(`bundle download incomplete: ${bytes.length} bytes that are not whole JSON`);
+  }
+}
+
+function parseEtag(header: string | null): string | null {
+  const match = header ? /^(?:W\/)?"([^"]{1,200})"$/.exec(header.trim()) : null;
+  return match?.[1] ?? null;
 }
 
 async function readBody(response: Response): Promise<unknown> {
