@@ -9,6 +9,8 @@ declare global {
       FLEETGATE_BOOTSTRAP_TOKEN?: string;
       /** base64url 32-byte Ed25519 seed that signs policy bundles (Worker secret). */
       FLEETGATE_SIGNING_KEY?: string;
+      /** Optional: the seed that will sign next; announced in every bundle so nodes can move their pin. */
+      FLEETGATE_NEXT_SIGNING_KEY?: string;
       /** Optional R2 bucket: raw log chunks are archived here when bound. */
       LOG_ARCHIVE?: R2Bucket;
       /** Only in the test pool. */

@@ -107,6 +107,7 @@ ${STATE_DIR_HELP}
       masterUrl: config.masterUrl,
       nodeToken: credentials.nodeToken,
       masterKey: credentials.masterKey,
+      nextMasterKey: credentials.nextMasterKey,
       agentVersion: AGENT_VERSION,
       pollWaitSeconds: config.pollWaitSeconds,
       fetch: globalThis.fetch,

@@ -10,7 +10,7 @@ import { describeSpool, formatBytes } from "../spool/describe";
 import { readSpoolFigures } from "../spool/read-figures";
 import { DEFAULT_SPOOL_SETTINGS } from "../spool/settings";
 import { writeFileAtomic } from "../state/atomic-write";
-import type { Credentials, NodeConfig, RuntimeState } from "../state/schemas";
+import { type Credentials, type NodeConfig, type RuntimeState, trustedKeys } from "../state/schemas";
 import type { StateDir } from "../state/state-dir";
 import { compileWithEngine } from "../sync/compile";
 import { pollPolicy } from "../sync/master-client";
@@ -299,7 +299,7 @@ async function checkCachedPolicy(ctx: DoctorContext): Promise<CheckResult> {
       hint: "delete it; the agent fetches a fresh one",
     };
   if (!ctx.credentials) return { name, status: "fail", detail: "no pinned master key", hint: "re-enroll" };
-  const verified = await verifyBundle(parsed.data, ctx.credentials.masterKey);
+  const verified = await verifyBundle(parsed.data, trustedKeys(ctx.credentials));
   if (!verified.ok) {
     return {
       name,
@@ -314,7 +314,7 @@ async function checkCachedPolicy(ctx: DoctorContext): Promise<CheckResult> {
   return {
     name,
     status: "ok",
-    detail: `v${parsed.data.version} verifies with key ${ctx.credentials.masterKey.kid}`,
+    detail: `v${parsed.data.version} verifies with key ${verified.kid}`,
   };
 }
 

@@ -2,7 +2,6 @@ import {
   EnrollRequest,
   EnrollResponse,
   ErrorBody,
-  PolicyBundle,
   PROTOCOL_PREFIX,
   type StatusReport,
 } from "../../protocol/wire";
@@ -21,9 +20,9 @@ export type MasterFailure = {
 };
 
 export type PollResult =
-  | { ok: true; kind: "bundle"; bundle: PolicyBundle }
-  // An unreadable bundle is still an answer to NACK, not a transport failure to retry.
-  | { ok: true; kind: "malformed"; reason: string; etag: string | null }
+  // The bytes as downloaded: parsed, verified and compiled by the sync loop's prepare step (in a
+  // worker for `run`), so a large bundle never costs the proxy's event loop a JSON.parse.
+  | { ok: true; kind: "bundle"; bytes: Uint8Array; etag: string | null }
   | { ok: true; kind: "not-modified" }
   | MasterFailure;
 
@@ -51,17 +50,7 @@ export async function pollPolicy(
   if (response.status !== 200) return failureFrom(response, await readBody(response), call);
   const raw = await readBundleBody(response);
   if (!raw.ok) return raw;
-  const parsed = PolicyBundle.safeParse(raw.data);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return {
-      ok: true,
-      kind: "malformed",
-      reason: `bundle is malformed at ${issue?.path.join(".") || "(root)"}`,
-      etag: parseEtag(response.headers.get("etag")),
-    };
-  }
-  return { ok: true, kind: "bundle", bundle: parsed.data };
+  return { ok: true, kind: "bundle", bytes: raw.bytes, etag: parseEtag(response.headers.get("etag")) };
 }
 
 export async function postStatus(
@@ -137,9 +126,10 @@ async function send(
 
 /**
  * A bundle body that did not arrive whole (the download timed out, the connection dropped, fewer
- * bytes than Content-Length, JSON cut short) is a transport failure to retry, never a bundle to NACK.
+ * bytes than Content-Length) is a transport failure to retry, never a bundle to NACK; JSON cut
+ * short is caught the same way when the bundle is parsed (prepare.ts).
  */
-async function readBundleBody(response: Response): Promise<{ ok: true; data: unknown } | MasterFailure> {
+async function readBundleBody(response: Response): Promise<{ ok: true; bytes: Uint8Array } | MasterFailure> {
   const incomplete = (message: string): MasterFailure => ({
     ok: false,
     status: 0,
@@ -158,11 +148,7 @@ async function readBundleBody(response: Response): Promise<{ ok: true; data: unk
   if (!response.headers.get("content-encoding") && Number.isFinite(declared) && bytes.length < declared) {
     return incomplete(`bundle download truncated: ${bytes.length} of ${declared} bytes`);
   }
-  try {
-    return { ok: true, data: JSON.parse(new TextDecoder().decode(bytes)) as unknown };
-  } catch {
-    return incomplete(`bundle download incomplete: ${bytes.length} bytes that are not whole JSON`);
-  }
+  return { ok: true, bytes };
 }
 
 function parseEtag(header: string | null): string | null {

@@ -5,6 +5,7 @@
 
 import { CidrSet } from "./cidr";
 import { CredentialChecker } from "./credentials";
+import type { DomainTable } from "./domain-table";
 import { buildDomainTable, DomainTableBuilder } from "./domain-table-builder";
 import { Engine } from "./engine";
 import { compileUrlRegex } from "./regex-safety";
@@ -49,8 +50,18 @@ class ClientSets {
   }
 }
 
-/** Assigns a set id to every referenced domain list and every rule with its own domain entries. */
-function compileDomains(policy: Policy) {
+export interface CompiledDomains {
+  table: DomainTable;
+  setNames: string[];
+  ruleSets: (Int32Array | null)[];
+}
+
+/**
+ * Assigns a set id to every referenced domain list and every rule with its own domain entries.
+ * The expensive part of a compile (all of it for a large list): the agent runs it in a worker and
+ * hands the result to compilePolicy.
+ */
+export function compileDomains(policy: Policy): CompiledDomains {
   const setNames: string[] = [];
   const listSets = new Map<string, number>();
   const ruleSets: (Int32Array | null)[] = [];
@@ -116,9 +127,12 @@ function compileRule(rule: PolicyRule, domainSets: Int32Array | null, clients: C
   };
 }
 
-export function compilePolicy(policy: Policy): CompiledPolicy {
+/** `domains`: compileDomains(policy) already done elsewhere (a worker); the lists' domains are then unused. */
+export function compilePolicy(
+  policy: Policy,
+  domains: CompiledDomains = compileDomains(policy),
+): CompiledPolicy {
   const clients = new ClientSets(policy);
-  const domains = compileDomains(policy);
   const rules = policy.rules.map((rule, index) => {
     const compiled = compileRule(rule, domains.ruleSets[index] ?? null, clients);
     const name = rule.match.schedule;

@@ -88,7 +88,7 @@ describe("bundle download over a real socket", () => {
   it("a body cut short, reset mid-way or stalled is a network failure, not a malformed bundle", async () => {
     const t = await setup();
     const bundle = await makeBundle(t.key, 1, bigPolicy);
-    const master = await rawMaster(JSON.stringify(bundle), ["short", "reset", "garbage", "stall"]);
+    const master = await rawMaster(JSON.stringify(bundle), ["short", "reset", "stall"]);
     closeMaster = master.close;
     const call = {
       fetch: globalThis.fetch,
@@ -98,7 +98,7 @@ describe("bundle download over a real socket", () => {
       waitSeconds: 0,
     };
     // Node's fetch refuses a short Content-Length body itself; Bun's hands it over, and the agent checks.
-    for (const expected of [/truncated: \d+ of \d+ bytes|LENGTH_MISMATCH/, /interrupted/, /not whole JSON/]) {
+    for (const expected of [/truncated: \d+ of \d+ bytes|LENGTH_MISMATCH/, /interrupted/]) {
       const result = await pollPolicy(call);
       expect(result).toMatchObject({
         ok: false,
@@ -114,18 +114,21 @@ describe("bundle download over a real socket", () => {
       code: "DOWNLOAD_INCOMPLETE",
       message: expect.stringMatching(/timed out/),
     });
-    expect(await pollPolicy(call)).toMatchObject({ ok: true, kind: "bundle", bundle: { version: 1 } });
+    const whole = await pollPolicy(call);
+    expect(whole).toMatchObject({ ok: true, kind: "bundle" });
+    if (whole.ok && whole.kind === "bundle")
+      expect(JSON.parse(new TextDecoder().decode(whole.bytes)).version).toBe(1);
   });
 
   it("the sync loop retries a truncated download with backoff, never NACKs it, then applies the whole bundle", async () => {
     const bundleKey = await setup();
     const bundle = await makeBundle(bundleKey.key, 1, bigPolicy);
-    const master = await rawMaster(JSON.stringify(bundle), ["short", "reset"]);
+    const master = await rawMaster(JSON.stringify(bundle), ["short", "reset", "garbage"]);
     closeMaster = master.close;
     const t = await setup({ fetch: globalThis.fetch, masterUrl: master.url, compile: compileWithEngine });
     const signal = new AbortController().signal;
-    expect(await t.loop.pollOnce(signal)).toBeGreaterThan(0);
-    expect(await t.loop.pollOnce(signal)).toBeGreaterThan(0);
+    // Cut short, reset mid-body, and ended properly but with half the JSON (a proxy cutting it off).
+    for (let i = 0; i < 3; i++) expect(await t.loop.pollOnce(signal)).toBeGreaterThan(0);
     expect(t.events.types()).not.toContain("policy.rejected");
     expect(t.loop.snapshot()).toMatchObject({ lastRefusal: null, master: "unreachable" });
     expect(t.loop.snapshot().lastError).toMatch(/DOWNLOAD_INCOMPLETE/);
@@ -164,7 +167,7 @@ describe("a refused bundle is not fetched and compiled again", () => {
     expect(t.master.polls.slice(1).map((p) => p.etag)).toEqual(Array(6).fill(bad.hash));
     expect(calls).toHaveLength(1);
     // A master that ignores If-None-Match and sends it again: no second compile, no second NACK.
-    t.master.queue.push(Response.json(bad));
+    t.master.queue.push(Response.json(bad, { headers: { etag: `"${bad.hash}"` } }));
     await t.loop.pollOnce(signal);
     expect(calls).toHaveLength(1);
     expect(t.events.types().filter((type) => type === "policy.rejected")).toHaveLength(1);
