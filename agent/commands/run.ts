@@ -5,6 +5,7 @@ import { nodeSpoolSettings, startSpooling } from "../spool/index";
 import { acquireRunLock, type RunLock, RunLockHeld } from "../state/run-lock";
 import type { NodeConfig, RuntimeState } from "../state/schemas";
 import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
+import { startBundleWorker } from "../sync/bundle-worker";
 import { systemClock } from "../sync/clock";
 import { compileWithEngine } from "../sync/compile";
 import { SyncLoop } from "../sync/loop";
@@ -117,6 +118,8 @@ ${STATE_DIR_HELP}
       driver,
       events,
       compile: compileWithEngine,
+      // Parse, verify and compile a downloaded bundle off the event loop the proxy runs on.
+      prepare: startBundleWorker() ?? undefined,
       spoolFigures: () => sink.figures(),
       onState: writeRuntime,
       // The master answered: uploads waiting out an outage backoff go now (at the drain rate).

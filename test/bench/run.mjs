@@ -18,6 +18,7 @@ const BENCHES = {
   proxy: [process.execPath, "test/bench/proxy.bench.mjs"],
   agent: [process.execPath, "test/bench/agent.bench.mjs"],
   reports: [process.execPath, "test/bench/reports.bench.mjs"],
+  apply: [process.execPath, "test/bench/apply.bench.mjs"],
 };
 
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);
