@@ -9,6 +9,7 @@ import { startBundleWorker } from "../sync/bundle-worker";
 import { systemClock } from "../sync/clock";
 import { compileWithEngine } from "../sync/compile";
 import { SyncLoop } from "../sync/loop";
+import { prepareInThread } from "../sync/prepare";
 import type { SyncSnapshot } from "../sync/types";
 import { AGENT_VERSION } from "../version";
 
@@ -119,7 +120,10 @@ ${STATE_DIR_HELP}
       events,
       compile: compileWithEngine,
       // Parse, verify and compile a downloaded bundle off the event loop the proxy runs on.
-      prepare: startBundleWorker() ?? undefined,
+      prepare:
+        startBundleWorker(prepareInThread(compileWithEngine), (error) =>
+          events.emit("sync.worker_failed", { level: "error", error, fallback: "in-thread" }),
+        ) ?? undefined,
       spoolFigures: () => sink.figures(),
       onState: writeRuntime,
       // The master answered: uploads waiting out an outage backoff go now (at the drain rate).

@@ -38,9 +38,18 @@ interface WorkerLike {
   unref?(): void;
 }
 
-/** A prepare step backed by one long-lived worker; requests are answered in order. */
-export function workerPrepare(worker: WorkerLike): PrepareBundle {
+/**
+ * A prepare step backed by one long-lived worker. A worker that fails (it could not load, or died)
+ * answers nothing more: a request in flight comes back "incomplete" (the loop downloads it again,
+ * its bytes went to the worker), and every later one runs on `fallback`.
+ */
+export function workerPrepare(
+  worker: WorkerLike,
+  fallback: PrepareBundle,
+  onFailure: (message: string) => void = () => undefined,
+): PrepareBundle {
   let nextId = 0;
+  let failed = false;
   const waiting = new Map<number, (reply: WorkerReply["result"]) => void>();
   worker.addEventListener("message", (event) => {
     const resolve = waiting.get(event.data.id);
@@ -48,18 +57,17 @@ export function workerPrepare(worker: WorkerLike): PrepareBundle {
     resolve?.(event.data.result);
   });
   worker.addEventListener("error", (event) => {
+    const message = event.message ?? "error";
+    if (!failed) onFailure(message);
+    failed = true;
     for (const [id, resolve] of waiting) {
       waiting.delete(id);
-      resolve({
-        ok: false,
-        why: "incomplete",
-        reason: `bundle worker failed: ${event.message ?? "error"}`,
-        hash: null,
-      });
+      resolve({ ok: false, why: "incomplete", reason: `bundle worker failed: ${message}`, hash: null });
     }
   });
   worker.unref?.();
   return async (bytes, trusted, applied) => {
+    if (failed) return fallback(bytes, trusted, applied);
     const id = ++nextId;
     // Moved, not copied (copying 30 MB costs the loop ~0.2 s on a busy machine); a view into a
     // larger buffer is copied so nothing else is taken from the caller.
@@ -98,9 +106,23 @@ function assemble(ready: WorkerReady): Prepared {
 }
 
 /** The worker-backed prepare under Bun; null elsewhere (the loop then prepares in-thread). */
-export function startBundleWorker(): PrepareBundle | null {
+export function startBundleWorker(
+  fallback: PrepareBundle,
+  onFailure?: (message: string) => void,
+): PrepareBundle | null {
   const WorkerCtor = (globalThis as { Worker?: new (url: string | URL) => WorkerLike }).Worker;
   if (typeof (globalThis as { Bun?: unknown }).Bun === "undefined" || !WorkerCtor) return null;
-  // Also an entry point of the compiled binary (scripts/build-agent.mjs), so the URL resolves there.
-  return workerPrepare(new WorkerCtor(new URL("./bundle-worker-entry.ts", import.meta.url)));
+  // The entry is also an entry point of the compiled binary (scripts/build-agent.mjs), stored there
+  // relative to agent/ (the entries' common root), beside the binary's own name.
+  const compiled = import.meta.url.includes("/$bunfs/");
+  const entry = new URL(
+    compiled ? "./sync/bundle-worker-entry.ts" : "./bundle-worker-entry.ts",
+    import.meta.url,
+  );
+  try {
+    return workerPrepare(new WorkerCtor(entry), fallback, onFailure);
+  } catch (error) {
+    onFailure?.(String(error));
+    return null;
+  }
 }
