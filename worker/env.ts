@@ -2,7 +2,7 @@ declare global {
   namespace Cloudflare {
     interface GlobalProps {
       mainModule: typeof import("./index");
-      durableNamespaces: "PolicyHub";
+      durableNamespaces: "PolicyHub" | "IngestCoalescer";
     }
     interface Env {
       /** Admin token accepted before any user or API token exists (Worker secret). */
@@ -13,6 +13,8 @@ declare global {
       FLEETGATE_NEXT_SIGNING_KEY?: string;
       /** Optional R2 bucket: raw log chunks are archived here when bound. */
       LOG_ARCHIVE?: R2Bucket;
+      /** Milliseconds an ingest coalescer buffers chunks before flushing them to D1 (default 1000). */
+      INGEST_FLUSH_MS?: string;
       /** Only in the test pool. */
       TEST_MIGRATIONS?: { name: string; queries: string[] }[];
     }

@@ -88,6 +88,7 @@ ${STATE_DIR_HELP}
       // Node-local like the rest: kept across re-enrollment, the flag changes only the quota.
       ...spoolBlock(previous?.spool, quotaMb),
       ...(previous?.proxy ? { proxy: previous.proxy } : {}),
+      ...(previous?.squid ? { squid: previous.squid } : {}),
     };
     // Written before the call: if the answer is lost, a retry re-uses the same instanceId.
     if (!previous) await state.writeConfig(config);

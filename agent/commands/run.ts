@@ -55,10 +55,6 @@ ${STATE_DIR_HELP}
       );
       return EXIT_FAILURE;
     }
-    if (config.driver === "squid") {
-      io.err("the squid driver is not yet supported in this build: re-enroll with --driver builtin\n");
-      return EXIT_FAILURE;
-    }
     await state.ensure();
     // Before the spool is opened: a second agent on the same state dir must not touch it.
     let lock: RunLock;
@@ -89,10 +85,19 @@ ${STATE_DIR_HELP}
     });
     const sink = spool.sink;
     const { host, port } = parseListen(config.listen);
+    // driver "squid": the node's Squid carries the traffic, the agent decides (docs/squid.md).
+    const squid = config.driver === "squid" ? await import("../proxy/squid/from-config") : null;
     // Loaded lazily: the proxy is Bun-only and the other commands must not pay for it.
-    const { createBuiltinProxy } = await import("../proxy/builtin/index");
     // config.json's proxy block: limits and timeouts, the defaults for any key left out.
-    const driver: ProxyDriver = createBuiltinProxy({ ...config.proxy, host, port, sink, events });
+    const driver: ProxyDriver = squid
+      ? squid.squidDriverFor(config, state.root, sink, events)
+      : (await import("../proxy/builtin/index")).createBuiltinProxy({
+          ...config.proxy,
+          host,
+          port,
+          sink,
+          events,
+        });
 
     const startedAt = new Date().toISOString();
     const writeRuntime = runtimeWriter(state, (snapshot) => ({
@@ -118,12 +123,13 @@ ${STATE_DIR_HELP}
       store: state,
       driver,
       events,
-      compile: compileWithEngine,
+      compile: squid ? squid.compileForSquid : compileWithEngine,
       // Parse, verify and compile a downloaded bundle off the event loop the proxy runs on.
-      prepare:
-        startBundleWorker(prepareInThread(compileWithEngine), (error) =>
-          events.emit("sync.worker_failed", { level: "error", error, fallback: "in-thread" }),
-        ) ?? undefined,
+      prepare: squid
+        ? undefined
+        : (startBundleWorker(prepareInThread(compileWithEngine), (error) =>
+            events.emit("sync.worker_failed", { level: "error", error, fallback: "in-thread" }),
+          ) ?? undefined),
       spoolFigures: () => sink.figures(),
       onState: writeRuntime,
       // The master answered: uploads waiting out an outage backoff go now (at the drain rate).

@@ -5,6 +5,7 @@
 
 import { CidrSet } from "./cidr";
 import { CredentialChecker } from "./credentials";
+import { compileDestinations } from "./destinations";
 import type { DomainTable } from "./domain-table";
 import { buildDomainTable, DomainTableBuilder } from "./domain-table-builder";
 import { Engine } from "./engine";
@@ -148,6 +149,7 @@ export function compilePolicy(
     realm: policy.auth?.realm ?? "Fleetgate",
     includeQuery: policy.logging.includeQuery,
     blockPage: Object.freeze({ ...policy.blockPage }),
+    destinations: compileDestinations(policy, (entries) => clients.compile(entries)),
     defaultAction: policy.defaultAction,
     access: policy.access ? clients.compile(policy.access.clients) : null,
     accessEntries: policy.access?.clients ?? [],

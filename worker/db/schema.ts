@@ -195,7 +195,9 @@ export const logChunks = sqliteTable(
  * Report rollups, one table so a chunk lands in a few json_each upserts. `kind` packs the
  * dimension and grain (see services/rollup-kinds.ts); per-action counts are columns, so a
  * (kind, node, bucket, key) is one row. Node "*" holds fleet-wide sums so fleet reports never
- * scan per-node rows; per-node rows exist at minute/hour grain, fleet rows also per day.
+ * scan per-node rows; per-node rows exist at minute/hour grain, fleet rows also per day. After
+ * 48 h a node's dimension rows are compacted into day rows and its minute rows dropped; every
+ * node-hour and day keeps its top keys per dimension, the rest summed under `(other)`.
  */
 export const rollups = sqliteTable(
   "rollups",
@@ -210,7 +212,31 @@ export const rollups = sqliteTable(
     errors: integer("errors").notNull(),
     bytesIn: integer("bytes_in").notNull(),
     bytesOut: integer("bytes_out").notNull(),
-    durationMs: integer("duration_ms").notNull(),
   },
   (t) => [primaryKey({ columns: [t.kind, t.nodeId, t.bucket, t.key] })],
 );
+
+// Ledger rows older than 48 h, collapsed into runs of consecutive chunk ids (node, epoch): what
+// duplicate detection and gap reports need, at a few rows per node-day (services/rollup-compact.ts).
+export const logChunkRuns = sqliteTable(
+  "log_chunk_runs",
+  {
+    nodeId: text("node_id").notNull(),
+    epoch: text("epoch").notNull(),
+    firstSeq: integer("first_seq").notNull(),
+    lastSeq: integer("last_seq").notNull(),
+    records: integer("records").notNull(),
+    firstTs: integer("first_ts").notNull(),
+    lastTs: integer("last_ts").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.nodeId, t.epoch, t.firstSeq] }),
+    index("log_chunk_runs_last_ts_idx").on(t.lastTs),
+  ],
+);
+
+// One row: reports read day rows before `compactedBefore` (advanced before each compaction run).
+export const reportState = sqliteTable("report_state", {
+  id: integer("id").primaryKey(),
+  compactedBefore: integer("compacted_before").notNull(),
+});

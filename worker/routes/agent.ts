@@ -17,11 +17,13 @@ import { createRouter, ErrorSchema, jsonBody, jsonResponse } from "../openapi";
 import { bearerFrom } from "../services/admin-auth";
 import { assertAgentAddressAllowed } from "../services/agent-allowlist";
 import { enrollNode } from "../services/enrollment";
-import { chunkExists, ingestChunk, parseChunkId, parseRecords, readChunkBody } from "../services/ingest";
+import { parseChunkId, parseRecords, readChunkBody } from "../services/ingest";
+import { acceptChunk } from "../services/ingest-accept";
 import { authenticateNode, recordHeartbeat, recordStatus } from "../services/nodes";
 import { bundleText, latestHead, signingKey } from "../services/policy";
 import { waitForNewerVersion } from "../services/policy-hub";
 import { hitRateLimit } from "../services/rate-limit";
+import { chunkExists } from "../services/rollup-store";
 
 const errors = (codes: Record<number, string>) =>
   Object.fromEntries(
@@ -179,6 +181,7 @@ agentRoutes.openapi(
         413: "Too large: split the chunk",
         415: "Not gzip",
         422: "CHUNK_INVALID: a record does not match the schema; the message names the line",
+        503: "UNAVAILABLE: not buffered (busy or failing); send the same chunk again",
       }),
     },
   }),
@@ -193,13 +196,13 @@ agentRoutes.openapi(
         `compressed chunk exceeds ${CHUNK_LIMITS.maxGzipBytes} bytes; split the chunk`,
       );
     }
-    if (await chunkExists(db, node.id, id)) {
+    if (await chunkExists(db.$client, node.id, id)) {
       await c.req.raw.body?.cancel();
       return c.json({ accepted: 0, duplicate: true }, 200);
     }
     const text = await readChunkBody(c.req.raw.body, c.req.header("Content-Encoding"));
     const records = parseRecords(text);
-    const result = await ingestChunk(db, node.id, id, records);
+    const result = await acceptChunk(c.env, node.id, id, records);
     if (c.env.LOG_ARCHIVE && !result.duplicate) {
       c.executionCtx.waitUntil(archiveChunk(c.env.LOG_ARCHIVE, node.id, id, text));
     }

@@ -1,9 +1,11 @@
 // What every connection of one proxy instance shares: the current policy, the sinks, timeouts,
 // the upstream pool and the socket factory. The proxy core reaches Bun only through `connect`.
 
-import type { LogRecord } from "../../../protocol/wire";
+import { clipLogText, LOG_FIELD_MAX, type LogRecord } from "../../../protocol/wire";
 import type { ConnectAttempt, TcpConnection } from "../../platform/tcp";
 import type { AccessLogSink, ActivePolicy, EventLogger } from "../types";
+import type { AuthLimiter } from "./auth-limiter";
+import type { DestinationGuard } from "./destination-guard";
 import type { UpstreamPool } from "./upstream-pool";
 
 export interface ProxyContext {
@@ -21,6 +23,10 @@ export interface ProxyContext {
   readonly bodyTimeoutMs: number;
   /** A CONNECT tunnel with no bytes either way for this long is closed. */
   readonly tunnelIdleTimeoutMs: number;
+  /** Judges every address before it is connected to (destination-guard.ts). */
+  readonly guard: DestinationGuard;
+  /** Password derives per client address (auth-limiter.ts). */
+  readonly authLimiter: AuthLimiter;
   /** Set by stop(): answers say Connection: close and idle connections go. */
   draining: boolean;
   nextRequestId(): string;
@@ -54,6 +60,11 @@ export interface RequestInfo {
   port: number;
   path?: string;
   rule?: string;
+  /** The address the destination guard allowed; the proxy connects to exactly this, never the name. */
+  address?: string;
+  /** CONNECT: the ClientHello's server name, and whether it carried encrypted_client_hello. */
+  sni?: string;
+  ech?: boolean;
 }
 
 let isoSecond = -1;
@@ -70,6 +81,7 @@ function isoTime(ms: number): string {
   return `${isoPrefix}${frac < 10 ? "00" : frac < 100 ? "0" : ""}${frac}Z`;
 }
 
+/** Every text field is cut to what the master accepts (LOG_FIELD_MAX), so no record can fail a chunk. */
 export function toRecord(
   info: RequestInfo,
   status: number,
@@ -79,20 +91,22 @@ export function toRecord(
 ): LogRecord {
   const record: LogRecord = {
     ts: isoTime(info.startedAt),
-    client: info.client,
-    method: info.method.length > 32 ? info.method.slice(0, 32) : info.method,
+    client: clipLogText(info.client, LOG_FIELD_MAX.client),
+    method: clipLogText(info.method, LOG_FIELD_MAX.method),
     scheme: info.scheme,
-    host: info.host.length > 260 ? info.host.slice(0, 260) : info.host,
+    host: clipLogText(info.host, LOG_FIELD_MAX.host),
     port: info.port,
     status,
     action,
     bytesIn,
     bytesOut,
-    durationMs: Math.round((performance.now() - info.startedMono) * 1000) / 1000,
-    requestId: info.requestId,
+    durationMs: Math.max(0, Math.round((performance.now() - info.startedMono) * 1000) / 1000),
+    requestId: clipLogText(info.requestId, LOG_FIELD_MAX.requestId),
   };
-  if (info.user !== undefined) record.user = info.user;
-  if (info.path !== undefined) record.path = info.path;
-  if (info.rule !== undefined) record.rule = info.rule;
+  if (info.user !== undefined) record.user = clipLogText(info.user, LOG_FIELD_MAX.user);
+  if (info.path !== undefined) record.path = clipLogText(info.path, LOG_FIELD_MAX.path);
+  if (info.rule !== undefined) record.rule = clipLogText(info.rule, LOG_FIELD_MAX.rule);
+  if (info.sni !== undefined) record.sni = clipLogText(info.sni, LOG_FIELD_MAX.sni);
+  if (info.ech) record.ech = true;
   return record;
 }

@@ -15,6 +15,7 @@ import {
 } from "./http-head";
 import { simplePage } from "./pages";
 import type { ProxyTarget } from "./target";
+import { requestedUpgrade } from "./upgrade";
 import { Upstream, type UpstreamOwner } from "./upstream-pool";
 
 /** The client side of an exchange, as the exchange sees it. */
@@ -23,6 +24,8 @@ export interface ExchangeClient {
   /** Bytes past the end of this request (a pipelined next one): keep them for later. */
   stash(chunk: Buffer): void;
   exchangeDone(keepClient: boolean): void;
+  /** The origin answered 101 to a requested Upgrade: the connection becomes a tunnel (upgrade.ts). */
+  upgraded(upstream: Upstream, head: Buffer, fromUpstream: Buffer | null, info: RequestInfo): void;
 }
 
 enum Phase {
@@ -66,6 +69,8 @@ export class HttpExchange implements UpstreamOwner {
   private upstreamReusable = true;
   private status = 0;
   private keepClient = false;
+  /** The Upgrade the client asked for and we forward (WebSocket), or "". */
+  private readonly upgrade: string;
 
   private clientPaused = false;
   private upstreamPaused = false;
@@ -84,7 +89,7 @@ export class HttpExchange implements UpstreamOwner {
     target: ProxyTarget,
     headLength: number,
   ) {
-    this.key = `${target.host}:${target.port}`;
+    this.key = `${info.address ?? target.host}:${target.port}`;
     this.bytesIn = headLength;
     this.quietSince = info.startedMono;
     if (request.chunked) {
@@ -100,9 +105,14 @@ export class HttpExchange implements UpstreamOwner {
     }
     this.requestDone = this.requestFraming === Framing.None;
     // An HTTP/1.0 client cannot read chunked answers, so ask the origin in its own version.
-    let head = `${request.method} ${target.path} HTTP/1.${request.minor}\r\nHost: ${target.authority}\r\n`;
+    const path = target.pathless && request.method === "OPTIONS" ? "*" : target.path;
+    let head = `${request.method} ${path} HTTP/1.${request.minor}\r\nHost: ${target.authority}\r\n`;
     head += endToEndFields(request, true);
-    if (request.chunked) head += `Transfer-Encoding: ${request.transferEncoding}\r\n`;
+    if (request.chunked) head += "Transfer-Encoding: chunked\r\n";
+    // OPTIONS and TRACE (RFC 9110 §7.6.2); at 0 the session answers them itself.
+    if (request.maxForwards > 0) head += `Max-Forwards: ${request.maxForwards - 1}\r\n`;
+    this.upgrade = this.requestDone ? requestedUpgrade(request) : "";
+    if (this.upgrade !== "") head += `Connection: Upgrade\r\nUpgrade: ${this.upgrade}\r\n`;
     head += VIA;
     head += "\r\n";
     this.requestHead = Buffer.from(head, "latin1");
@@ -110,7 +120,8 @@ export class HttpExchange implements UpstreamOwner {
 
   start(initial: Buffer | null): void {
     if (initial !== null && initial.length > 0) this.clientData(initial);
-    this.connectUpstream(true);
+    // A body refused in its first bytes was answered already: the origin is never contacted.
+    if (this.phase !== Phase.Done) this.connectUpstream(true);
   }
 
   // ---- client side ----
@@ -133,7 +144,12 @@ export class HttpExchange implements UpstreamOwner {
       try {
         end = this.requestTracker!.push(chunk);
       } catch (error) {
-        this.abortBoth(`bad chunked request body: ${String(error)}`);
+        // The bad bytes never reach the origin: its connection is dropped unfinished.
+        const why = `bad chunked request body: ${(error as Error).message}`;
+        this.attempt?.cancel();
+        this.attempt = null;
+        if (this.status === 0) this.failBeforeHead(400, "Bad request", `${why}.`);
+        else this.abortBoth(why);
         return;
       }
       if (end >= 0) {
@@ -231,7 +247,7 @@ export class HttpExchange implements UpstreamOwner {
     this.phase = Phase.Connecting;
     this.deadline = performance.now() + this.ctx.connectTimeoutMs;
     this.attempt = this.ctx.connect(
-      this.info.host,
+      this.info.address ?? this.info.host,
       this.info.port,
       (conn) => {
         this.attempt = null;
@@ -313,6 +329,10 @@ export class HttpExchange implements UpstreamOwner {
   private forwardInterim(response: Head, rest: Buffer | null): void {
     if (response.status === 101) {
       this.upstreamReusable = false;
+      if (this.upgrade !== "" && this.upstream !== null) {
+        this.switchProtocols(response, rest);
+        return;
+      }
       this.failBeforeHead(502, "Bad answer from origin", "The origin switched protocols unasked.");
       return;
     }
@@ -321,9 +341,25 @@ export class HttpExchange implements UpstreamOwner {
       const head = `HTTP/1.1 ${response.status} ${response.target}\r\n${endToEndFields(response, false)}\r\n`;
       const bytes = Buffer.from(head, "latin1");
       this.bytesOut += bytes.length;
-      this.client.conn.write(bytes);
+      // A client that does not read its 1xx answers stops the origin being read from.
+      if (!this.client.conn.write(bytes) && this.upstream !== null) {
+        this.upstreamPaused = true;
+        this.upstream.conn.pause();
+      }
     }
     if (rest !== null) this.upstreamData(rest);
+  }
+
+  /** 101 to the Upgrade we forwarded: hand the upstream to a tunnel; logged when the tunnel ends. */
+  private switchProtocols(response: Head, rest: Buffer | null): void {
+    const upstream = this.upstream!;
+    this.upstream = null;
+    this.phase = Phase.Done;
+    upstream.owner = null;
+    let head = `HTTP/1.1 101 ${response.target}\r\n${endToEndFields(response, false)}Connection: Upgrade\r\n`;
+    const upgrade = requestedUpgrade(response);
+    head += `Upgrade: ${upgrade === "" ? this.upgrade : upgrade}\r\n${VIA}\r\n`;
+    this.client.upgraded(upstream, Buffer.from(head, "latin1"), rest, this.info);
   }
 
   /** `buf` holds the head and, from `bodyStart`, the first body bytes. */
@@ -336,7 +372,7 @@ export class HttpExchange implements UpstreamOwner {
     } else if (response.chunked) {
       this.responseFraming = Framing.Chunked;
       this.responseTracker = new ChunkedTracker();
-    } else if (response.otherCoding || response.contentLength < 0) {
+    } else if (response.contentLength < 0) {
       this.responseFraming = Framing.UntilClose;
       this.upstreamReusable = false;
     } else if (response.contentLength === 0) {
@@ -347,13 +383,17 @@ export class HttpExchange implements UpstreamOwner {
     }
     if (response.minor === 0 && !response.connection.includes("keep-alive")) this.upstreamReusable = false;
     else if (response.connection.includes("close")) this.upstreamReusable = false;
+    // Content-Length beside Transfer-Encoding: relayed chunked without the length, and neither
+    // connection is trusted with another message (RFC 9112 §6.3).
+    if (response.lengthDropped) this.upstreamReusable = false;
 
     this.keepClient =
-      wantsKeepAlive(this.request) && !this.ctx.draining && this.responseFraming !== Framing.UntilClose;
+      wantsKeepAlive(this.request) &&
+      !this.ctx.draining &&
+      this.responseFraming !== Framing.UntilClose &&
+      !response.lengthDropped;
     let head = `HTTP/1.1 ${status} ${response.target}\r\n${endToEndFields(response, false)}`;
-    if (response.transferEncoding !== "" && this.responseFraming !== Framing.None) {
-      head += `Transfer-Encoding: ${response.transferEncoding}\r\n`;
-    }
+    if (this.responseFraming === Framing.Chunked) head += "Transfer-Encoding: chunked\r\n";
     head += VIA;
     if (!this.keepClient) head += "Connection: close\r\n";
     else if (this.request.minor === 0) head += "Connection: keep-alive\r\n";
@@ -385,7 +425,10 @@ export class HttpExchange implements UpstreamOwner {
       try {
         at = this.responseTracker!.push(chunk, start);
       } catch (error) {
-        this.abortBoth(`bad chunked response from origin: ${String(error)}`);
+        const why = `bad chunked response from origin: ${(error as Error).message}`;
+        // Nothing of the answer went out yet (the head waits for its first body bytes): say 502.
+        if (head !== null) this.failBeforeHead(502, "Bad answer from origin", `${why}.`);
+        else this.abortBoth(why);
         return;
       }
       if (at >= 0) {
@@ -471,7 +514,7 @@ export class HttpExchange implements UpstreamOwner {
     this.client.exchangeDone(this.keepClient && this.requestDone);
   }
 
-  private failBeforeHead(status: 408 | 502 | 504, title: string, text: string): void {
+  private failBeforeHead(status: 400 | 408 | 502 | 504, title: string, text: string): void {
     if (this.phase === Phase.Done) return;
     this.phase = Phase.Done;
     this.upstreamReusable = false;

@@ -17,10 +17,12 @@ export function escapeHtml(text: string): string {
 }
 
 const REASONS: Record<number, string> = {
+  200: "OK",
   400: "Bad Request",
   403: "Forbidden",
   407: "Proxy Authentication Required",
   408: "Request Timeout",
+  429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   501: "Not Implemented",
   502: "Bad Gateway",
@@ -114,6 +116,25 @@ export function connectRefusal(
     `Content-Length: ${body.byteLength}\r\n` +
     `X-Fleetgate-Request-Id: ${requestId}\r\n` +
     extraHeaders +
+    "\r\n";
+  return Buffer.concat([Buffer.from(head, "latin1"), body]);
+}
+
+/** A non-HTML answer of the proxy's own (OPTIONS and TRACE at Max-Forwards 0). */
+export function plainAnswer(
+  status: number,
+  headers: string,
+  body: Uint8Array,
+  requestId: string,
+  keepAlive: boolean,
+): Uint8Array {
+  const head =
+    `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}\r\n` +
+    headers +
+    `Content-Length: ${body.byteLength}\r\n` +
+    "Cache-Control: no-store\r\n" +
+    `X-Fleetgate-Request-Id: ${requestId}\r\n` +
+    (keepAlive ? "" : "Connection: close\r\n") +
     "\r\n";
   return Buffer.concat([Buffer.from(head, "latin1"), body]);
 }
