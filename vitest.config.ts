@@ -20,6 +20,8 @@ export default defineConfig({
                 FLEETGATE_SIGNING_KEY: TEST_SIGNING_SEED,
                 // Coalescers flush when a test says so (helpers/logs.ts), not on their own timer.
                 INGEST_FLUSH_MS: "600000",
+                // Replays one fuzz run (test/worker/fuzz.test.ts prints its seed).
+                ...(process.env.FUZZ_SEED ? { FUZZ_SEED: process.env.FUZZ_SEED } : {}),
               },
             },
           })),

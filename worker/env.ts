@@ -5,7 +5,11 @@ declare global {
       durableNamespaces: "PolicyHub" | "IngestCoalescer";
     }
     interface Env {
-      /** Admin token accepted before any user or API token exists (Worker secret). */
+      /**
+       * Admin token for first setup (/setup) and scripts (Worker secret). Accepted on every
+       * request until an admin switches it off (PUT /api/v1/settings/bootstrap-token, needs an
+       * active admin user) or the secret is deleted; unset means no bootstrap token at all.
+       */
       FLEETGATE_BOOTSTRAP_TOKEN?: string;
       /** base64url 32-byte Ed25519 seed that signs policy bundles (Worker secret). */
       FLEETGATE_SIGNING_KEY?: string;
@@ -24,10 +28,12 @@ declare global {
 export type Role = "admin" | "viewer";
 
 export interface Actor {
-  /** "bootstrap", "token:tok_…", later "user:usr_…"; written to the audit log. */
+  /** "bootstrap", "token:tok_…" or "user:usr_…"; written to the audit log. */
   id: string;
   name: string;
   role: Role;
+  /** The user this actor acts for (a signed-in user, or an API token's owner); none for bootstrap. */
+  userId?: string | null;
 }
 
 export interface AppEnv {

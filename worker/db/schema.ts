@@ -17,8 +17,13 @@ export const apiTokens = sqliteTable(
     expiresAt: integer("expires_at"),
     lastUsedAt: integer("last_used_at"),
     revokedAt: integer("revoked_at"),
+    /** The user this token acts for (creator, or the creating token's owner); null: bootstrap. */
+    ownerUserId: text("owner_user_id"),
   },
-  (t) => [uniqueIndex("api_tokens_hash_idx").on(t.tokenHash)],
+  (t) => [
+    uniqueIndex("api_tokens_hash_idx").on(t.tokenHash),
+    index("api_tokens_owner_idx").on(t.ownerUserId),
+  ],
 );
 
 export const enrollmentKeys = sqliteTable(
@@ -63,6 +68,8 @@ export const nodes = sqliteTable(
     uptimeSeconds: integer("uptime_seconds"),
     spool: text("spool", { mode: "json" }),
     revokedAt: integer("revoked_at"),
+    /** Until then (epoch ms) one re-enrollment without the node's token is allowed (admin restore). */
+    reenrollUntil: integer("reenroll_until"),
   },
   (t) => [uniqueIndex("nodes_instance_idx").on(t.instanceId), uniqueIndex("nodes_token_idx").on(t.tokenHash)],
 );
@@ -77,7 +84,7 @@ export const nodeEvents = sqliteTable(
     version: integer("version"),
     detail: text("detail"),
   },
-  (t) => [index("node_events_node_at_idx").on(t.nodeId, t.at)],
+  (t) => [index("node_events_node_at_idx").on(t.nodeId, t.at), index("node_events_at_idx").on(t.at)],
 );
 
 export const policyVersions = sqliteTable("policy_versions", {

@@ -73,27 +73,66 @@ export interface ParsedChunk {
   times: Float64Array;
 }
 
-/** Parses and validates every line; the first bad one refuses the whole chunk (422, line named). */
-export function parseRecords(text: string): ParsedChunk {
-  const lines = text.split("\n");
-  if (lines.at(-1) === "") lines.pop();
-  if (lines.length === 0) throw new AppError("CHUNK_INVALID", "the chunk holds no records");
-  if (lines.length > CHUNK_LIMITS.maxRecords) {
-    throw new AppError(
-      "PAYLOAD_TOO_LARGE",
-      `a chunk holds at most ${CHUNK_LIMITS.maxRecords} records; split it`,
-    );
+/** The times a record may carry, around the chunk's receipt. */
+export interface RecordWindow {
+  now: number;
+  /** How far back a record may be (the report retention: older rows would be pruned anyway). */
+  maxAgeMs: number;
+  /** How far ahead a node's clock may run. */
+  maxAheadMs: number;
+}
+
+export const RECORD_MAX_AHEAD_MS = 60 * 60_000;
+
+export function recordWindow(retentionDays: number, now = Date.now()): RecordWindow {
+  return { now, maxAgeMs: retentionDays * 24 * 60 * 60_000, maxAheadMs: RECORD_MAX_AHEAD_MS };
+}
+
+/**
+ * The line boundaries of `text`, counted while splitting: past `max` lines it stops at once (a
+ * gzip of 16 MiB of newlines must not become 16 M strings before the record cap applies).
+ */
+function lineBounds(text: string, max: number): number[] {
+  const ends: number[] = [];
+  let start = 0;
+  while (start < text.length) {
+    const nl = text.indexOf("\n", start);
+    const end = nl === -1 ? text.length : nl;
+    if (ends.length === max) {
+      throw new AppError(
+        "PAYLOAD_TOO_LARGE",
+        `a chunk holds at most ${max} records; line ${max + 1} is one too many: split it`,
+      );
+    }
+    ends.push(end);
+    start = end + 1;
   }
-  const records: LogRecord[] = new Array(lines.length);
-  const times = new Float64Array(lines.length);
-  for (let i = 0; i < lines.length; i++) {
+  return ends;
+}
+
+/**
+ * Parses and validates every line; the first bad one refuses the whole chunk (422, line named).
+ * A record whose time falls outside `window` is refused too: kept, a far-future record would
+ * make rollup rows that retention never deletes.
+ */
+export function parseRecords(text: string, window: RecordWindow = recordWindow(90)): ParsedChunk {
+  const ends = lineBounds(text, CHUNK_LIMITS.maxRecords);
+  if (ends.length === 0) throw new AppError("CHUNK_INVALID", "the chunk holds no records");
+  const records: LogRecord[] = new Array(ends.length);
+  const times = new Float64Array(ends.length);
+  const earliest = window.now - window.maxAgeMs;
+  const latest = window.now + window.maxAheadMs;
+  let start = 0;
+  for (let i = 0; i < ends.length; i++) {
     const fail = (message: string, path = "") =>
       new AppError("CHUNK_INVALID", `line ${i + 1}: ${path ? `${path}: ` : ""}${message}`, [
         { path: `line ${i + 1}${path ? `.${path}` : ""}`, message },
       ]);
+    const line = text.slice(start, ends[i]);
+    start = ends[i]! + 1;
     let value: unknown;
     try {
-      value = JSON.parse(lines[i]!);
+      value = JSON.parse(line);
     } catch {
       throw fail("not JSON");
     }
@@ -104,6 +143,12 @@ export function parseRecords(text: string): ParsedChunk {
     }
     const at = Date.parse(result.data.ts);
     if (!Number.isFinite(at)) throw fail("not an ISO 8601 time", "ts");
+    if (at < earliest || at > latest) {
+      throw fail(
+        `${result.data.ts} is outside the accepted window ${new Date(earliest).toISOString()} .. ${new Date(latest).toISOString()} (retention, node clock)`,
+        "ts",
+      );
+    }
     records[i] = result.data;
     times[i] = at;
   }
