@@ -7,6 +7,28 @@ export function signedMessage(version: number, issuedAt: string, hash: string): 
   return utf8(`fleetgate-policy-v1\n${version}\n${issuedAt}\n${hash}`);
 }
 
+export interface NextKey {
+  kid: string;
+  publicKey: string;
+}
+
+/**
+ * v2 adds the series (generation) and the announced next signing key: a bundle is ordered by
+ * (generation, version), so a master restored from a backup starts a higher generation that nodes
+ * accept, while a replayed older bundle stays below what they applied. The next key is signed by
+ * the current one, so a node can move its pin without re-enrolling. See docs/architecture.md.
+ */
+export function signedMessageV2(
+  generation: number,
+  version: number,
+  issuedAt: string,
+  hash: string,
+  nextKey: NextKey | null,
+): Uint8Array<ArrayBuffer> {
+  const next = nextKey ? `${nextKey.kid} ${nextKey.publicKey}` : "";
+  return utf8(`fleetgate-policy-v2\n${generation}\n${version}\n${issuedAt}\n${hash}\n${next}`);
+}
+
 export function policyHash(policy: unknown): Promise<string> {
   return sha256Base64Url(canonicalJson(policy));
 }
@@ -34,7 +56,7 @@ export async function importSigningKey(seedBase64Url: string): Promise<SigningKe
   const jwk = (await crypto.subtle.exportKey("jwk", privateKey)) as JsonWebKey;
   if (!jwk.x) throw new Error("could not derive the Ed25519 public key");
   const publicKey = jwk.x;
-  const kid = (await sha256Base64Url(fromBase64Url(publicKey))).slice(0, 16);
+  const kid = await keyId(publicKey);
   return { kid, publicKey, privateKey };
 }
 
@@ -56,41 +78,106 @@ export async function signBundle(
   return toBase64Url(new Uint8Array(sig));
 }
 
+export async function signBundleV2(
+  key: SigningKey,
+  fields: { generation: number; version: number; issuedAt: string; hash: string; nextKey: NextKey | null },
+): Promise<string> {
+  const message = signedMessageV2(
+    fields.generation,
+    fields.version,
+    fields.issuedAt,
+    fields.hash,
+    fields.nextKey,
+  );
+  const sig = await crypto.subtle.sign({ name: "Ed25519" }, key.privateKey, message);
+  return toBase64Url(new Uint8Array(sig));
+}
+
+/** A key's id: the first 16 characters of the base64url SHA-256 of the raw public key. */
+export async function keyId(publicKey: string): Promise<string> {
+  return (await sha256Base64Url(fromBase64Url(publicKey))).slice(0, 16);
+}
+
 export interface VerifiableBundle {
   version: number;
   hash: string;
   issuedAt: string;
   policy: unknown;
   signature: { kid: string; sig: string };
+  generation?: number;
+  nextKey?: { kid: string; alg?: string; publicKey: string };
+  signatureV2?: { kid: string; sig: string };
 }
 
-export type VerifyResult = { ok: true } | { ok: false; reason: string };
+export type VerifyResult =
+  | {
+      ok: true;
+      /** The series the bundle belongs to; 0 for a bundle signed only with the v1 message. */
+      generation: number;
+      /** The key whose signature verified. */
+      kid: string;
+      /** The next key the signer announced (v2 only; its kid checked against its public key). */
+      nextKey: NextKey | null;
+    }
+  | { ok: false; reason: string };
 
-/** Checks kid, hash over the canonical policy and the Ed25519 signature; never throws. */
+type TrustedKey = { kid: string; publicKey: string };
+
+async function verifyWith(key: TrustedKey, sig: string, message: Uint8Array<ArrayBuffer>): Promise<boolean> {
+  const publicKey = await crypto.subtle.importKey(
+    "raw",
+    fromBase64Url(key.publicKey),
+    { name: "Ed25519" },
+    false,
+    ["verify"],
+  );
+  return crypto.subtle.verify({ name: "Ed25519" }, publicKey, fromBase64Url(sig), message);
+}
+
+/**
+ * Checks the hash over the canonical policy and the Ed25519 signature by one of the trusted keys
+ * (the pinned key, and during a rotation the announced next one); never throws. A bundle with a
+ * v2 signature is judged by it alone: generation and next key count only when it verifies, so
+ * stripping it leaves a generation-0 bundle that orders below anything of a later series.
+ */
 export async function verifyBundle(
   bundle: VerifiableBundle,
-  pinned: { kid: string; publicKey: string },
+  trusted: TrustedKey | readonly TrustedKey[],
 ): Promise<VerifyResult> {
+  const keys = Array.isArray(trusted) ? trusted : [trusted as TrustedKey];
   try {
-    if (bundle.signature.kid !== pinned.kid) {
-      return { ok: false, reason: `signed by key ${bundle.signature.kid}, pinned key is ${pinned.kid}` };
+    const signature = bundle.signatureV2 ?? bundle.signature;
+    const key = keys.find((k) => k.kid === signature.kid);
+    if (!key) {
+      return {
+        ok: false,
+        reason: `signed by key ${signature.kid}, pinned key is ${keys.map((k) => k.kid).join(" or ")}`,
+      };
     }
     const actualHash = await policyHash(bundle.policy);
     if (actualHash !== bundle.hash) return { ok: false, reason: "policy does not match its hash" };
-    const publicKey = await crypto.subtle.importKey(
-      "raw",
-      fromBase64Url(pinned.publicKey),
-      { name: "Ed25519" },
-      false,
-      ["verify"],
-    );
-    const valid = await crypto.subtle.verify(
-      { name: "Ed25519" },
-      publicKey,
-      fromBase64Url(bundle.signature.sig),
+    if (bundle.signatureV2) {
+      const generation = bundle.generation ?? 0;
+      const nextKey = bundle.nextKey
+        ? { kid: bundle.nextKey.kid, publicKey: bundle.nextKey.publicKey }
+        : null;
+      const message = signedMessageV2(generation, bundle.version, bundle.issuedAt, bundle.hash, nextKey);
+      if (!(await verifyWith(key, bundle.signatureV2.sig, message))) {
+        return { ok: false, reason: "signature does not verify" };
+      }
+      if (nextKey && (await keyId(nextKey.publicKey)) !== nextKey.kid) {
+        return { ok: false, reason: "announced next key does not match its kid" };
+      }
+      return { ok: true, generation, kid: key.kid, nextKey };
+    }
+    const valid = await verifyWith(
+      key,
+      bundle.signature.sig,
       signedMessage(bundle.version, bundle.issuedAt, bundle.hash),
     );
-    return valid ? { ok: true } : { ok: false, reason: "signature does not verify" };
+    return valid
+      ? { ok: true, generation: 0, kid: key.kid, nextKey: null }
+      : { ok: false, reason: "signature does not verify" };
   } catch (error) {
     return { ok: false, reason: `signature check failed: ${(error as Error).message}` };
   }

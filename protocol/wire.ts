@@ -39,12 +39,22 @@ export const EnrollResponse = z.object({
 });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
 
+const Signature = z.object({ kid: z.string(), sig: z.string() });
+
+/**
+ * `signature` signs the v1 message (version, issuedAt, hash) for agents that predate v2;
+ * `signatureV2` also covers `generation` (the series, see docs/architecture.md) and `nextKey` (a
+ * signing-key rotation announced by the current key). Agents that know v2 judge by it alone.
+ */
 export const PolicyBundle = z.object({
   version: z.number().int().positive(),
   hash: z.string(),
   issuedAt: z.string(),
   policy: z.record(z.string(), z.unknown()),
-  signature: z.object({ kid: z.string(), sig: z.string() }),
+  signature: Signature,
+  generation: z.number().int().min(0).optional(),
+  nextKey: MasterKey.optional(),
+  signatureV2: Signature.optional(),
 });
 export type PolicyBundle = z.infer<typeof PolicyBundle>;
 

@@ -33,6 +33,8 @@ for (const { name, target, required } of targets) {
     `FLEETGATE_AGENT_VERSION=${JSON.stringify(version)}`,
     ...(target ? [`--target=${target}`] : []),
     "agent/main.ts",
+    // Started as a Worker by agent/sync/bundle-worker.ts: must be an entry point of the binary.
+    "agent/sync/bundle-worker-entry.ts",
     "--outfile",
     outfile,
   ];

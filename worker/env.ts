@@ -13,6 +13,8 @@ declare global {
       FLEETGATE_BOOTSTRAP_TOKEN?: string;
       /** base64url 32-byte Ed25519 seed that signs policy bundles (Worker secret). */
       FLEETGATE_SIGNING_KEY?: string;
+      /** Optional: the seed that will sign next; announced in every bundle so nodes can move their pin. */
+      FLEETGATE_NEXT_SIGNING_KEY?: string;
       /** Milliseconds an ingest coalescer buffers chunks before flushing them to D1 (default 1000). */
       INGEST_FLUSH_MS?: string;
       /** Only in the test pool. */

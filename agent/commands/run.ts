@@ -2,11 +2,14 @@ import { type Command, EXIT_FAILURE, EXIT_OK, parseFlags, parseListen, STATE_DIR
 import { EventLog } from "../events";
 import type { ProxyDriver } from "../proxy/types";
 import { nodeSpoolSettings, startSpooling } from "../spool/index";
+import { acquireRunLock, type RunLock, RunLockHeld } from "../state/run-lock";
 import type { NodeConfig, RuntimeState } from "../state/schemas";
 import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
+import { startBundleWorker } from "../sync/bundle-worker";
 import { systemClock } from "../sync/clock";
 import { compileWithEngine } from "../sync/compile";
 import { SyncLoop } from "../sync/loop";
+import { prepareInThread } from "../sync/prepare";
 import type { SyncSnapshot } from "../sync/types";
 import { AGENT_VERSION } from "../version";
 
@@ -53,6 +56,17 @@ ${STATE_DIR_HELP}
       return EXIT_FAILURE;
     }
     await state.ensure();
+    // Before the spool is opened: a second agent on the same state dir must not touch it.
+    let lock: RunLock;
+    try {
+      lock = await acquireRunLock(state.root);
+    } catch (error) {
+      if (!(error instanceof RunLockHeld)) throw error;
+      io.err(
+        `cannot start: ${error.message}\nOne agent per state dir: stop that one first (systemctl stop fleetgate-agent, or kill ${error.owner.pid}), or give this one its own --state-dir.\n`,
+      );
+      return EXIT_FAILURE;
+    }
     const events = new EventLog({ file: state.eventsPath, stderr: (line) => io.err(line) });
     // Opened (and recovered) before the proxy starts, so every access-log record lands in it.
     const spool = await startSpooling({
@@ -100,6 +114,7 @@ ${STATE_DIR_HELP}
       masterUrl: config.masterUrl,
       nodeToken: credentials.nodeToken,
       masterKey: credentials.masterKey,
+      nextMasterKey: credentials.nextMasterKey,
       agentVersion: AGENT_VERSION,
       pollWaitSeconds: config.pollWaitSeconds,
       fetch: globalThis.fetch,
@@ -109,6 +124,12 @@ ${STATE_DIR_HELP}
       driver,
       events,
       compile: squid ? squid.compileForSquid : compileWithEngine,
+      // Parse, verify and compile a downloaded bundle off the event loop the proxy runs on.
+      prepare: squid
+        ? undefined
+        : (startBundleWorker(prepareInThread(compileWithEngine), (error) =>
+            events.emit("sync.worker_failed", { level: "error", error, fallback: "in-thread" }),
+          ) ?? undefined),
       spoolFigures: () => sink.figures(),
       onState: writeRuntime,
       // The master answered: uploads waiting out an outage backoff go now (at the drain rate).
@@ -130,6 +151,7 @@ ${STATE_DIR_HELP}
     } catch (error) {
       events.emit("proxy.failed", { listen: config.listen, error: (error as Error).message });
       io.err(`cannot start the proxy on ${config.listen}: ${(error as Error).message}\n`);
+      await lock.release();
       return EXIT_FAILURE;
     }
     writeRuntime(loop.snapshot());
@@ -147,6 +169,7 @@ ${STATE_DIR_HELP}
     await spool.stop(SPOOL_STOP_DEADLINE_MS);
     await writeRuntime.flush();
     events.emit("stopped", { signal });
+    await lock.release();
     return EXIT_OK;
   },
 };

@@ -4,6 +4,7 @@ import { PolicyBundle } from "../../protocol/wire";
 import { ago, type Command, EXIT_FAILURE, EXIT_OK, parseFlags, STATE_DIR_HELP } from "../cli-kit";
 import { describeSpool } from "../spool/describe";
 import { readSpoolFigures } from "../spool/read-figures";
+import { trustedKeys } from "../state/schemas";
 import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
 
 export interface StatusView {
@@ -68,7 +69,7 @@ export async function readStatus(state: StateDir): Promise<StatusView> {
   const credentials = await state.readCredentials().catch(() => null);
   const runtime = await state.readRuntime().catch(() => null);
   const running = runtime !== null && isAlive(runtime.pid);
-  const cachedPolicy = await describeCache(state, credentials?.masterKey ?? null);
+  const cachedPolicy = await describeCache(state, credentials ? trustedKeys(credentials) : null);
   const live = running ? runtime : null;
   return {
     enrolled: Boolean(config?.nodeId && credentials),
@@ -98,7 +99,7 @@ export async function readStatus(state: StateDir): Promise<StatusView> {
 
 async function describeCache(
   state: StateDir,
-  masterKey: { kid: string; publicKey: string } | null,
+  masterKey: { kid: string; publicKey: string }[] | null,
 ): Promise<StatusView["cachedPolicy"]> {
   const raw = await state.loadLastGood().catch(() => null);
   if (raw === null) return null;

@@ -1,5 +1,5 @@
 import { lookup } from "node:dns/promises";
-import { rm } from "node:fs/promises";
+import { rm, statfs } from "node:fs/promises";
 import { createConnection, createServer, isIP } from "node:net";
 import path from "node:path";
 import { connect as tlsConnect } from "node:tls";
@@ -10,7 +10,8 @@ import { describeSpool, formatBytes } from "../spool/describe";
 import { readSpoolFigures } from "../spool/read-figures";
 import { DEFAULT_SPOOL_SETTINGS } from "../spool/settings";
 import { writeFileAtomic } from "../state/atomic-write";
-import type { Credentials, NodeConfig, RuntimeState } from "../state/schemas";
+import { ownerAlive, readRunLock } from "../state/run-lock";
+import { type Credentials, type NodeConfig, type RuntimeState, trustedKeys } from "../state/schemas";
 import type { StateDir } from "../state/state-dir";
 import { compileWithEngine } from "../sync/compile";
 import { pollPolicy } from "../sync/master-client";
@@ -28,6 +29,9 @@ export interface CheckResult {
 
 const NET_TIMEOUT_MS = 5_000;
 const MAX_SKEW_SECONDS = 30;
+/** The oldest record still waiting for upload: older than this means uploads are stuck. */
+export const BACKLOG_WARN_MS = 10 * 60_000;
+export const BACKLOG_FAIL_MS = 60 * 60_000;
 
 export interface DoctorContext {
   state: StateDir;
@@ -61,8 +65,12 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
         }
       : await checkToken(ctx);
   results.push(token, skew);
+  const running = await checkRunning(ctx);
+  results.push(running);
+  if (running.status === "ok") results.push(checkEnforcing(ctx, token));
   results.push(await checkListen(ctx));
   results.push(await checkWritable(ctx.state));
+  results.push(await checkDisk(ctx.state.root));
   results.push(await checkCachedPolicy(ctx));
   results.push(await checkSpool(ctx));
   if (ctx.config.driver === "squid") await addSquidChecks(results, ctx.config, ctx.state.root);
@@ -184,7 +192,10 @@ async function checkToken(ctx: DoctorContext): Promise<{ token: CheckResult; ske
     token = {
       name,
       status: "ok",
-      detail: result.kind === "not-modified" ? "up to date (304)" : "policy served (200)",
+      detail:
+        result.kind === "not-modified"
+          ? "up to date (304)"
+          : `policy served (200)${servedVersion(result.bytes)}`,
     };
   } else if (result.status === 401) {
     token = {
@@ -209,6 +220,86 @@ async function checkToken(ctx: DoctorContext): Promise<{ token: CheckResult; ske
     };
   }
   return { token, skew: judgeSkew(dateHeader) };
+}
+
+function servedVersion(bytes: Uint8Array): string {
+  try {
+    const version = (JSON.parse(new TextDecoder().decode(bytes)) as { version?: unknown }).version;
+    return typeof version === "number" ? `: v${version}` : "";
+  } catch {
+    return "";
+  }
+}
+
+/** Is a `run` holding this state dir's lock? Without one nothing enforces or uploads. */
+async function checkRunning(ctx: DoctorContext): Promise<CheckResult> {
+  const name = "agent running";
+  const owner = await readRunLock(ctx.state.root).catch(() => null);
+  if (owner && (await ownerAlive(owner))) {
+    return { name, status: "ok", detail: `pid ${owner.pid}, since ${owner.startedAt}` };
+  }
+  return {
+    name,
+    status: "fail",
+    detail: owner ? `not running (pid ${owner.pid} is gone; it left its lock behind)` : "not running",
+    hint: "start it: systemctl start fleetgate-agent (why it stopped: journalctl -u fleetgate-agent)",
+  };
+}
+
+/**
+ * The running agent's own account (runtime.json) and the master's answer to its applied hash: a
+ * refused bundle, a fail-closed proxy, or a master holding a newer policy than the node enforces.
+ */
+function checkEnforcing(ctx: DoctorContext, token: CheckResult): CheckResult {
+  const name = "enforcing the master's latest policy";
+  const runtime = ctx.runtime;
+  if (!runtime) return { name, status: "warn", detail: "no runtime.json yet", hint: "wait a few seconds" };
+  const applied = runtime.appliedVersion === null ? "nothing" : `v${runtime.appliedVersion}`;
+  if (runtime.lastRefusal) {
+    return {
+      name,
+      status: "fail",
+      detail: `refusing the master's policy (enforcing ${applied}): ${runtime.lastRefusal}`,
+      hint: "the reason says what to fix: a policy this agent cannot compile (upgrade the agent), a key it does not trust (re-enroll), or a master restored from a backup (POST /api/v1/policy/series)",
+    };
+  }
+  if (runtime.enforcing === "fail-closed") {
+    return {
+      name,
+      status: "fail",
+      detail: "no policy applied: the proxy refuses all traffic",
+      hint: "publish a policy on the master, and check the token and network checks above",
+    };
+  }
+  if (token.status === "ok" && token.detail.startsWith("policy served")) {
+    return {
+      name,
+      status: "fail",
+      detail: `behind: the master has a newer policy (${token.detail.replace(/^policy served \(200\)(: )?/, "") || "another bundle"}) than the ${applied} this node enforces`,
+      hint: `if it persists, see the policy.rejected and sync.failed events in ${ctx.state.eventsPath}`,
+    };
+  }
+  return { name, status: "ok", detail: `${applied}, the master's latest` };
+}
+
+export function judgeDisk(root: string, free: number, total: number): CheckResult {
+  const name = `disk space for ${root}`;
+  const share = total > 0 ? free / total : 1;
+  const detail = `${formatBytes(free)} free of ${formatBytes(total)} (${Math.round(share * 100)}%)`;
+  const hint =
+    "free space on this file system: the spool drops the oldest records at its quota, but a full disk also stops last-good and status writes";
+  if (free < 100 * 1024 * 1024 || share < 0.05) return { name, status: "fail", detail, hint };
+  if (share < 0.1) return { name, status: "warn", detail, hint };
+  return { name, status: "ok", detail };
+}
+
+async function checkDisk(root: string): Promise<CheckResult> {
+  try {
+    const stats = await statfs(root);
+    return judgeDisk(root, stats.bavail * stats.bsize, stats.blocks * stats.bsize);
+  } catch (error) {
+    return { name: `disk space for ${root}`, status: "skip", detail: `statfs failed: ${String(error)}` };
+  }
 }
 
 export function judgeSkew(dateHeader: string | null, nowMs = Date.now()): CheckResult {
@@ -253,7 +344,7 @@ async function checkListen(ctx: DoctorContext): Promise<CheckResult> {
       name,
       status: "fail",
       detail: "permission denied",
-      hint: "ports below 1024 need CAP_NET_BIND_SERVICE (AmbientCapabilities in the unit)",
+      hint: "ports below 1024 need CAP_NET_BIND_SERVICE: install deploy/fleetgate-agent.service.d/low-port.conf (docs/agent.md)",
     };
   }
   return {
@@ -301,7 +392,7 @@ async function checkCachedPolicy(ctx: DoctorContext): Promise<CheckResult> {
       hint: "delete it; the agent fetches a fresh one",
     };
   if (!ctx.credentials) return { name, status: "fail", detail: "no pinned master key", hint: "re-enroll" };
-  const verified = await verifyBundle(parsed.data, ctx.credentials.masterKey);
+  const verified = await verifyBundle(parsed.data, trustedKeys(ctx.credentials));
   if (!verified.ok) {
     return {
       name,
@@ -316,7 +407,7 @@ async function checkCachedPolicy(ctx: DoctorContext): Promise<CheckResult> {
   return {
     name,
     status: "ok",
-    detail: `v${parsed.data.version} verifies with key ${ctx.credentials.masterKey.kid}`,
+    detail: `v${parsed.data.version} verifies with key ${verified.kid}`,
   };
 }
 
@@ -356,8 +447,16 @@ export async function checkSpool(ctx: Pick<DoctorContext, "state" | "config">): 
         "spool.quotaBytes in config.json) if outages last longer than it holds",
     );
   }
+  const backlogMs = figures.oldestPendingAt ? Date.now() - Date.parse(figures.oldestPendingAt) : 0;
+  const stuck = backlogMs >= BACKLOG_FAIL_MS;
+  if (backlogMs >= BACKLOG_WARN_MS) {
+    hints.unshift(
+      `the oldest record waiting for upload is ${Math.round(backlogMs / 60_000)} min old: uploads are not getting through ` +
+        `(is the agent running? spool.upload_backoff and spool.quarantined events in ${ctx.state.eventsPath}; the token and network checks above)`,
+    );
+  }
   if (hints.length === 0) return { name, status: "ok", detail };
-  return { name, status: "warn", detail, hint: hints.join("\n    fix: ") };
+  return { name, status: stuck ? "fail" : "warn", detail, hint: hints.join("\n    fix: ") };
 }
 
 function processAlive(pid: number): boolean {

@@ -11,6 +11,11 @@ export interface ChunkStore {
   ack(chunk: ChunkInfo): Promise<void>;
   /** The master refused it for good: keep it aside, counted, never retried automatically. */
   quarantine(chunk: ChunkInfo, reason: string): Promise<void>;
+  /**
+   * The chunk cannot be read (a bad block, a permission, something else where the file was): move it
+   * to quarantine if possible, else skip it until the next start, so the chunks behind it still go.
+   */
+  setAside(chunk: ChunkInfo, reason: string): Promise<void>;
   /** The master found it too large (413): replace it by two halves. */
   split(chunk: ChunkInfo): Promise<void>;
   pendingCount(): number;

@@ -2,10 +2,11 @@ import * as nodeFs from "node:fs/promises";
 import path from "node:path";
 import type { LogRecord, SpoolFigures } from "../../protocol/wire";
 import type { AccessLogSink, EventLogger } from "../proxy/types";
+import { monotonicNow } from "../sync/clock";
 import type { Clock } from "../sync/types";
 import { type ChunkFateContext, quarantineChunk, splitChunk, writeFirstHalf } from "./chunk-fate";
 import { ChunkIndex } from "./chunk-index";
-import type { ChunkInfo } from "./chunk-name";
+import { type ChunkInfo, chunkId } from "./chunk-name";
 import type { ChunkStore } from "./chunk-store";
 import { crc32, FRAME_HEADER_BYTES, MAX_RECORD_BYTES } from "./frame";
 import { type SpoolJournal, type SpoolMeta, writeMeta } from "./meta";
@@ -91,6 +92,8 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
   private readonly listeners: (() => void)[] = [];
   private readonly figureListeners: (() => void)[] = [];
   private failing: string | null = null;
+  /** Sealed (committed) segments whose file could not be deleted yet; never sealed again. */
+  private readonly staleSegments = new Set<string>();
   private shedding = false;
 
   private constructor(options: DiskSpoolOptions) {
@@ -148,6 +151,7 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
     segment.records++;
     segment.payloadBytes += payloadLength + 1;
     segment.firstMs ??= this.clock.now();
+    segment.firstMono ??= monotonicNow(this.clock);
     this.bufferedBytes += frameLength;
     if (this.bufferedBytes > this.settings.maxBufferedBytes) this.shedBuffered();
   }
@@ -233,6 +237,28 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
   quarantine(chunk: ChunkInfo, reason: string): Promise<void> {
     return this.serial(async () => {
       await quarantineChunk(this.chunkContext(), chunk, reason);
+      this.notify(this.figureListeners);
+    });
+  }
+
+  setAside(chunk: ChunkInfo, reason: string): Promise<void> {
+    return this.serial(async () => {
+      try {
+        await quarantineChunk(this.chunkContext(), chunk, reason);
+      } catch (error) {
+        // Not even movable, or gone: out of the upload order until the next start looks again.
+        this.index.forget(chunk);
+        const gone = (error as NodeJS.ErrnoException).code === "ENOENT";
+        if (gone) this.countDrop(chunk.records);
+        this.events.emit("spool.chunk_skipped", {
+          level: "error",
+          chunk: chunkId(chunk),
+          records: chunk.records,
+          reason,
+          error: (error as Error).message,
+          ...(gone ? { dropped: chunk.records } : {}),
+        });
+      }
       this.notify(this.figureListeners);
     });
   }
@@ -334,9 +360,13 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
     }
     if (this.bufferedBytes <= this.settings.maxBufferedBytes * 0.5) this.shedding = false;
     const active = this.active();
-    if (active.firstMs !== null && this.clock.now() - active.firstMs >= this.settings.maxChunkAgeMs) {
+    if (
+      active.firstMono !== null &&
+      monotonicNow(this.clock) - active.firstMono >= this.settings.maxChunkAgeMs
+    ) {
       this.rotate();
     }
+    for (const file of this.staleSegments) await this.unlinkSealedSegment(file);
     while (this.segments[0]?.closed) {
       try {
         await this.sealSegment(this.segments[0]);
@@ -372,12 +402,25 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
       },
       this.clock.now(),
     );
+    // Committed: the segment is done whatever happens to its file. Dropped from the list before the
+    // unlink, so a failed unlink cannot make the next flush seal the same records a second time.
     this.index.addPending(...sealed);
-    await unlinkIfExists(this.fs, segment.path);
     this.segments.shift();
     if (sealed.length > 0) {
       this.notify(this.listeners);
       this.notify(this.figureListeners);
+    }
+    await this.unlinkSealedSegment(segment.path);
+  }
+
+  /** A sealed segment's file; one whose unlink failed is retried on the next flush (and at start). */
+  private async unlinkSealedSegment(file: string): Promise<void> {
+    try {
+      await unlinkIfExists(this.fs, file);
+      this.staleSegments.delete(file);
+    } catch (error) {
+      this.staleSegments.add(file);
+      this.reportFailure("segment_unlink", error);
     }
   }
 

@@ -44,13 +44,24 @@ export async function enforceQuota(
   }
   if (victims.length === 0) return 0;
   const records = victims.reduce((sum, v) => sum + v.chunk.records, 0);
-  // Counted and journaled before deleting: a crash in between finishes the deletes, never recounts.
-  await ctx.journal.saveMeta({ dropping: victims.map((v) => v.chunk.file) }, records);
-  for (const { chunk, dir } of victims) {
-    await unlinkIfExists(ctx.fs, path.join(dir, chunk.file));
+  // Out of the index before the first await: the uploader (outside the disk queue) must not take a
+  // victim while its drop is being journaled, or its records would count as dropped and delivered.
+  for (const { chunk } of victims) {
     index.forget(chunk);
     index.forgetQuarantined(chunk);
   }
+  try {
+    // Counted and journaled before deleting: a crash in between finishes the deletes, never recounts.
+    await ctx.journal.saveMeta({ dropping: victims.map((v) => v.chunk.file) }, records);
+  } catch (error) {
+    // Not counted, not deleted: the chunks are pending (or quarantined) again.
+    for (const { chunk, dir } of victims) {
+      if (dir === ctx.dirs.quarantine) index.quarantined.push(chunk);
+      else index.addPending(chunk);
+    }
+    throw error;
+  }
+  for (const { chunk, dir } of victims) await unlinkIfExists(ctx.fs, path.join(dir, chunk.file));
   ctx.journal.dropsDeleted();
   ctx.events.emit("spool.dropped", {
     level: "error",

@@ -33,6 +33,7 @@ export interface RecoveredSegment {
   records: number;
   payloadBytes: number;
   firstMs: number;
+  firstMono: null;
   buffer: Buffer[];
   tail: null;
   writing: 0;
@@ -114,8 +115,11 @@ export async function recoverSpool(input: {
     const file = path.join(dirs.segments, name);
     highest = Math.max(highest, n);
     if (n <= meta.sealedSegment) {
-      // Sealed and committed; only its deletion was lost.
-      await unlinkIfExists(fs, file);
+      // Sealed and committed; only its deletion was lost (or failed): never sealed again, whether
+      // or not it can be deleted now.
+      await unlinkIfExists(fs, file).catch((error: unknown) =>
+        events.emit("spool.segment_unlink_failed", { level: "error", segment: name, error: String(error) }),
+      );
       continue;
     }
     const scan = scanSegment(await fs.readFile(file));
@@ -141,6 +145,7 @@ export async function recoverSpool(input: {
       records: scan.payloads.length,
       payloadBytes: scan.payloads.reduce((sum, p) => sum + p.length + 1, 0),
       firstMs: oldestOf(scan.payloads, now),
+      firstMono: null,
       buffer: [],
       tail: null,
       writing: 0,

@@ -20,6 +20,8 @@ export interface Segment {
   /** Inflated NDJSON bytes of all its records. */
   payloadBytes: number;
   firstMs: number | null;
+  /** Monotonic time of its first record: the age seal is measured on it, not on the wall clock. */
+  firstMono: number | null;
   /**
    * Frames not yet written, as runs of consecutive frames (slices of the writer's slab, not one
    * Buffer per record); the first `writing` runs are being written right now.
@@ -64,6 +66,7 @@ export function newSegment(segmentsDir: string, n: number, linesBytes = FIRST_LI
     records: 0,
     payloadBytes: 0,
     firstMs: null,
+    firstMono: null,
     buffer: [],
     tail: null,
     writing: 0,

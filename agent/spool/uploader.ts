@@ -1,5 +1,6 @@
 import type { EventLogger } from "../proxy/types";
 import { backoffDelay } from "../sync/backoff";
+import { monotonicNow } from "../sync/clock";
 import type { Clock, FetchLike } from "../sync/types";
 import { type ChunkInfo, chunkId } from "./chunk-name";
 import type { ChunkStore } from "./chunk-store";
@@ -18,6 +19,9 @@ export interface UploaderOptions {
   events?: EventLogger;
   settings?: Partial<SpoolSettings>;
 }
+
+// Read errors that say nothing about the chunk itself: retried later like a failed upload.
+const TRANSIENT_FS_ERRORS = new Set(["EMFILE", "ENFILE", "ENOMEM", "EAGAIN", "EBUSY", "EINTR"]);
 
 // Woken by new chunks and finished uploads; this is only the safety net.
 const IDLE_CHECK_MS = 30_000;
@@ -53,7 +57,7 @@ export class ChunkUploader {
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       while (!signal.aborted) {
-        const now = this.o.clock.now();
+        const now = this.mono();
         if (now < this.blockedUntil) await this.pause(this.blockedUntil - now, signal);
         else if (this.inflight.size >= this.s.uploadConcurrency) await this.pause(IDLE_CHECK_MS, signal);
         else if (now < this.nextSlotAt) await this.pause(this.nextSlotAt - now, signal);
@@ -88,7 +92,7 @@ export class ChunkUploader {
    * rate and the concurrency limit still apply, and an explicit Retry-After is still honoured.
    */
   nudge(): void {
-    const now = this.o.clock.now();
+    const now = this.mono();
     if (!this.nudgeable || now >= this.blockedUntil) return;
     this.nudgeable = false;
     this.blockedUntil = now;
@@ -102,10 +106,10 @@ export class ChunkUploader {
    * unavailable for longer than that; true when everything was delivered.
    */
   async drain(ms: number): Promise<boolean> {
-    const deadline = this.o.clock.now() + ms;
+    const deadline = this.mono() + ms;
     this.wake();
     while (this.o.store.pendingCount() > 0 || this.inflight.size > 0) {
-      const now = this.o.clock.now();
+      const now = this.mono();
       if (now >= deadline || (this.inflight.size === 0 && this.blockedUntil >= deadline)) return false;
       await this.o.clock.sleep(Math.min(50, deadline - now));
     }
@@ -133,7 +137,16 @@ export class ChunkUploader {
   private async upload(chunk: ChunkInfo, signal: AbortSignal): Promise<void> {
     const id = chunkId(chunk);
     try {
-      const body = await this.o.store.readChunk(chunk);
+      let body: Uint8Array;
+      try {
+        body = await this.o.store.readChunk(chunk);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? "";
+        if (TRANSIENT_FS_ERRORS.has(code)) throw error;
+        // This chunk, not the disk or the master: set it aside and go on with the ones behind it.
+        await this.o.store.setAside(chunk, `unreadable: ${code || (error as Error).message}`);
+        return;
+      }
       const outcome = await this.send(id, body, signal);
       if (signal.aborted && outcome.kind === "failed") {
         this.o.store.release(chunk);
@@ -233,6 +246,11 @@ export class ChunkUploader {
     }
   }
 
+  /** Gates, slots and deadlines run on the monotonic clock: a wall-clock step back must not pause uploads. */
+  private mono(): number {
+    return monotonicNow(this.o.clock);
+  }
+
   private onContact(): void {
     this.failures = 0;
     if (this.gate !== null) {
@@ -242,7 +260,7 @@ export class ChunkUploader {
   }
 
   private block(delayMs: number, nudgeable: boolean, fields: Record<string, unknown>): void {
-    const until = this.o.clock.now() + delayMs;
+    const until = this.mono() + delayMs;
     // The latest reason for the longest wait decides whether a nudge may cut it short.
     if (until >= this.blockedUntil) this.nudgeable = nudgeable;
     this.blockedUntil = Math.max(this.blockedUntil, until);

@@ -66,8 +66,17 @@ export type NodeConfig = z.infer<typeof NodeConfig>;
 export const Credentials = z.object({
   nodeToken: z.string().min(1),
   masterKey: MasterKey,
+  /** The next signing key, announced in a bundle signed by `masterKey`: trusted too until it takes over. */
+  nextMasterKey: MasterKey.optional(),
 });
 export type Credentials = z.infer<typeof Credentials>;
+
+/** The keys a bundle may be signed by: the pin, and during a rotation the announced next key. */
+export function trustedKeys(credentials: Credentials): MasterKey[] {
+  return credentials.nextMasterKey
+    ? [credentials.masterKey, credentials.nextMasterKey]
+    : [credentials.masterKey];
+}
 
 /** What a running agent enforces right now; written by `run`, read by `status`. */
 export const RuntimeState = z.object({

@@ -61,6 +61,18 @@ export class StateDir implements SyncStore {
     return writeFileAtomic(this.runtimePath, `${JSON.stringify(state, null, 2)}\n`);
   }
 
+  /** Moves the pin (a key rotation announced by the pinned key): credentials.json keeps the token. */
+  async saveMasterKeys(keys: Pick<Credentials, "masterKey" | "nextMasterKey">): Promise<void> {
+    const current = await this.readCredentials();
+    if (!current) throw new StateFileError(`${this.credentialsPath} is missing`);
+    const { nextMasterKey: _previous, ...rest } = current;
+    await this.writeCredentials({
+      ...rest,
+      masterKey: keys.masterKey,
+      ...(keys.nextMasterKey ? { nextMasterKey: keys.nextMasterKey } : {}),
+    });
+  }
+
   /** The raw cached bundle; the sync loop parses and re-verifies it before trusting it. */
   async loadLastGood(): Promise<unknown | null> {
     const text = await readOptional(this.lastGoodPath);
@@ -72,8 +84,10 @@ export class StateDir implements SyncStore {
     }
   }
 
-  saveLastGood(bundle: PolicyBundle): Promise<void> {
-    return writeFileAtomic(this.lastGoodPath, `${JSON.stringify(bundle)}\n`, { mode: 0o640 });
+  /** The parsed bundle, or its bytes as downloaded (no re-serialising a large policy on the event loop). */
+  saveLastGood(bundle: PolicyBundle | Uint8Array): Promise<void> {
+    const data = bundle instanceof Uint8Array ? bundle : `${JSON.stringify(bundle)}\n`;
+    return writeFileAtomic(this.lastGoodPath, data, { mode: 0o640 });
   }
 
   async clearLastGood(): Promise<void> {

@@ -3,6 +3,7 @@ import type { Clock } from "./types";
 /** Wall-clock time and timers; tests pass a fake instead. */
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   sleep(ms, signal) {
     return new Promise((resolve) => {
       if (signal?.aborted) return resolve();
@@ -16,3 +17,8 @@ export const systemClock: Clock = {
     });
   },
 };
+
+/** The clock's monotonic time: what every timeout and interval is measured on. */
+export function monotonicNow(clock: Clock): number {
+  return clock.monotonic ? clock.monotonic() : clock.now();
+}

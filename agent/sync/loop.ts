@@ -1,10 +1,26 @@
-import { verifyBundle } from "../../protocol/signing";
-import { PolicyBundle, type SpoolFigures, type StatusReport } from "../../protocol/wire";
+import type { NextKey } from "../../protocol/signing";
+import type { MasterKey, PolicyBundle, SpoolFigures, StatusReport } from "../../protocol/wire";
 import { backoffDelay } from "./backoff";
+import { monotonicNow } from "./clock";
 import { type MasterFailure, pollPolicy, postStatus } from "./master-client";
+import {
+  type BundleHead,
+  compileOpened,
+  openBundle,
+  type Position,
+  type PrepareBundle,
+  prepareInThread,
+} from "./prepare";
 import type { SyncOptions, SyncSnapshot } from "./types";
 
 type Outcome = { state: "applied" } | { state: "rejected"; error: string };
+/**
+ * Why a bundle was refused decides whether asking for it again can help: "final" (it verified but
+ * cannot be used: a downgrade, a policy this agent cannot compile) never, "transit" (hash or
+ * signature wrong) once, in case it was damaged on the way, "local" (disk or proxy) after a while.
+ */
+type Refusal = "final" | "transit" | "local";
+const MAX_REMEMBERED_REFUSALS = 32;
 
 const ZERO_SPOOL: SpoolFigures = {
   pendingChunks: 0,
@@ -25,12 +41,24 @@ const MAX_PENDING_REPORTS = 5;
  * every effect (network, time, randomness, disk, proxy) comes in through `SyncOptions`.
  */
 export class SyncLoop {
-  private readonly o: Required<Omit<SyncOptions, "onState" | "onMasterContact">> &
+  private readonly o: Required<
+    Omit<SyncOptions, "onState" | "onMasterContact" | "nextMasterKey" | "prepare">
+  > &
     Pick<SyncOptions, "onState" | "onMasterContact">;
+  private readonly prepare: PrepareBundle;
+  /** The pinned key and, during a rotation, the next one it announced; both verify. */
+  private keys: { pin: MasterKey; next: MasterKey | null };
   private readonly startedAt: number;
-  private applied: { bundle: PolicyBundle; appliedAt: string } | null = null;
+  private applied: {
+    head: BundleHead;
+    position: Position;
+    save: PolicyBundle | Uint8Array;
+    appliedAt: string;
+  } | null = null;
   /** Hash of the last refused bundle, sent as If-None-Match so the master holds the poll until a new publish. */
-  private refused: { hash: string; at: number } | null = null;
+  private refused: { hash: string; at: number; permanent: boolean } | null = null;
+  /** Hashes refused for good, and how often each transit-refused hash came: never fetched, verified or compiled again. */
+  private readonly refusals = new Map<string, { permanent: boolean; count: number }>();
   private outcome: Outcome = { state: "applied" };
   private pendingReports: Outcome[] = [];
   private lastStatusAt = Number.NEGATIVE_INFINITY;
@@ -68,6 +96,8 @@ export class SyncLoop {
       ...options,
     };
     this.startedAt = options.clock.now();
+    this.prepare = options.prepare ?? prepareInThread(options.compile);
+    this.keys = { pin: options.masterKey, next: options.nextMasterKey ?? null };
   }
 
   snapshot(): SyncSnapshot {
@@ -179,84 +209,127 @@ export class SyncLoop {
     if (!result.ok) return this.onFailure(result);
     this.quickPoll = false;
     this.onContact();
-    if (result.kind === "malformed") {
-      await this.refuse(null, result.reason);
-      // Without a hash to wait on, the master would answer the same bytes at once: slow down.
-      this.failures++;
-      return this.backoff();
-    }
-    if (result.kind === "bundle") {
-      await this.accept(result.bundle);
-      return 0;
-    }
+    if (result.kind === "bundle") return this.accept(result.bytes, result.etag);
     // A master that answers "not modified" without holding the poll must not make us spin.
     return Math.max(0, MIN_POLL_INTERVAL_MS - (this.o.clock.now() - startedAt));
   }
 
   private currentEtag(): string | null {
-    if (this.refused && this.o.clock.now() - this.refused.at < this.o.refusedRetryMs)
-      return this.refused.hash;
+    const refused = this.refused;
+    if (refused && (refused.permanent || this.mono() - refused.at < this.o.refusedRetryMs))
+      return refused.hash;
     this.refused = null;
-    return this.applied?.bundle.hash ?? null;
+    return this.applied?.position.hash ?? null;
   }
 
-  private async accept(bundle: PolicyBundle): Promise<void> {
-    const current = this.applied?.bundle;
-    if (current && bundle.version === current.version && bundle.hash === current.hash) return;
-    const verified = await verifyBundle(bundle, this.o.masterKey);
-    if (!verified.ok) return this.refuse(bundle, `bundle v${bundle.version} refused: ${verified.reason}`);
-    if (current && bundle.version < current.version) {
-      return this.refuse(bundle, `bundle v${bundle.version} is older than the applied v${current.version}`);
-    }
-    if (current && bundle.version === current.version) {
-      return this.refuse(
-        bundle,
-        `bundle v${bundle.version} differs from the applied bundle of the same version`,
-      );
-    }
-    const compiled = this.o.compile(bundle.policy);
-    if (!compiled.ok)
-      return this.refuse(bundle, `bundle v${bundle.version} cannot be applied: ${compiled.error}`);
+  private trusted(): MasterKey[] {
+    return this.keys.next ? [this.keys.pin, this.keys.next] : [this.keys.pin];
+  }
 
+  /** Verifies, orders, compiles, saves and applies a downloaded bundle; returns the delay before the next poll. */
+  private async accept(bytes: Uint8Array, etag: string | null): Promise<number> {
+    const current = this.applied;
+    // The master names the bundle in its ETag: the applied one, or one refused for good (a master
+    // ignoring If-None-Match) is neither parsed, verified nor compiled again, and not NACKed twice.
+    if (etag !== null && etag === current?.position.hash) return 0;
+    if (etag !== null && this.refusals.get(etag)?.permanent) {
+      this.refused = { hash: etag, at: this.mono(), permanent: true };
+      return 0;
+    }
+    const prepared = await this.prepare(bytes, this.trusted(), current?.position ?? null);
+    if (!prepared.ok) {
+      if (prepared.why === "incomplete") {
+        return this.onFailure({
+          ok: false,
+          status: 0,
+          code: "DOWNLOAD_INCOMPLETE",
+          message: prepared.reason,
+          retryAfterMs: null,
+        });
+      }
+      const hash = prepared.hash ?? etag;
+      if (hash !== null && this.refusals.get(hash)?.permanent) {
+        this.refused = { hash, at: this.mono(), permanent: true };
+        return 0;
+      }
+      await this.refuse(hash !== null ? { hash } : null, prepared.reason, prepared.why);
+      if (hash !== null) return 0;
+      // Without a hash to wait on, the master would answer the same bytes at once: slow down.
+      this.failures++;
+      return this.backoff();
+    }
+    const { head } = prepared;
+    if (head.hash === current?.position.hash) return 0;
     // Persist before enforcing and before the ACK: what the master sees as applied survives a restart.
     try {
-      await this.o.store.saveLastGood(bundle);
+      await this.o.store.saveLastGood(prepared.save);
     } catch (error) {
-      return this.refuse(bundle, `bundle v${bundle.version} could not be saved: ${(error as Error).message}`);
+      await this.refuse(
+        head,
+        `bundle v${head.version} could not be saved: ${(error as Error).message}`,
+        "local",
+      );
+      return 0;
     }
     try {
       await this.o.driver.applyPolicy({
-        version: bundle.version,
-        hash: bundle.hash,
-        compiled: compiled.compiled,
+        version: head.version,
+        hash: head.hash,
+        compiled: prepared.compiled,
       });
     } catch (error) {
-      if (current) await this.o.store.saveLastGood(current).catch(() => undefined);
-      return this.refuse(bundle, `proxy could not apply v${bundle.version}: ${(error as Error).message}`);
+      if (current) await this.o.store.saveLastGood(current.save).catch(() => undefined);
+      await this.refuse(head, `proxy could not apply v${head.version}: ${(error as Error).message}`, "local");
+      return 0;
     }
-    this.markApplied(bundle, "master");
+    this.markApplied(head, prepared.position, prepared.save, "master");
+    await this.moveKeys(prepared.kid, prepared.nextKey);
+    return 0;
+  }
+
+  /**
+   * Key rotation: a bundle signed by the pinned key may announce the next key (trusted from then on
+   * beside it); the first bundle signed by the next key makes it the pin and retires the old one.
+   */
+  private async moveKeys(signedBy: string, announced: NextKey | null): Promise<void> {
+    let { pin, next } = this.keys;
+    const before = `${pin.kid}/${next?.kid ?? ""}`;
+    if (next && signedBy === next.kid) {
+      this.o.events.emit("sync.key_rotated", { from: pin.kid, to: next.kid });
+      pin = next;
+      next = null;
+    }
+    if (announced && announced.kid !== pin.kid && announced.kid !== next?.kid) {
+      next = { kid: announced.kid, alg: "Ed25519", publicKey: announced.publicKey };
+      this.o.events.emit("sync.next_key", { pinned: pin.kid, next: next.kid });
+    }
+    if (`${pin.kid}/${next?.kid ?? ""}` === before) return;
+    this.keys = { pin, next };
+    try {
+      await this.o.store.saveMasterKeys?.({ masterKey: pin, ...(next ? { nextMasterKey: next } : {}) });
+    } catch (error) {
+      this.o.events.emit("sync.key_save_failed", { level: "error", error: (error as Error).message });
+    }
   }
 
   private async checkCached(raw: unknown): Promise<string | null> {
-    const parsed = PolicyBundle.safeParse(raw);
-    if (!parsed.success) return "not a policy bundle";
-    const bundle = parsed.data;
-    const verified = await verifyBundle(bundle, this.o.masterKey);
-    if (!verified.ok) return verified.reason;
-    const compiled = this.o.compile(bundle.policy);
-    if (!compiled.ok) return compiled.error;
-    await this.o.driver.applyPolicy({
-      version: bundle.version,
-      hash: bundle.hash,
-      compiled: compiled.compiled,
-    });
-    this.markApplied(bundle, "cache");
+    const prepared = await compileOpened(await openBundle(raw, this.trusted(), null), this.o.compile);
+    if (!prepared.ok) return prepared.reason;
+    const { head } = prepared;
+    await this.o.driver.applyPolicy({ version: head.version, hash: head.hash, compiled: prepared.compiled });
+    this.markApplied(head, prepared.position, prepared.save, "cache");
     return null;
   }
 
-  private markApplied(bundle: PolicyBundle, source: "cache" | "master"): void {
+  private markApplied(
+    head: BundleHead,
+    position: Position,
+    save: PolicyBundle | Uint8Array,
+    source: "cache" | "master",
+  ): void {
+    const bundle = head;
     const appliedAt = new Date(this.o.clock.now()).toISOString();
-    this.applied = { bundle, appliedAt };
+    this.applied = { head, position, save, appliedAt };
     this.refused = null;
     this.o.events.emit("policy.applied", { source, version: bundle.version, hash: bundle.hash });
     // A restart re-applying the cache is not news to the master; an apply from the master is ACKed.
@@ -271,16 +344,36 @@ export class SyncLoop {
     });
   }
 
-  private async refuse(bundle: PolicyBundle | null, error: string): Promise<void> {
-    if (bundle?.hash) this.refused = { hash: bundle.hash, at: this.o.clock.now() };
+  private async refuse(
+    bundle: { hash: string; version?: number } | null,
+    error: string,
+    why: Refusal,
+  ): Promise<void> {
+    if (bundle?.hash) {
+      const seen = this.refusals.get(bundle.hash)?.count ?? 0;
+      const permanent = why === "final" || (why === "transit" && seen >= 1);
+      if (why !== "local") this.remember(bundle.hash, { permanent, count: seen + 1 });
+      this.refused = { hash: bundle.hash, at: this.mono(), permanent };
+    }
     this.o.events.emit("policy.rejected", {
       source: "master",
       version: bundle?.version,
       error,
-      keeping: this.applied?.bundle.version ?? null,
+      keeping: this.applied?.head.version ?? null,
     });
     this.setOutcome({ state: "rejected", error });
     this.update({ lastError: error, lastRefusal: error });
+  }
+
+  private remember(hash: string, refusal: { permanent: boolean; count: number }): void {
+    this.refusals.delete(hash);
+    this.refusals.set(hash, refusal);
+    if (this.refusals.size > MAX_REMEMBERED_REFUSALS)
+      this.refusals.delete(this.refusals.keys().next().value!);
+  }
+
+  private mono(): number {
+    return monotonicNow(this.o.clock);
   }
 
   private setOutcome(outcome: Outcome): void {
@@ -335,8 +428,8 @@ export class SyncLoop {
   private report(outcome: Outcome): StatusReport {
     const driver = this.o.driver;
     return {
-      appliedVersion: this.applied?.bundle.version ?? null,
-      appliedHash: this.applied?.bundle.hash ?? null,
+      appliedVersion: this.applied?.head.version ?? null,
+      appliedHash: this.applied?.head.hash ?? null,
       state: outcome.state,
       ...(outcome.state === "rejected" ? { error: outcome.error.slice(0, 2000) } : {}),
       proxy: { kind: driver.kind, listen: driver.listenAddress(), version: driver.version() },

@@ -2,7 +2,6 @@ import {
   EnrollRequest,
   EnrollResponse,
   ErrorBody,
-  PolicyBundle,
   PROTOCOL_PREFIX,
   type StatusReport,
 } from "../../protocol/wire";
@@ -21,9 +20,9 @@ export type MasterFailure = {
 };
 
 export type PollResult =
-  | { ok: true; kind: "bundle"; bundle: PolicyBundle }
-  // An unreadable bundle is still an answer to NACK, not a transport failure to retry.
-  | { ok: true; kind: "malformed"; reason: string }
+  // The bytes as downloaded: parsed, verified and compiled by the sync loop's prepare step (in a
+  // worker for `run`), so a large bundle never costs the proxy's event loop a JSON.parse.
+  | { ok: true; kind: "bundle"; bytes: Uint8Array; etag: string | null }
   | { ok: true; kind: "not-modified" }
   | MasterFailure;
 
@@ -49,17 +48,9 @@ export async function pollPolicy(
   // 204 is how a master with nothing published yet may answer; it means the same as 304 here.
   if (response.status === 304 || response.status === 204) return { ok: true, kind: "not-modified" };
   if (response.status !== 200) return failureFrom(response, await readBody(response), call);
-  const raw = await readBody(response);
-  const parsed = PolicyBundle.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    return {
-      ok: true,
-      kind: "malformed",
-      reason: `bundle is malformed at ${issue?.path.join(".") || "(root)"}`,
-    };
-  }
-  return { ok: true, kind: "bundle", bundle: parsed.data };
+  const raw = await readBundleBody(response);
+  if (!raw.ok) return raw;
+  return { ok: true, kind: "bundle", bytes: raw.bytes, etag: parseEtag(response.headers.get("etag")) };
 }
 
 export async function postStatus(
@@ -134,6 +125,38 @@ async function send(
       retryAfterMs: null,
     };
   }
+}
+
+/**
+ * A bundle body that did not arrive whole (the download timed out, the connection dropped, fewer
+ * bytes than Content-Length) is a transport failure to retry, never a bundle to NACK; JSON cut
+ * short is caught the same way when the bundle is parsed (prepare.ts).
+ */
+async function readBundleBody(response: Response): Promise<{ ok: true; bytes: Uint8Array } | MasterFailure> {
+  const incomplete = (message: string): MasterFailure => ({
+    ok: false,
+    status: 0,
+    code: "DOWNLOAD_INCOMPLETE",
+    message,
+    retryAfterMs: null,
+  });
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    return incomplete(`bundle download interrupted: ${describeNetworkError(error)}`);
+  }
+  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+  // Only meaningful without a content coding (fetch inflates gzip/br and keeps the wire length).
+  if (!response.headers.get("content-encoding") && Number.isFinite(declared) && bytes.length < declared) {
+    return incomplete(`bundle download truncated: ${bytes.length} of ${declared} bytes`);
+  }
+  return { ok: true, bytes };
+}
+
+function parseEtag(header: string | null): string | null {
+  const match = header ? /^(?:W\/)?"([^"]{1,200})"$/.exec(header.trim()) : null;
+  return match?.[1] ?? null;
 }
 
 async function readBody(response: Response): Promise<unknown> {

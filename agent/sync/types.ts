@@ -1,13 +1,19 @@
 import type { CompiledPolicy } from "../../protocol/policy/types";
 import type { MasterKey, PolicyBundle, SpoolFigures } from "../../protocol/wire";
 import type { EventLogger, ProxyDriver } from "../proxy/types";
+import type { PrepareBundle } from "./prepare";
 
 /** The part of `fetch` the agent uses; plain functions satisfy it in tests. */
 export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
 
 export interface Clock {
-  /** Epoch milliseconds. */
+  /** Epoch milliseconds: for timestamps, never for timeouts (the wall clock may step). */
   now(): number;
+  /**
+   * Milliseconds on a clock that never steps (performance.now()), for deadlines and intervals.
+   * Fakes may leave it out; their now() is then taken as monotonic.
+   */
+  monotonic?(): number;
   /** Resolves after `ms` or as soon as `signal` aborts (never rejects). */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
@@ -17,7 +23,9 @@ export interface SyncStore {
   /** The cached bundle as stored (unparsed, untrusted), or null when there is none. */
   loadLastGood(): Promise<unknown | null>;
   /** Must be atomic and durable when it resolves. */
-  saveLastGood(bundle: PolicyBundle): Promise<void>;
+  saveLastGood(bundle: PolicyBundle | Uint8Array): Promise<void>;
+  /** Persists a moved pin (key rotation); without it the move lasts until the agent restarts. */
+  saveMasterKeys?(keys: { masterKey: MasterKey; nextMasterKey?: MasterKey }): Promise<void>;
 }
 
 export type CompileResult = { ok: true; compiled: CompiledPolicy } | { ok: false; error: string };
@@ -39,6 +47,8 @@ export interface SyncOptions {
   masterUrl: string;
   nodeToken: string;
   masterKey: MasterKey;
+  /** A next key announced earlier by the pinned one (credentials.json), trusted beside it. */
+  nextMasterKey?: MasterKey;
   agentVersion: string;
   /** Long-poll wait the master offered at enrollment (0–55 s). */
   pollWaitSeconds: number;
@@ -51,6 +61,11 @@ export interface SyncOptions {
   events: EventLogger;
   /** Validates and compiles a policy: `compileWithEngine` in production, fakes in tests. */
   compile: (policy: unknown) => CompileResult;
+  /**
+   * The whole download-to-compiled pipeline (parse, verify, order, compile); default: on this thread
+   * with `compile`. `run` passes the worker-backed one so a large policy never stalls the proxy.
+   */
+  prepare?: PrepareBundle;
   /** Spool figures for status reports; the durable spool plugs in here. */
   spoolFigures?: () => SpoolFigures;
   onState?: (snapshot: SyncSnapshot) => void;

@@ -6,8 +6,10 @@
 import { CidrSet } from "./cidr";
 import { CredentialChecker } from "./credentials";
 import { compileDestinations } from "./destinations";
+import type { DomainTable } from "./domain-table";
 import { buildDomainTable, DomainTableBuilder } from "./domain-table-builder";
 import { Engine } from "./engine";
+import { compileUrlRegex } from "./regex-safety";
 import { type CompiledRule, SCHEME_CONNECT, SCHEME_HTTP, SCHEME_HTTPS } from "./rule";
 import { compileSchedule } from "./schedule";
 import type { Policy, PolicyRule } from "./schema";
@@ -49,8 +51,18 @@ class ClientSets {
   }
 }
 
-/** Assigns a set id to every referenced domain list and every rule with its own domain entries. */
-function compileDomains(policy: Policy) {
+export interface CompiledDomains {
+  table: DomainTable;
+  setNames: string[];
+  ruleSets: (Int32Array | null)[];
+}
+
+/**
+ * Assigns a set id to every referenced domain list and every rule with its own domain entries.
+ * The expensive part of a compile (all of it for a large list): the agent runs it in a worker and
+ * hands the result to compilePolicy.
+ */
+export function compileDomains(policy: Policy): CompiledDomains {
   const setNames: string[] = [];
   const listSets = new Map<string, number>();
   const ruleSets: (Int32Array | null)[] = [];
@@ -112,13 +124,16 @@ function compileRule(rule: PolicyRule, domainSets: Int32Array | null, clients: C
     clients: m.clients ? clients.compile(m.clients) : null,
     domainSets,
     schedule: null,
-    urlRegex: m.urlRegex !== undefined ? new RegExp(m.urlRegex) : null,
+    urlRegex: m.urlRegex !== undefined ? compileUrlRegex(m.urlRegex) : null,
   };
 }
 
-export function compilePolicy(policy: Policy): CompiledPolicy {
+/** `domains`: compileDomains(policy) already done elsewhere (a worker); the lists' domains are then unused. */
+export function compilePolicy(
+  policy: Policy,
+  domains: CompiledDomains = compileDomains(policy),
+): CompiledPolicy {
   const clients = new ClientSets(policy);
-  const domains = compileDomains(policy);
   const rules = policy.rules.map((rule, index) => {
     const compiled = compileRule(rule, domains.ruleSets[index] ?? null, clients);
     const name = rule.match.schedule;

@@ -24,6 +24,18 @@ export interface DomainMatch {
   setId: number;
 }
 
+/** A DomainTable as plain data: typed arrays a worker can transfer instead of copying. */
+export interface DomainTableParts {
+  slots: Int32Array;
+  mask: number;
+  filter: Int32Array;
+  overflow: [number, Int32Array][];
+  seed1: number;
+  seed2: number;
+  size: number;
+  setCount: number;
+}
+
 export class DomainTable {
   private readonly mask2: number;
   private readonly fmask: number;
@@ -42,6 +54,32 @@ export class DomainTable {
   ) {
     this.mask2 = (mask << 1) | 1;
     this.fmask = (filter.length >>> 1) - 1;
+  }
+
+  static fromParts(p: DomainTableParts): DomainTable {
+    return new DomainTable(
+      p.slots,
+      p.mask,
+      p.filter,
+      new Map(p.overflow),
+      p.seed1,
+      p.seed2,
+      p.size,
+      p.setCount,
+    );
+  }
+
+  toParts(): DomainTableParts {
+    return {
+      slots: this.slots,
+      mask: this.mask,
+      filter: this.filter,
+      overflow: [...this.overflow],
+      seed1: this.seed1,
+      seed2: this.seed2,
+      size: this.size,
+      setCount: this.setCount,
+    };
   }
 
   /** True when any pattern of any set matches the host. */

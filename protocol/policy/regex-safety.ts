@@ -1,56 +1,41 @@
-// urlRegex runs on every request, so patterns that can backtrack catastrophically are refused.
-// The rule is deliberately simple and conservative: a group that contains a repeating quantifier
-// (`*`, `+`, `{n,}`, `{n,m}` with m > 1) may not itself be repeated, e.g. `(a+)+`, `(\w+\.)*x`,
-// `(?:a*b?)+`. Rewrite such patterns with a character class (`[\w.]+x`). Alternations inside a
-// repeated group (`(a|aa)+`) are not analysed; the length cap (512) bounds the rest.
+// urlRegex runs on every request a node sees, so it runs on RE2 (re2js, pure JS): matching time
+// is linear in the URL's length whatever the pattern, so `(a|a)+$` or `.*.*.*b` cannot backtrack.
+// What RE2 cannot promise linearly (backreferences, lookaround) is refused at validation. Counted
+// repetition multiplies the program (`[a-z]{1000}` is 1,000 steps per character), so the compiled
+// program is capped as well as the source.
+
+import { RE2JS } from "re2js";
 
 export const MAX_REGEX_LENGTH = 512;
+/** Instructions of the compiled program; `[a-z]{200}` is ~200, an ordinary URL pattern ~20. */
+export const MAX_REGEX_PROGRAM = 256;
 
-/** Length of a repeating quantifier at `i` (0 if none); `?` and `{0,1}` do not repeat. */
-function quantifierAt(source: string, i: number): { length: number; repeats: boolean } {
-  const c = source[i];
-  if (c === "*" || c === "+") return { length: 1, repeats: true };
-  if (c === "?") return { length: 1, repeats: false };
-  if (c === "{") {
-    const match = /^\{(\d+)(,(\d*))?\}/.exec(source.slice(i));
-    if (match) {
-      const max = match[2] === undefined ? Number(match[1]) : match[3] === "" ? Infinity : Number(match[3]);
-      return { length: match[0].length, repeats: max > 1 };
-    }
-  }
-  return { length: 0, repeats: false };
+export type UrlRegex = RE2JS;
+
+/** Compiles a pattern checked by checkUrlRegex (throws on one it would refuse). */
+export function compileUrlRegex(source: string): UrlRegex {
+  return RE2JS.compile(source);
+}
+
+function programSize(regex: UrlRegex): number {
+  // re2js keeps the program on the compiled RE2 object without a typed accessor.
+  const prog = regex.re2().prog as { numInst?: () => number } | undefined;
+  return typeof prog?.numInst === "function" ? prog.numInst() : 0;
 }
 
 /** Returns null when the pattern is acceptable, otherwise the reason it is refused. */
 export function checkUrlRegex(source: string): string | null {
   if (source.length > MAX_REGEX_LENGTH) return `longer than ${MAX_REGEX_LENGTH} characters`;
+  let regex: UrlRegex;
   try {
-    new RegExp(source);
+    regex = compileUrlRegex(source);
   } catch (error) {
-    return `does not compile: ${(error as Error).message}`;
+    const reason = (error as Error).message.replace(/^error parsing regexp: /, "");
+    return `does not compile as RE2 syntax (no backreferences or lookaround; see docs/policy.md): ${reason}`;
   }
-  // One frame per open group: does anything inside it repeat?
-  const stack: boolean[] = [false];
-  for (let i = 0; i < source.length; i++) {
-    const c = source[i];
-    if (c === "\\") {
-      i++;
-    } else if (c === "[") {
-      for (i++; i < source.length && source[i] !== "]"; i++) if (source[i] === "\\") i++;
-    } else if (c === "(") {
-      stack.push(false);
-    } else if (c === ")") {
-      const innerRepeats = stack.pop() ?? false;
-      const quantifier = quantifierAt(source, i + 1);
-      if (innerRepeats && quantifier.repeats) {
-        return "nested repetition (like (a+)+) risks catastrophic backtracking; use a character class instead";
-      }
-      if (innerRepeats || quantifier.repeats) stack[stack.length - 1] = true;
-      i += quantifier.length;
-    } else {
-      const quantifier = quantifierAt(source, i);
-      if (quantifier.repeats) stack[stack.length - 1] = true;
-    }
+  const size = programSize(regex);
+  if (size > MAX_REGEX_PROGRAM) {
+    return `compiles to ${size} steps, more than ${MAX_REGEX_PROGRAM}: use fewer or smaller counted repetitions like {n}`;
   }
   return null;
 }

@@ -1,6 +1,7 @@
 // A rule as evaluate() sees it, and the fields in the order they are checked (cheapest first).
 
 import type { CidrSet } from "./cidr";
+import type { UrlRegex } from "./regex-safety";
 import type { CompiledSchedule } from "./schedule";
 import type { PolicyRule } from "./schema";
 import type { Decision, Scheme } from "./types";
@@ -34,7 +35,7 @@ export interface CompiledRule {
   /** Domain set ids (referenced lists and the rule's own entries) of which any must match. */
   domainSets: Int32Array | null;
   schedule: { name: string; compiled: CompiledSchedule } | null;
-  urlRegex: RegExp | null;
+  urlRegex: UrlRegex | null;
 }
 
 /** What failed, as returned by the engine's rule check (checked in this order); 0 = every field matched. */

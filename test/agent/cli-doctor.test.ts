@@ -4,10 +4,15 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { judgeSkew } from "../../agent/doctor/checks";
+import { judgeDisk, judgeSkew } from "../../agent/doctor/checks";
+import { DiskSpool } from "../../agent/spool/disk-spool";
 import { writeMeta } from "../../agent/spool/meta";
+import { acquireRunLock } from "../../agent/state/run-lock";
+import type { RuntimeState } from "../../agent/state/schemas";
 import { StateDir } from "../../agent/state/state-dir";
+import { systemClock } from "../../agent/sync/clock";
 import { cli, enrollAnswer, fakeMaster, type Handler } from "./cli-fakes";
+import { record } from "./spool-helpers";
 import { makeBundle, signingKey } from "./sync-fakes";
 
 let dir: string;
@@ -26,8 +31,41 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * What a running agent leaves for doctor: its run lock (held by this test process, which is alive)
+ * and a runtime.json enforcing `version`.
+ */
+async function pretendRunning(state: StateDir, version: number | null, extra: Partial<RuntimeState> = {}) {
+  const lock = await acquireRunLock(state.root);
+  const now = new Date().toISOString();
+  await state.writeRuntime({
+    pid: process.pid,
+    startedAt: now,
+    updatedAt: now,
+    enforcing: version === null ? "fail-closed" : "policy",
+    appliedVersion: version,
+    appliedHash: null,
+    appliedAt: version === null ? null : now,
+    lastContactAt: now,
+    lastError: null,
+    lastRefusal: null,
+    master: "ok",
+    listen: "127.0.0.1:3128",
+    proxyKind: "builtin",
+    proxyVersion: "test",
+    spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
+    ...extra,
+  });
+  return lock;
+}
+
 /** Enrolls against a fake master whose policy endpoint answers with `policy`, then runs doctor. */
-async function doctorWith(policy: Handler, withCache = false, prepare?: (state: StateDir) => Promise<void>) {
+async function doctorWith(
+  policy: Handler,
+  withCache = false,
+  prepare?: (state: StateDir) => Promise<void>,
+  running: Partial<RuntimeState> | null = {},
+) {
   const key = await signingKey();
   const master = await fakeMaster((req, body) =>
     req.url?.includes("/enroll") ? enrollAnswer(key.publicKey) : policy(req, body),
@@ -54,7 +92,12 @@ async function doctorWith(policy: Handler, withCache = false, prepare?: (state: 
       await state.saveLastGood(bundle);
     }
     await prepare?.(state);
-    return { ...(await cli(["doctor", "--state-dir", dir])), requests: master.requests };
+    const lock = running ? await pretendRunning(state, 1, running) : null;
+    try {
+      return { ...(await cli(["doctor", "--state-dir", dir])), requests: master.requests };
+    } finally {
+      await lock?.release();
+    }
   } finally {
     await master.close();
   }
@@ -70,6 +113,9 @@ describe("doctor", () => {
     expect(result.stdout).toMatch(/✓ TCP connect to 127\.0\.0\.1:\d+/);
     expect(result.stdout).toMatch(/✓ node token accepted by master — up to date \(304\)/);
     expect(result.stdout).toMatch(/✓ clock skew vs master/);
+    expect(result.stdout).toMatch(new RegExp(`✓ agent running — pid ${process.pid}, since `));
+    expect(result.stdout).toMatch(/✓ enforcing the master's latest policy — v1, the master's latest/);
+    expect(result.stdout).toMatch(/✓ disk space for .* free of .*%\)/);
     expect(result.stdout).toMatch(/✓ proxy port 127\.0\.0\.1:\d+ — free/);
     expect(result.stdout).toMatch(/✓ state dir .* writable/);
     expect(result.stdout).toMatch(/✓ cached policy present and verifying — v1/);
@@ -191,5 +237,80 @@ describe("doctor", () => {
     expect(status.stdout).toMatch(
       /Spool +0 chunks \/ 0 B pending, 40 records dropped, 1 chunks quarantined\n +see: fleetgate-agent doctor/,
     );
+  });
+});
+
+describe("doctor: what a healthy-looking node still gets wrong", () => {
+  const healthy = () => ({ status: 304, headers: { date: new Date().toUTCString() } });
+
+  it("fails when no agent holds the run lock (never started, or crashed leaving its lock)", async () => {
+    const result = await doctorWith(healthy, true, undefined, null);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(
+      /✗ agent running — not running\n {4}fix: start it: systemctl start fleetgate-agent/,
+    );
+    await writeFile(
+      path.join(dir, "run.lock"),
+      JSON.stringify({ pid: 2 ** 22 + 999, startTicks: 1, startedAt: "x" }),
+    );
+    const stale = await cli(["doctor", "--state-dir", dir]);
+    expect(stale.code).toBe(1);
+    expect(stale.stdout).toMatch(
+      /✗ agent running — not running \(pid \d+ is gone; it left its lock behind\)/,
+    );
+  });
+
+  it("fails when the node refuses the master's policy, or the master holds a newer one", async () => {
+    const refusing = await doctorWith(healthy, true, undefined, {
+      lastRefusal: "bundle v91 is older than the applied v100 (if the master's database was restored…)",
+    });
+    expect(refusing.code).toBe(1);
+    expect(refusing.stdout).toMatch(
+      /✗ enforcing the master's latest policy — refusing the master's policy \(enforcing v1\): bundle v91 is older/,
+    );
+    expect(refusing.stdout).toMatch(/POST \/api\/v1\/policy\/series/);
+
+    const key = await signingKey();
+    const newer = await makeBundle({ ...key, kid: `kid-${key.publicKey}` }, 2, {
+      rules: [],
+      defaultAction: "allow",
+    });
+    const behind = await doctorWith(
+      () => ({ status: 200, body: newer, headers: { date: new Date().toUTCString() } }),
+      true,
+    );
+    expect(behind.code).toBe(1);
+    expect(behind.stdout).toMatch(/✓ node token accepted by master — policy served \(200\): v2/);
+    expect(behind.stdout).toMatch(
+      /✗ enforcing the master's latest policy — behind: the master has a newer policy \(v2\) than the v1 this node enforces/,
+    );
+  });
+
+  it("fails on a backlog older than an hour, naming where to look", async () => {
+    const result = await doctorWith(healthy, true, async (state) => {
+      const spool = await DiskSpool.open({
+        dir: path.join(state.root, "spool"),
+        clock: systemClock,
+        random: Math.random,
+      });
+      spool.write({ ...record(0), ts: new Date(Date.now() - 2 * 3_600_000).toISOString() });
+      await spool.close();
+    });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/✗ log spool — 1 chunks \/ .* pending/);
+    expect(result.stdout).toMatch(
+      /fix: the oldest record waiting for upload is 1\d\d min old: uploads are not getting through/,
+    );
+  });
+
+  it("judges free disk space: fail under 5% or 100 MiB, warn under 10%", () => {
+    const GiB = 1024 ** 3;
+    expect(judgeDisk("/s", 50 * GiB, 100 * GiB)).toMatchObject({ status: "ok" });
+    expect(judgeDisk("/s", 8 * GiB, 100 * GiB)).toMatchObject({ status: "warn" });
+    expect(judgeDisk("/s", 4 * GiB, 100 * GiB)).toMatchObject({
+      status: "fail",
+      detail: expect.stringMatching(/GiB free of .* GiB \(4%\)/),
+    });
+    expect(judgeDisk("/s", 50 * 1024 ** 2, GiB / 2)).toMatchObject({ status: "fail" });
   });
 });

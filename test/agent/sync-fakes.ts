@@ -6,8 +6,15 @@ import { SyncLoop } from "../../agent/sync/loop";
 import type { Clock, CompileResult, FetchLike, SyncOptions, SyncStore } from "../../agent/sync/types";
 import { DEFAULT_DESTINATIONS } from "../../protocol/policy/destinations";
 import type { CompiledPolicy } from "../../protocol/policy/types";
-import { importSigningKey, policyHash, type SigningKey, signBundle } from "../../protocol/signing";
-import type { PolicyBundle, StatusReport } from "../../protocol/wire";
+import {
+  importSigningKey,
+  type NextKey,
+  policyHash,
+  type SigningKey,
+  signBundle,
+  signBundleV2,
+} from "../../protocol/signing";
+import type { MasterKey, PolicyBundle, StatusReport } from "../../protocol/wire";
 
 export const MASTER = "https://master.test";
 export const SEED = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
@@ -30,6 +37,33 @@ export async function makeBundle(
     issuedAt,
     policy,
     signature: { kid: key.kid, sig: await signBundle(key, version, issuedAt, hash) },
+  };
+}
+
+/** A bundle as the master signs it since v2: both signatures, the series and an optional next key. */
+export async function makeBundleV2(
+  key: SigningKey,
+  version: number,
+  policy: Record<string, unknown>,
+  options: { generation?: number; nextKey?: SigningKey } = {},
+): Promise<PolicyBundle> {
+  const base = await makeBundle(key, version, policy);
+  const generation = options.generation ?? 0;
+  const nextKey: NextKey | null = options.nextKey
+    ? { kid: options.nextKey.kid, publicKey: options.nextKey.publicKey }
+    : null;
+  const sig = await signBundleV2(key, {
+    generation,
+    version,
+    issuedAt: base.issuedAt,
+    hash: base.hash,
+    nextKey,
+  });
+  return {
+    ...base,
+    generation,
+    ...(nextKey ? { nextKey: { ...nextKey, alg: "Ed25519" as const } } : {}),
+    signatureV2: { kid: key.kid, sig },
   };
 }
 
@@ -77,6 +111,7 @@ export class RecordingDriver implements ProxyDriver {
 
 export class MemoryStore implements SyncStore {
   saved: PolicyBundle[] = [];
+  keys: { masterKey: MasterKey; nextMasterKey?: MasterKey }[] = [];
   failSave = false;
   constructor(
     private readonly log: Step[],
@@ -90,6 +125,9 @@ export class MemoryStore implements SyncStore {
     this.saved.push(bundle);
     this.cached = structuredClone(bundle);
     this.log.push(`save v${bundle.version}`);
+  }
+  async saveMasterKeys(keys: { masterKey: MasterKey; nextMasterKey?: MasterKey }): Promise<void> {
+    this.keys.push(keys);
   }
 }
 

@@ -19,6 +19,7 @@ const BENCHES = {
   agent: [process.execPath, "test/bench/agent.bench.mjs"],
   reports: [process.execPath, "test/bench/reports.bench.mjs"],
   search: [process.execPath, "test/bench/request-search.bench.mjs"],
+  apply: [process.execPath, "test/bench/apply.bench.mjs"],
   squid: [process.execPath, "test/bench/squid.bench.mjs"],
 };
 

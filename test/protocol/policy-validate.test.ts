@@ -173,12 +173,27 @@ describe("validatePolicy: cross-checks name their path", () => {
     );
   });
 
-  it("bad regex: does not compile, too long, or nested quantifiers", () => {
-    expectIssue(withRule({ urlRegex: "(" }), "rules[1].match.urlRegex", /does not compile/);
-    expectIssue(withRule({ urlRegex: "^(a+)+$" }), "rules[1].match.urlRegex", /nested repetition/);
-    expectIssue(withRule({ urlRegex: "(\\w+\\.)*example" }), "rules[1].match.urlRegex", /nested repetition/);
-    expectIssue(withRule({ urlRegex: "(?:x{2,})+" }), "rules[1].match.urlRegex", /nested repetition/);
-    for (const ok of ["^http://[^/]+/admin", "(ab)+", "(a+)?b", "[(a+)+]", "\\(a+\\)+", "(a{1})+"]) {
+  it("bad regex: not RE2 syntax (backreference, lookaround) or too big a program, named by its JSON path", () => {
+    expectIssue(withRule({ urlRegex: "(" }), "rules[1].match.urlRegex", /does not compile as RE2/);
+    expectIssue(withRule({ urlRegex: "(a)\\1" }), "rules[1].match.urlRegex", /does not compile as RE2.*\\1/);
+    expectIssue(withRule({ urlRegex: "^/x(?=y)" }), "rules[1].match.urlRegex", /RE2.*lookaround.*\(\?=/);
+    expectIssue(withRule({ urlRegex: "(?<!a)b" }), "rules[1].match.urlRegex", /does not compile as RE2/);
+    expectIssue(withRule({ urlRegex: "[a-z]{1000}" }), "rules[1].match.urlRegex", /steps, more than 256/);
+    // Patterns the old heuristic refused or let through are now safe by construction.
+    for (const ok of [
+      "^http://[^/]+/admin",
+      "(ab)+",
+      "(a+)?b",
+      "[(a+)+]",
+      "\\(a+\\)+",
+      "(a{1})+",
+      "^(a+)+$",
+      "(\\w+\\.)*example",
+      "^(a|a)+$",
+      "^.*.*.*.*.*b$",
+      "(?i)^http://(www\\.)?example\\.com:80/",
+      "(?P<name>x)\\.exe$",
+    ]) {
       expect(validatePolicy(withRule({ urlRegex: ok })).ok, ok).toBe(true);
     }
   });

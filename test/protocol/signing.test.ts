@@ -29,7 +29,12 @@ describe("policy bundle signing", () => {
 
   it("sign then verify succeeds", async () => {
     const { bundle, pinned } = await signedBundle();
-    expect(await verifyBundle(bundle, pinned)).toEqual({ ok: true });
+    expect(await verifyBundle(bundle, pinned)).toEqual({
+      ok: true,
+      generation: 0,
+      kid: pinned.kid,
+      nextKey: null,
+    });
   });
 
   it("one changed policy byte fails, even with a recomputed hash", async () => {

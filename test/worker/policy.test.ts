@@ -93,7 +93,7 @@ describe("publishing", () => {
     expect(res.status).toBe(200);
     const bundle = JSON.parse(text) as PolicyBundle;
     expect(res.headers.get("ETag")).toBe(`"${bundle.hash}"`);
-    expect(await verifyBundle(bundle, node.masterKey)).toEqual({ ok: true });
+    expect(await verifyBundle(bundle, node.masterKey)).toMatchObject({ ok: true, generation: 0 });
 
     const tampered = JSON.parse(text.replace("signed.example", "signed.exampla")) as PolicyBundle;
     expect((await verifyBundle(tampered, node.masterKey)).ok).toBe(false);
@@ -115,7 +115,7 @@ describe("publishing", () => {
     ).json()) as PolicyBundle;
     expect(bundle.version).toBe(published.version);
     expect((bundle.policy.lists as { big: { domains: string[] } }).big.domains).toHaveLength(200_000);
-    expect(await verifyBundle(bundle, node.masterKey)).toEqual({ ok: true });
+    expect(await verifyBundle(bundle, node.masterKey)).toMatchObject({ ok: true, generation: 0 });
 
     // D1 refuses rows over 2 MB in production: the audit entry references the big version instead
     // of copying ~5 MB of policy into one row, and the next publish references it as "before".

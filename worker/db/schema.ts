@@ -99,6 +99,12 @@ export const policyVersions = sqliteTable("policy_versions", {
   createdBy: text("created_by").notNull(),
   rollbackOf: integer("rollback_of"),
   createdAt: integer("created_at").notNull().default(now),
+  /** The series: bundles order by (generation, version); a new series follows a restore or a key switch. */
+  generation: integer("generation").notNull().default(0),
+  /** Signature over the v2 message (generation and next key included); null before migration 0007. */
+  signatureV2: text("signature_v2"),
+  /** JSON {kid, publicKey} of the announced next signing key, or null. */
+  nextKey: text("next_key"),
 });
 
 // A policy's canonical JSON, exactly what was hashed, split to stay under D1's row size limit.

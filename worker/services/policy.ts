@@ -1,7 +1,14 @@
 import { asc, desc, eq, lt } from "drizzle-orm";
 import { canonicalJson } from "../../protocol/canonical";
 import { type Policy, validatePolicy } from "../../protocol/policy/schema";
-import { importSigningKey, policyHash, type SigningKey, signBundle } from "../../protocol/signing";
+import {
+  importSigningKey,
+  type NextKey,
+  policyHash,
+  type SigningKey,
+  signBundle,
+  signBundleV2,
+} from "../../protocol/signing";
 import type { Db } from "../db/client";
 import { policyChunks, policyVersions } from "../db/schema";
 import { AppError } from "../errors";
@@ -27,15 +34,36 @@ export function splitChunks(text: string, size: number): string[] {
   return pieces;
 }
 
-let cachedKey: { seed: string; key: Promise<SigningKey> } | undefined;
+const cachedKeys = new Map<string, Promise<SigningKey>>();
 
-export function signingKey(seed: string | undefined): Promise<SigningKey> {
-  if (!seed) throw new AppError("NOT_CONFIGURED", "FLEETGATE_SIGNING_KEY is not set on the master");
-  if (cachedKey?.seed !== seed) cachedKey = { seed, key: importSigningKey(seed) };
-  return cachedKey.key.catch(() => {
-    cachedKey = undefined;
-    throw new AppError("NOT_CONFIGURED", "FLEETGATE_SIGNING_KEY is not a base64url 32-byte Ed25519 seed");
+export function signingKey(seed: string | undefined, name = "FLEETGATE_SIGNING_KEY"): Promise<SigningKey> {
+  if (!seed) throw new AppError("NOT_CONFIGURED", `${name} is not set on the master`);
+  let key = cachedKeys.get(seed);
+  if (!key) {
+    key = importSigningKey(seed);
+    cachedKeys.set(seed, key);
+    if (cachedKeys.size > 4) cachedKeys.delete(cachedKeys.keys().next().value!);
+  }
+  return key.catch(() => {
+    cachedKeys.delete(seed);
+    throw new AppError("NOT_CONFIGURED", `${name} is not a base64url 32-byte Ed25519 seed`);
   });
+}
+
+/** The signing seeds: the current one, and during a rotation the one that signs next. */
+export interface SigningSeeds {
+  current: string | undefined;
+  next?: string | undefined;
+}
+
+export function signingSeeds(env: { FLEETGATE_SIGNING_KEY?: string; FLEETGATE_NEXT_SIGNING_KEY?: string }) {
+  return { current: env.FLEETGATE_SIGNING_KEY, next: env.FLEETGATE_NEXT_SIGNING_KEY || undefined };
+}
+
+async function announcedNextKey(seeds: SigningSeeds, current: SigningKey): Promise<NextKey | null> {
+  if (!seeds.next) return null;
+  const next = await signingKey(seeds.next, "FLEETGATE_NEXT_SIGNING_KEY");
+  return next.kid === current.kid ? null : { kid: next.kid, publicKey: next.publicKey };
 }
 
 /** Validates or throws POLICY_INVALID with every issue and its JSON path. */
@@ -52,11 +80,15 @@ export function parsePolicy(input: unknown): Policy {
   return result.policy;
 }
 
-export type PolicyHead = { version: number; hash: string };
+export type PolicyHead = { version: number; hash: string; generation: number };
 
 export async function latestHead(db: Db): Promise<PolicyHead | null> {
   const [row] = await db
-    .select({ version: policyVersions.version, hash: policyVersions.hash })
+    .select({
+      version: policyVersions.version,
+      hash: policyVersions.hash,
+      generation: policyVersions.generation,
+    })
     .from(policyVersions)
     .orderBy(desc(policyVersions.version))
     .limit(1);
@@ -64,8 +96,20 @@ export async function latestHead(db: Db): Promise<PolicyHead | null> {
 }
 
 function versionMeta(row: typeof policyVersions.$inferSelect) {
-  const { signature: _sig, kid: _kid, chunks: _chunks, ...meta } = row;
+  const { signature: _sig, signatureV2: _sig2, nextKey: _next, kid: _kid, chunks: _chunks, ...meta } = row;
   return meta;
+}
+
+/** The signed fields of a stored version beside version, hash and issuedAt, as the bundle carries them. */
+function signedFields(row: typeof policyVersions.$inferSelect) {
+  const fields: {
+    generation: number;
+    nextKey?: { kid: string; alg: "Ed25519"; publicKey: string };
+    signatureV2?: { kid: string; sig: string };
+  } = { generation: row.generation };
+  if (row.nextKey) fields.nextKey = { alg: "Ed25519", ...(JSON.parse(row.nextKey) as NextKey) };
+  if (row.signatureV2) fields.signatureV2 = { kid: row.kid, sig: row.signatureV2 };
+  return fields;
 }
 
 export async function listVersions(db: Db, options: { limit: number; before?: number }) {
@@ -101,7 +145,8 @@ export async function bundleText(db: Db, version: number): Promise<{ text: strin
     const policy = await loadCanonical(db, version, row.chunks);
     const head = JSON.stringify({ version: row.version, hash: row.hash, issuedAt: row.issuedAt });
     const signature = JSON.stringify({ kid: row.kid, sig: row.signature });
-    text = `${head.slice(0, -1)},"policy":${policy},"signature":${signature}}`;
+    const v2 = JSON.stringify(signedFields(row)).slice(1, -1);
+    text = `${head.slice(0, -1)},"policy":${policy},"signature":${signature},${v2}}`;
     bundleCache.set(version, text);
     if (bundleCache.size > BUNDLE_CACHE_SIZE) bundleCache.delete(bundleCache.keys().next().value!);
   }
@@ -112,7 +157,12 @@ export async function getVersion(db: Db, version: number) {
   const [row] = await db.select().from(policyVersions).where(eq(policyVersions.version, version)).limit(1);
   if (!row) throw new AppError("NOT_FOUND", `no policy version ${version}`);
   const policy = JSON.parse(await loadCanonical(db, version, row.chunks)) as Policy;
-  return { ...versionMeta(row), signature: { kid: row.kid, sig: row.signature }, policy };
+  return {
+    ...versionMeta(row),
+    signature: { kid: row.kid, sig: row.signature },
+    ...signedFields(row),
+    policy,
+  };
 }
 
 // Audit rows must stay far below D1's 2 MB row limit: a policy is inlined up to 256 KB of
@@ -137,12 +187,18 @@ export interface PublishInput {
   policy: unknown;
   message: string;
   rollbackOf?: number;
+  /**
+   * Start a new series: a generation above every earlier one (the current time in ms, or one more
+   * than the latest), published even when the content is unchanged. See `startSeries`.
+   */
+  newSeries?: boolean;
 }
 
 export interface PublishResult {
   version: number;
   hash: string;
   unchanged: boolean;
+  generation: number;
 }
 
 /**
@@ -151,21 +207,30 @@ export interface PublishResult {
  */
 export async function publishPolicy(
   db: Db,
-  seed: string | undefined,
+  seeds: SigningSeeds | string | undefined,
   input: PublishInput,
   ctx: AuditContext,
   notify: (version: number) => Promise<void>,
 ): Promise<PublishResult> {
   const policy = parsePolicy(input.policy);
-  const key = await signingKey(seed);
+  const keys = typeof seeds === "object" ? seeds : { current: seeds };
+  const key = await signingKey(keys.current);
+  const nextKey = await announcedNextKey(keys, key);
   const canonical = canonicalJson(policy);
   const hash = await policyHash(policy);
   for (let attempt = 0; attempt < 3; attempt++) {
     const head = await latestHead(db);
-    if (head?.hash === hash) return { version: head.version, hash, unchanged: true };
+    if (head?.hash === hash && !input.newSeries) {
+      return { version: head.version, hash, unchanged: true, generation: head.generation };
+    }
     const version = (head?.version ?? 0) + 1;
     const issuedAt = new Date().toISOString();
+    // Time-based, so a series started after a restore is above every series before the backup too.
+    const generation = input.newSeries
+      ? Math.max(Date.now(), (head?.generation ?? 0) + 1)
+      : (head?.generation ?? 0);
     const sig = await signBundle(key, version, issuedAt, hash);
+    const sigV2 = await signBundleV2(key, { generation, version, issuedAt, hash, nextKey });
     const pieces = splitChunks(canonical, CHUNK_CHARS);
     const before = head ? await auditedVersion(db, head.version) : null;
     try {
@@ -182,10 +247,13 @@ export async function publishPolicy(
           createdBy: ctx.actor.id,
           rollbackOf: input.rollbackOf ?? null,
           createdAt: Date.now(),
+          generation,
+          signatureV2: sigV2,
+          nextKey: nextKey ? JSON.stringify(nextKey) : null,
         }),
         ...pieces.map((data, seq) => db.insert(policyChunks).values({ version, seq, data })),
         auditInsert(db, ctx, {
-          action: input.rollbackOf ? "policy.rollback" : "policy.publish",
+          action: input.newSeries ? "policy.series" : input.rollbackOf ? "policy.rollback" : "policy.publish",
           target: `v${version}`,
           before,
           after:
@@ -206,14 +274,14 @@ export async function publishPolicy(
       throw error;
     }
     await notify(version);
-    return { version, hash, unchanged: false };
+    return { version, hash, unchanged: false, generation };
   }
   throw new AppError("CONFLICT", "concurrent publishes kept colliding; try again");
 }
 
 export async function rollbackPolicy(
   db: Db,
-  seed: string | undefined,
+  seed: SigningSeeds | string | undefined,
   version: number,
   message: string | undefined,
   ctx: AuditContext,
@@ -224,6 +292,30 @@ export async function rollbackPolicy(
     db,
     seed,
     { policy: target.policy, message: message ?? `Rollback to version ${version}`, rollbackOf: version },
+    ctx,
+    notify,
+  );
+}
+
+/**
+ * Republishes the latest policy as the first version of a new series, signed with the current key:
+ * after the database was restored from a backup (nodes ahead of it refuse the old series' lower
+ * versions) and after a signing-key switch (so every node gets a bundle signed by the new key).
+ */
+export async function startSeries(
+  db: Db,
+  seeds: SigningSeeds,
+  message: string | undefined,
+  ctx: AuditContext,
+  notify: (version: number) => Promise<void>,
+): Promise<PublishResult> {
+  const head = await latestHead(db);
+  if (!head) throw new AppError("NOT_FOUND", "no policy has been published yet: publish one first");
+  const latest = await getVersion(db, head.version);
+  return publishPolicy(
+    db,
+    seeds,
+    { policy: latest.policy, message: message ?? `New series from version ${head.version}`, newSeries: true },
     ctx,
     notify,
   );

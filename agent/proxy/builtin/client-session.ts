@@ -55,9 +55,9 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   /** Bumped per read; the sweep compares it with what it saw last time instead of a clock read per chunk. */
   private reads = 0;
   private readsSeen = 0;
-  private lastActive = Date.now();
+  private lastActive = performance.now();
   /** When the head now awaited started (accept or its first byte); 0 while idle between requests or busy. */
-  private headSince = Date.now();
+  private headSince = performance.now();
   private readonly clientAddress: string;
 
   constructor(
@@ -80,7 +80,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
       return;
     }
     if (this.closing) return;
-    if (this.headSince === 0) this.headSince = Date.now();
+    if (this.headSince === 0) this.headSince = performance.now();
     if (this.buffer === null) this.lfChecked = 0;
     this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
     if (!this.authorizing && !this.writeBlocked) this.readRequests();
@@ -120,7 +120,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
 
   exchangeDone(keepClient: boolean): void {
     this.current = null;
-    this.lastActive = Date.now();
+    this.lastActive = performance.now();
     this.headSince = this.buffer !== null ? this.lastActive : 0;
     if (!keepClient || this.ctx.draining || this.peerEnded) {
       this.endConnection();
@@ -218,7 +218,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
         this.buffer = null;
         return;
       }
-      if (this.headSince === 0) this.headSince = Date.now();
+      if (this.headSince === 0) this.headSince = performance.now();
       const end = buf.indexOf(HEAD_END, start);
       if (end < 0 || end - start > MAX_HEAD_BYTES) {
         if (buf.length - start > MAX_HEAD_BYTES) {
@@ -238,7 +238,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
       }
       this.lfChecked = 0;
       this.buffer = end + 4 < buf.length ? buf.subarray(end + 4) : null;
-      this.headSince = this.buffer !== null ? Date.now() : 0;
+      this.headSince = this.buffer !== null ? performance.now() : 0;
       const headLength = end + 4 - start;
       let head: Head;
       try {

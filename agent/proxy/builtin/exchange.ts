@@ -91,7 +91,7 @@ export class HttpExchange implements UpstreamOwner {
   ) {
     this.key = `${info.address ?? target.host}:${target.port}`;
     this.bytesIn = headLength;
-    this.quietSince = info.startedAt;
+    this.quietSince = info.startedMono;
     if (request.chunked) {
       this.requestFraming = Framing.Chunked;
       this.requestTracker = new ChunkedTracker();
@@ -163,7 +163,7 @@ export class HttpExchange implements UpstreamOwner {
     if (bodyEnd < chunk.length) this.client.stash(chunk.subarray(bodyEnd));
     if (complete) {
       this.requestDone = true;
-      if (this.phase === Phase.AwaitingHead) this.deadline = Date.now() + this.ctx.upstreamTimeoutMs;
+      if (this.phase === Phase.AwaitingHead) this.deadline = performance.now() + this.ctx.upstreamTimeoutMs;
     }
   }
 
@@ -245,7 +245,7 @@ export class HttpExchange implements UpstreamOwner {
       return;
     }
     this.phase = Phase.Connecting;
-    this.deadline = Date.now() + this.ctx.connectTimeoutMs;
+    this.deadline = performance.now() + this.ctx.connectTimeoutMs;
     this.attempt = this.ctx.connect(
       this.info.address ?? this.info.host,
       this.info.port,
@@ -270,7 +270,7 @@ export class HttpExchange implements UpstreamOwner {
   private attach(upstream: Upstream): void {
     this.upstream = upstream;
     this.phase = Phase.AwaitingHead;
-    this.deadline = this.requestDone ? Date.now() + this.ctx.upstreamTimeoutMs : 0;
+    this.deadline = this.requestDone ? performance.now() + this.ctx.upstreamTimeoutMs : 0;
     let out: Buffer = this.requestHead;
     if (this.pendingBody.length > 0) {
       out = Buffer.concat([this.requestHead, ...this.pendingBody]);
@@ -503,7 +503,7 @@ export class HttpExchange implements UpstreamOwner {
     if (upstream !== null) {
       if (this.upstreamReusable && this.requestDone) {
         if (this.upstreamPaused) upstream.conn.resume();
-        this.ctx.pool.release(upstream, Date.now());
+        this.ctx.pool.release(upstream, performance.now());
       } else {
         upstream.owner = null;
         upstream.conn.destroy();

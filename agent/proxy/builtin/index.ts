@@ -136,7 +136,8 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
   }
 
   function sweep(): void {
-    const now = Date.now();
+    // Monotonic: a wall-clock step (NTP, a VM resume) must not fire or suspend every timeout at once.
+    const now = performance.now();
     if (now - selfSeenAt > 30_000) refreshSelf(now);
     for (const session of sessions) session.tick(now);
     pool.sweep(now, Math.min(ctx.idleTimeoutMs, 30_000));
@@ -155,7 +156,7 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
       if (listener !== null) return;
       ctx.draining = false;
       listener = listenTcp(options.host, options.port, accept);
-      refreshSelf(Date.now());
+      refreshSelf(performance.now());
       sweepTimer = setInterval(sweep, sweepEveryMs);
       options.events.emit("proxy.listening", { listen: address(), driver: "builtin" });
     },
@@ -172,12 +173,14 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
     // (anything past the year 2001) is taken as the absolute deadline instead.
     async stop(deadlineMs: number) {
       if (listener === null) return;
-      const until = deadlineMs > 1e12 ? deadlineMs : Date.now() + Math.max(0, deadlineMs);
+      const until = performance.now() + Math.max(0, deadlineMs > 1e12 ? deadlineMs - Date.now() : deadlineMs);
       listener.stop();
       ctx.draining = true;
       for (const session of sessions) session.drainIfIdle();
-      while (sessions.size > 0 && Date.now() < until) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50, Math.max(1, until - Date.now()))));
+      while (sessions.size > 0 && performance.now() < until) {
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(50, Math.max(1, until - performance.now()))),
+        );
       }
       const left = sessions.size;
       for (const session of sessions) session.conn.destroy();

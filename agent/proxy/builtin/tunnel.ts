@@ -57,7 +57,7 @@ export class Tunnel implements UpstreamOwner {
 
   start(initial: Buffer | null): void {
     if (initial !== null && initial.length > 0) this.clientData(initial);
-    this.deadline = Date.now() + this.ctx.connectTimeoutMs;
+    this.deadline = performance.now() + this.ctx.connectTimeoutMs;
     const key = `${this.info.host}:${this.info.port}`;
     this.attempt = this.ctx.connect(
       this.info.address ?? this.info.host,
@@ -83,7 +83,7 @@ export class Tunnel implements UpstreamOwner {
     this.upstream = upstream;
     this.established = true;
     this.deadline = 0;
-    this.quietSince = Date.now();
+    this.quietSince = performance.now();
     this.client.conn.write(ESTABLISHED);
     const early = this.pending.length === 0 ? null : Buffer.concat(this.pending);
     this.pending = [];
@@ -108,7 +108,7 @@ export class Tunnel implements UpstreamOwner {
     this.upstream = upstream;
     this.established = true;
     this.status = 101;
-    this.quietSince = Date.now();
+    this.quietSince = performance.now();
     this.bytesOut += fromUpstream?.length ?? 0;
     this.client.conn.write(fromUpstream === null ? head : Buffer.concat([head, fromUpstream]));
     if (fromClient !== null && fromClient.length > 0) {

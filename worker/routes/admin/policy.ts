@@ -10,6 +10,8 @@ import {
   parsePolicy,
   publishPolicy,
   rollbackPolicy,
+  signingSeeds,
+  startSeries,
 } from "../../services/policy";
 import { diffPolicies } from "../../services/policy-diff";
 import { announceVersion } from "../../services/policy-hub";
@@ -61,11 +63,11 @@ policyRoutes.openapi(
     request: jsonBody(z.strictObject({ policy: PolicyDocument, message: Message })),
     responses: {
       201: jsonResponse(
-        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean() }),
+        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() }),
         "Published",
       ),
       200: jsonResponse(
-        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean() }),
+        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() }),
         "Identical to the latest version; nothing new was created",
       ),
       ...policyErrors,
@@ -75,7 +77,7 @@ policyRoutes.openapi(
   async (c) => {
     const result = await publishPolicy(
       getDb(c.env.DB),
-      c.env.FLEETGATE_SIGNING_KEY,
+      signingSeeds(c.env),
       c.req.valid("json"),
       auditContext(c),
       (v) => announceVersion(c.env, v),
@@ -151,11 +153,11 @@ policyRoutes.openapi(
     },
     responses: {
       201: jsonResponse(
-        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean() }),
+        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() }),
         "Republished",
       ),
       200: jsonResponse(
-        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean() }),
+        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() }),
         "Already the latest content",
       ),
       ...notFound,
@@ -166,7 +168,7 @@ policyRoutes.openapi(
     const body = c.req.header("Content-Type") ? c.req.valid("json") : {};
     const result = await rollbackPolicy(
       getDb(c.env.DB),
-      c.env.FLEETGATE_SIGNING_KEY,
+      signingSeeds(c.env),
       c.req.valid("param").version,
       body.message,
       auditContext(c),
@@ -176,13 +178,50 @@ policyRoutes.openapi(
   },
 );
 
+policyRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/policy/series",
+    tags: ["policy"],
+    summary:
+      "Start a new signed series: republish the latest policy under a higher generation (after restoring the database from a backup, or after switching the signing key)",
+    security,
+    request: {
+      body: {
+        required: false,
+        content: { "application/json": { schema: z.strictObject({ message: Message.optional() }) } },
+      },
+    },
+    responses: {
+      201: jsonResponse(
+        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() }),
+        "Published as the first version of the new series",
+      ),
+      ...notFound,
+      ...adminErrors,
+    },
+  }),
+  async (c) => {
+    const body = c.req.header("Content-Type") ? c.req.valid("json") : {};
+    const result = await startSeries(
+      getDb(c.env.DB),
+      signingSeeds(c.env),
+      body.message,
+      auditContext(c),
+      (v) => announceVersion(c.env, v),
+    );
+    return c.json(result, 201);
+  },
+);
+
 const SimulateBody = z
   .strictObject({
     version: z.number().int().positive().optional(),
     policy: PolicyDocument.optional(),
     request: z.strictObject({
       client: z.union([z.ipv4(), z.ipv6()]),
-      url: z.string().max(4096),
+      // Above the node's 64 KiB request-head limit, so any URL a node can see can be simulated.
+      url: z.string().max(128 * 1024),
       method: z
         .string()
         .regex(/^[A-Za-z]{1,20}$/)

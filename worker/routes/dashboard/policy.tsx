@@ -10,6 +10,7 @@ import {
   parsePolicy,
   publishPolicy,
   rollbackPolicy,
+  signingSeeds,
 } from "../../services/policy";
 import { diffPolicies } from "../../services/policy-diff";
 import { type DraftPolicy, discardDraft, getDraft, saveDraft } from "../../services/policy-draft";
@@ -329,7 +330,7 @@ policyPages.post("/publish", async (c) => {
   try {
     const result = await publishPolicy(
       db,
-      c.env.FLEETGATE_SIGNING_KEY,
+      signingSeeds(c.env),
       { policy: draft.policy, message },
       auditOf(c),
       (v) => announceVersion(c.env, v),
@@ -391,7 +392,7 @@ policyPages.post("/versions/:version/rollback", async (c) => {
   if (!Number.isInteger(version) || version < 1) throw new AppError("NOT_FOUND", "no such version");
   const result = await rollbackPolicy(
     getDb(c.env.DB),
-    c.env.FLEETGATE_SIGNING_KEY,
+    signingSeeds(c.env),
     version,
     undefined,
     auditOf(c),
