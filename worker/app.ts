@@ -6,6 +6,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { AppError, type ErrorCode, errorBody } from "./errors";
 import { createRouter } from "./openapi";
 import { accessRoutes } from "./routes/admin/access";
+import { fleetRoutes } from "./routes/admin/fleet";
 import { nodeRoutes } from "./routes/admin/nodes";
 import { policyRoutes } from "./routes/admin/policy";
 import { reportRoutes } from "./routes/admin/reports";
@@ -59,6 +60,7 @@ app.get("/healthz", (c) => c.json({ ok: true }));
 app.route("/api/agent/v1", agentRoutes);
 app.route("/api/v1", accessRoutes);
 app.route("/api/v1", nodeRoutes);
+app.route("/api/v1", fleetRoutes);
 app.route("/api/v1", policyRoutes);
 app.route("/api/v1", reportRoutes);
 

@@ -18,9 +18,10 @@ import { bearerFrom } from "../services/admin-auth";
 import { assertAgentAddressAllowed } from "../services/agent-allowlist";
 import { enrollNode } from "../services/enrollment";
 import { chunkExists, ingestChunk, parseChunkId, parseRecords, readChunkBody } from "../services/ingest";
+import { authenticateNodeCached, confirmNode, rememberNodeFields } from "../services/node-auth";
 import { authenticateNode, recordHeartbeat, recordStatus } from "../services/nodes";
-import { bundleText, latestHead, signingKey } from "../services/policy";
-import { waitForNewerVersion } from "../services/policy-hub";
+import { bundleText, signingKey } from "../services/policy";
+import { pollHub } from "../services/policy-hub";
 import { hitRateLimit } from "../services/rate-limit";
 
 const errors = (codes: Record<number, string>) =>
@@ -114,17 +115,24 @@ agentRoutes.openapi(
     },
   }),
   async (c) => {
+    // Steady state costs no D1 query per poll: the node identity comes from the isolate's cache,
+    // the head from the node's PolicyHub shard (which also batches the last-seen writes), and
+    // the bundle from the isolate's bundle cache. See docs/scale.md.
     const db = getDb(c.env.DB);
-    const node = await authenticateNode(db, bearerFrom(c.req.header("Authorization")));
+    const node = await authenticateNodeCached(db, bearerFrom(c.req.header("Authorization")));
     const agent = /^fleetgate-agent\/(\S{1,64})/.exec(c.req.header("User-Agent") ?? "")?.[1];
-    await recordHeartbeat(db, node.id, clientAddress(c), agent);
+    const address = clientAddress(c);
+    if (node.lastAddress !== address || (agent && node.agentVersion !== agent)) {
+      await recordHeartbeat(db, node.id, address, agent);
+      rememberNodeFields(node, { lastAddress: address, ...(agent ? { agentVersion: agent } : {}) });
+    }
     const { wait } = c.req.valid("query");
     const known = etagHash(c.req.header("If-None-Match"));
-    let head = await latestHead(db);
-    if ((!head || head.hash === known) && wait > 0) {
-      const newer = await waitForNewerVersion(c.env, node.id, head?.version ?? 0, wait * 1000);
-      if (newer !== null) head = await latestHead(db);
-    }
+    const answer = await pollHub(c.env, node.id, known, wait * 1000);
+    // A revoke during the wait ends the poll with 401, as the next poll would.
+    if (answer.revoked || wait > 0) await confirmNode(db, node);
+    if (answer.revoked) throw new AppError("NODE_UNKNOWN", "this node was revoked: re-enroll it");
+    const { head } = answer;
     if (!head || head.hash === known) {
       return c.body(null, 304, head ? { ETag: `"${head.hash}"` } : {});
     }
@@ -152,8 +160,8 @@ agentRoutes.openapi(
   }),
   async (c) => {
     const db = getDb(c.env.DB);
-    const node = await authenticateNode(db, bearerFrom(c.req.header("Authorization")));
-    await recordStatus(db, node, c.req.valid("json"), clientAddress(c));
+    const node = await authenticateNodeCached(db, bearerFrom(c.req.header("Authorization")));
+    await recordStatus(db, node.id, c.req.valid("json"), clientAddress(c));
     return c.body(null, 204);
   },
 );

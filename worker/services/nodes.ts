@@ -1,4 +1,4 @@
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import type { StatusReport } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { nodeEvents, nodes } from "../db/schema";
@@ -15,16 +15,17 @@ export function onlineWindowMs(pollWaitSeconds: number) {
 
 export async function authenticateNode(db: Db, token: string | null): Promise<NodeRow> {
   if (!token) throw new AppError("NODE_UNKNOWN", "missing node token");
-  const [node] = await db
-    .select()
-    .from(nodes)
-    .where(eq(nodes.tokenHash, await hashSecret(token)))
-    .limit(1);
+  return nodeByTokenHash(db, await hashSecret(token));
+}
+
+export async function nodeByTokenHash(db: Db, tokenHash: string): Promise<NodeRow> {
+  const [node] = await db.select().from(nodes).where(eq(nodes.tokenHash, tokenHash)).limit(1);
   if (!node) throw new AppError("NODE_UNKNOWN", "unknown node token: re-enroll this node");
   if (node.revokedAt !== null) throw new AppError("NODE_UNKNOWN", "this node was revoked: re-enroll it");
   return node;
 }
 
+/** Address or agent version changed: written at once (rare); plain last-seen goes through touchNodes. */
 export async function recordHeartbeat(db: Db, nodeId: string, address: string | null, agentVersion?: string) {
   await db
     .update(nodes)
@@ -32,13 +33,58 @@ export async function recordHeartbeat(db: Db, nodeId: string, address: string | 
     .where(eq(nodes.id, nodeId));
 }
 
-/** Records an ACK/NACK; an event is added only when the outcome changes, so heartbeats stay quiet. */
-export async function recordStatus(db: Db, node: NodeRow, report: StatusReport, address: string | null) {
+// Ids are bound as one JSON array each (json_each), so a statement binds two values however many
+// nodes it touches; 2,000 ids of ~30 characters stay far below D1's statement and value limits.
+const TOUCH_IDS_PER_STATEMENT = 2_000;
+
+/** Coalesced heartbeats: one UPDATE per 2,000 nodes seen, in one batch. */
+export async function touchNodes(db: Db, ids: string[], at: number) {
+  const statements = [];
+  for (let i = 0; i < ids.length; i += TOUCH_IDS_PER_STATEMENT) {
+    const slice = JSON.stringify(ids.slice(i, i + TOUCH_IDS_PER_STATEMENT));
+    statements.push(
+      db
+        .update(nodes)
+        .set({ lastSeenAt: sql`max(coalesce(${nodes.lastSeenAt}, 0), ${at})` })
+        .where(inArray(nodes.id, sql`(select value from json_each(${slice}))`)),
+    );
+  }
+  const [first, ...rest] = statements;
+  if (!first) return;
+  await db.batch([first, ...rest]);
+}
+
+/**
+ * Records an ACK/NACK. An event is added only when the outcome changes, so heartbeats stay quiet;
+ * the comparison happens in SQL against the stored row (one batch), so a cached node identity
+ * can never make it add the same event twice.
+ */
+export async function recordStatus(db: Db, nodeId: string, report: StatusReport, address: string | null) {
   const now = Date.now();
-  const changed =
-    node.syncState !== report.state ||
-    node.appliedVersion !== report.appliedVersion ||
-    (report.state === "rejected" && node.lastError !== (report.error ?? null));
+  const type = report.state === "applied" ? "policy.applied" : "policy.rejected";
+  const detail = report.state === "rejected" ? (report.error ?? null) : null;
+  const lastError = report.state === "rejected" ? (report.error ?? "rejected without a reason") : null;
+  // Runs before the update in the same batch, so it compares with the outcome stored so far.
+  const event = db.insert(nodeEvents).select(
+    db
+      .select({
+        // Every column in table order; a null id lets SQLite assign the next one.
+        id: sql<number>`null`.as("id"),
+        nodeId: nodes.id,
+        at: sql<number>`${now}`.as("at"),
+        type: sql<string>`${type}`.as("type"),
+        version: sql<number | null>`${report.appliedVersion}`.as("version"),
+        detail: sql<string | null>`${detail}`.as("detail"),
+      })
+      .from(nodes)
+      .where(
+        and(
+          eq(nodes.id, nodeId),
+          sql`(${nodes.syncState} is not ${report.state} or ${nodes.appliedVersion} is not ${report.appliedVersion}
+            or (${report.state === "rejected" ? 1 : 0} = 1 and ${nodes.lastError} is not ${lastError}))`,
+        ),
+      ),
+  );
   const update = db
     .update(nodes)
     .set({
@@ -58,21 +104,8 @@ export async function recordStatus(db: Db, node: NodeRow, report: StatusReport, 
         ? { lastError: report.error ?? "rejected without a reason", lastErrorAt: now }
         : {}),
     })
-    .where(eq(nodes.id, node.id));
-  if (!changed) {
-    await update;
-    return;
-  }
-  await db.batch([
-    update,
-    db.insert(nodeEvents).values({
-      nodeId: node.id,
-      at: now,
-      type: report.state === "applied" ? "policy.applied" : "policy.rejected",
-      version: report.appliedVersion,
-      detail: report.state === "rejected" ? (report.error ?? null) : null,
-    }),
-  ]);
+    .where(eq(nodes.id, nodeId));
+  await db.batch([event, update]);
 }
 
 export type NodeStatus = "online" | "offline" | "revoked";

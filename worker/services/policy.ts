@@ -71,24 +71,59 @@ async function loadCanonical(db: Db, version: number, chunks: number): Promise<s
   return rows.map((r) => r.data).join("");
 }
 
-// Versions never change once written, so an isolate keeps the last few bundles it served.
-const bundleCache = new Map<number, string>();
+// Versions never change once written, so an isolate keeps the last few bundles it served, keyed
+// by version and checked by hash. The publishing isolate puts the new bundle here itself, and a
+// cold isolate loads it once however many woken polls ask at the same moment (single flight).
+type CachedBundle = { text: string; hash: string };
+const bundleCache = new Map<number, Promise<CachedBundle | null>>();
 const BUNDLE_CACHE_SIZE = 3;
 
-/** The signed bundle as JSON text; the policy is spliced in as stored, never re-serialised. */
-export async function bundleText(db: Db, version: number): Promise<{ text: string; hash: string } | null> {
+function cacheBundle(version: number, bundle: Promise<CachedBundle | null>) {
+  bundleCache.delete(version);
+  bundleCache.set(version, bundle);
+  if (bundleCache.size > BUNDLE_CACHE_SIZE) bundleCache.delete(bundleCache.keys().next().value!);
+}
+
+/** The bundle text: the policy is spliced in as stored (its canonical JSON), never re-serialised. */
+function assembleBundle(
+  row: { version: number; hash: string; issuedAt: string; kid: string; signature: string },
+  canonical: string,
+): CachedBundle {
+  const head = JSON.stringify({ version: row.version, hash: row.hash, issuedAt: row.issuedAt });
+  const signature = JSON.stringify({ kid: row.kid, sig: row.signature });
+  return { text: `${head.slice(0, -1)},"policy":${canonical},"signature":${signature}}`, hash: row.hash };
+}
+
+async function loadBundle(db: Db, version: number): Promise<CachedBundle | null> {
   const [row] = await db.select().from(policyVersions).where(eq(policyVersions.version, version)).limit(1);
   if (!row) return null;
-  let text = bundleCache.get(version);
-  if (!text) {
-    const policy = await loadCanonical(db, version, row.chunks);
-    const head = JSON.stringify({ version: row.version, hash: row.hash, issuedAt: row.issuedAt });
-    const signature = JSON.stringify({ kid: row.kid, sig: row.signature });
-    text = `${head.slice(0, -1)},"policy":${policy},"signature":${signature}}`;
-    bundleCache.set(version, text);
-    if (bundleCache.size > BUNDLE_CACHE_SIZE) bundleCache.delete(bundleCache.keys().next().value!);
+  return assembleBundle(row, await loadCanonical(db, version, row.chunks));
+}
+
+/** The signed bundle of `version` as JSON text; from the isolate's cache when it holds it. */
+export async function bundleText(db: Db, version: number): Promise<CachedBundle | null> {
+  const cached = bundleCache.get(version);
+  if (cached) {
+    const bundle = await cached;
+    if (bundle) return bundle;
   }
-  return { text, hash: row.hash };
+  const loading = loadBundle(db, version);
+  cacheBundle(version, loading);
+  // A failed or empty load is not kept: the next poll asks D1 again.
+  return loading.then(
+    (bundle) => {
+      if (!bundle && bundleCache.get(version) === loading) bundleCache.delete(version);
+      return bundle;
+    },
+    (error) => {
+      if (bundleCache.get(version) === loading) bundleCache.delete(version);
+      throw error;
+    },
+  );
+}
+
+export function cachedBundleVersions(): number[] {
+  return [...bundleCache.keys()];
 }
 
 export async function getVersion(db: Db, version: number) {
@@ -137,7 +172,7 @@ export async function publishPolicy(
   seed: string | undefined,
   input: PublishInput,
   ctx: AuditContext,
-  notify: (version: number) => Promise<void>,
+  notify: (head: PolicyHead) => Promise<void>,
 ): Promise<PublishResult> {
   const policy = parsePolicy(input.policy);
   const key = await signingKey(seed);
@@ -189,7 +224,12 @@ export async function publishPolicy(
       if (/UNIQUE|constraint/i.test(String((error as Error).message))) continue;
       throw error;
     }
-    await notify(version);
+    // The new bundle is served from memory: this isolate holds it, the hubs get its head.
+    cacheBundle(
+      version,
+      Promise.resolve(assembleBundle({ version, hash, issuedAt, kid: key.kid, signature: sig }, canonical)),
+    );
+    await notify({ version, hash });
     return { version, hash, unchanged: false };
   }
   throw new AppError("CONFLICT", "concurrent publishes kept colliding; try again");
@@ -201,7 +241,7 @@ export async function rollbackPolicy(
   version: number,
   message: string | undefined,
   ctx: AuditContext,
-  notify: (version: number) => Promise<void>,
+  notify: (head: PolicyHead) => Promise<void>,
 ) {
   const target = await getVersion(db, version);
   return publishPolicy(

@@ -5,6 +5,7 @@ import { auditContext } from "../../middleware/context";
 import { adminErrors, createRouter, jsonResponse, notFound, security } from "../../openapi";
 import { describeNode, getNode, listNodeEvents, listNodes, revokeNode } from "../../services/nodes";
 import { latestHead } from "../../services/policy";
+import { announceRevocation } from "../../services/policy-hub";
 import { IdParam, Loose, Pagination } from "./schemas";
 
 export const nodeRoutes = createRouter();
@@ -71,6 +72,7 @@ nodeRoutes.openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const node = await revokeNode(db, c.req.valid("param").id, auditContext(c));
+    await announceRevocation(c.env, node.id);
     return c.json(describeNode(node, null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
   },
 );
