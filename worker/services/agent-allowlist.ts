@@ -41,12 +41,30 @@ export async function setAgentAllowlist(db: Db, next: AgentAllowlist, ctx: Audit
       }),
     auditInsert(db, ctx, { action: "settings.agent-allowlist", target: KEY, before, after: next }),
   ]);
+  cachedList = null;
   return next;
+}
+
+// Every agent call passes this check, so each isolate keeps the list for a moment instead of
+// reading it per poll (docs/scale.md); a change reaches every isolate within ALLOWLIST_TTL_MS.
+const ALLOWLIST_TTL_MS = 2_000;
+let cachedList: { at: number; list: Promise<AgentAllowlist> } | null = null;
+
+function allowlistForAgents(db: Db): Promise<AgentAllowlist> {
+  const now = Date.now();
+  if (!cachedList || now - cachedList.at >= ALLOWLIST_TTL_MS) {
+    const list = getAgentAllowlist(db);
+    cachedList = { at: now, list };
+    list.catch(() => {
+      if (cachedList?.list === list) cachedList = null;
+    });
+  }
+  return cachedList.list;
 }
 
 /** SafeSquid's "Access Restriction → Allow list" for agents: refuses any address outside it. */
 export async function assertAgentAddressAllowed(db: Db, address: string | null) {
-  const list = await getAgentAllowlist(db);
+  const list = await allowlistForAgents(db);
   if (!list.enabled) return;
   if (!address || !CidrSet.parse(list.cidrs).contains(address)) {
     throw new AppError("IP_NOT_ALLOWED", `address ${address ?? "unknown"} is not in the agent allow list`);
