@@ -188,4 +188,43 @@ describe("fleet scale: the long-poll path", () => {
     expect(Date.now() - changedAt).toBeLessThan(5000);
     expect((await poll(again, null, 0)).status).toBe(200);
   });
+
+  it("batches an ACK wave: 20 concurrent status reports cost a few D1 statements, each recorded once", async () => {
+    const nodes = await Promise.all(Array.from({ length: 20 }, () => enrollFleetNode()));
+    const { version, hash } = await publish(blockPolicy("ack-wave.example"), "ack wave");
+    for (const node of nodes) expect((await poll(node, null, 0)).status).toBe(200);
+    const ack = (node: { nodeToken: string; address: string }) =>
+      call("/api/agent/v1/status", {
+        token: node.nodeToken,
+        address: node.address,
+        body: {
+          appliedVersion: version,
+          appliedHash: hash,
+          state: "applied",
+          proxy: { kind: "builtin", listen: "127.0.0.1:3128", version: "t" },
+          spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
+          agentVersion: "0.1.0",
+          uptimeSeconds: 5,
+        },
+      });
+    const { result, sql } = await statementsDuring(() => Promise.all(nodes.map(ack)));
+    for (const res of result) expect(res.status).toBe(204);
+    const writes = sql.filter((s) => /^\s*(insert into "node_events"|update "nodes")/i.test(s));
+    expect(writes.length).toBeLessThanOrEqual(2 * shardCount(env) * 2);
+    expect(writes.length).toBeLessThan(nodes.length);
+    // A repeated ACK (the heartbeat) adds no second event.
+    await Promise.all(nodes.map(ack));
+    for (const node of nodes.slice(0, 3)) {
+      const view = await json<{ appliedVersion: number; sync: string }>(
+        await call(`/api/v1/nodes/${node.nodeId}`),
+        200,
+      );
+      expect(view).toMatchObject({ appliedVersion: version, sync: "in-sync" });
+      const { events } = await json<{ events: { type: string; version: number }[] }>(
+        await call(`/api/v1/nodes/${node.nodeId}/events`),
+        200,
+      );
+      expect(events.filter((e) => e.type === "policy.applied" && e.version === version)).toHaveLength(1);
+    }
+  });
 });

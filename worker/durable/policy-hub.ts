@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { getDb } from "../db/client";
+import { recordStatuses, type StatusRow } from "../services/node-status";
 import { touchNodes } from "../services/nodes";
 import { latestHead, type PolicyHead } from "../services/policy";
 
@@ -29,6 +30,14 @@ interface Waiter {
 const HEAD_RECHECK_MS = 30_000;
 // Last-seen times of the nodes polling here reach D1 in one statement this often.
 const SEEN_FLUSH_MS = 5_000;
+// Status reports are group-committed: the first one waits this long for company.
+const STATUS_GATHER_MS = 100;
+
+interface PendingStatus {
+  row: StatusRow;
+  done: () => void;
+  failed: (error: unknown) => void;
+}
 
 /**
  * Parks agent long-polls and answers them from memory. One instance per shard of nodes; a publish
@@ -44,6 +53,9 @@ export class PolicyHub extends DurableObject<Env> {
   private readonly waiters = new Set<Waiter>();
   private readonly seen = new Set<string>();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private statuses: PendingStatus[] = [];
+  private statusTimer: ReturnType<typeof setTimeout> | null = null;
+  private statusWrite: Promise<void> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -94,8 +106,48 @@ export class PolicyHub extends DurableObject<Env> {
     return ended;
   }
 
+  /**
+   * Records a status report (ACK/NACK or heartbeat) together with the others that arrive within
+   * STATUS_GATHER_MS: one D1 batch for all of them. Resolves once the batch holding it committed,
+   * so the agent's 204 still means "stored".
+   */
+  report(row: StatusRow): Promise<void> {
+    return new Promise((done, failed) => {
+      this.statuses.push({ row, done, failed });
+      this.statusTimer ??= setTimeout(() => {
+        this.statusTimer = null;
+        void this.writeStatuses();
+      }, STATUS_GATHER_MS);
+    });
+  }
+
   stats(): HubStats {
     return { waiting: this.waiters.size, head: this.head, pendingSeen: this.seen.size };
+  }
+
+  private async writeStatuses(): Promise<void> {
+    // One batch at a time; reports that arrive meanwhile form the next one.
+    if (this.statusWrite) await this.statusWrite;
+    const batch = this.statuses;
+    this.statuses = [];
+    if (batch.length === 0) return;
+    this.statusWrite = recordStatuses(
+      getDb(this.env.DB),
+      batch.map((p) => p.row),
+    )
+      .then(
+        () => {
+          for (const p of batch) p.done();
+        },
+        (error: unknown) => {
+          console.error("policy-hub status batch failed", String(error));
+          for (const p of batch) p.failed(error);
+        },
+      )
+      .finally(() => {
+        this.statusWrite = null;
+      });
+    await this.statusWrite;
   }
 
   /** Test hook: writes the pending last-seen times now instead of at the next flush. */

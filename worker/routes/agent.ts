@@ -19,9 +19,10 @@ import { assertAgentAddressAllowed } from "../services/agent-allowlist";
 import { enrollNode } from "../services/enrollment";
 import { chunkExists, ingestChunk, parseChunkId, parseRecords, readChunkBody } from "../services/ingest";
 import { authenticateNodeCached, confirmNode, rememberNodeFields } from "../services/node-auth";
-import { authenticateNode, recordHeartbeat, recordStatus } from "../services/nodes";
+import { statusRow } from "../services/node-status";
+import { authenticateNode, recordHeartbeat } from "../services/nodes";
 import { bundleText, signingKey } from "../services/policy";
-import { pollHub } from "../services/policy-hub";
+import { pollHub, reportStatus } from "../services/policy-hub";
 import { hitRateLimit } from "../services/rate-limit";
 
 const errors = (codes: Record<number, string>) =>
@@ -161,7 +162,9 @@ agentRoutes.openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const node = await authenticateNodeCached(db, bearerFrom(c.req.header("Authorization")));
-    await recordStatus(db, node.id, c.req.valid("json"), clientAddress(c));
+    // Batched with the other reports reaching the node's hub shard: a publish's ACK wave and
+    // the fleet's heartbeats cost a few D1 batches per second, not two statements per report.
+    await reportStatus(c.env, statusRow(node.id, c.req.valid("json"), clientAddress(c), Date.now()));
     return c.body(null, 204);
   },
 );

@@ -4,6 +4,7 @@ import type { Db } from "../db/client";
 import { nodeEvents, nodes } from "../db/schema";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
+import { recordStatuses, statusRow } from "./node-status";
 import { hashSecret } from "./secrets";
 
 export type NodeRow = typeof nodes.$inferSelect;
@@ -55,57 +56,12 @@ export async function touchNodes(db: Db, ids: string[], at: number) {
 }
 
 /**
- * Records an ACK/NACK. An event is added only when the outcome changes, so heartbeats stay quiet;
- * the comparison happens in SQL against the stored row (one batch), so a cached node identity
- * can never make it add the same event twice.
+ * Records one ACK/NACK at once. An event is added only when the outcome changes, so heartbeats
+ * stay quiet; the agent protocol hands reports to the node's PolicyHub shard instead, which
+ * writes them in batches (services/node-status.ts).
  */
 export async function recordStatus(db: Db, nodeId: string, report: StatusReport, address: string | null) {
-  const now = Date.now();
-  const type = report.state === "applied" ? "policy.applied" : "policy.rejected";
-  const detail = report.state === "rejected" ? (report.error ?? null) : null;
-  const lastError = report.state === "rejected" ? (report.error ?? "rejected without a reason") : null;
-  // Runs before the update in the same batch, so it compares with the outcome stored so far.
-  const event = db.insert(nodeEvents).select(
-    db
-      .select({
-        // Every column in table order; a null id lets SQLite assign the next one.
-        id: sql<number>`null`.as("id"),
-        nodeId: nodes.id,
-        at: sql<number>`${now}`.as("at"),
-        type: sql<string>`${type}`.as("type"),
-        version: sql<number | null>`${report.appliedVersion}`.as("version"),
-        detail: sql<string | null>`${detail}`.as("detail"),
-      })
-      .from(nodes)
-      .where(
-        and(
-          eq(nodes.id, nodeId),
-          sql`(${nodes.syncState} is not ${report.state} or ${nodes.appliedVersion} is not ${report.appliedVersion}
-            or (${report.state === "rejected" ? 1 : 0} = 1 and ${nodes.lastError} is not ${lastError}))`,
-        ),
-      ),
-  );
-  const update = db
-    .update(nodes)
-    .set({
-      appliedVersion: report.appliedVersion,
-      appliedHash: report.appliedHash,
-      syncState: report.state,
-      lastStatusAt: now,
-      lastSeenAt: now,
-      lastAddress: address,
-      agentVersion: report.agentVersion,
-      proxyKind: report.proxy.kind,
-      proxyListen: report.proxy.listen,
-      proxyVersion: report.proxy.version,
-      uptimeSeconds: Math.floor(report.uptimeSeconds),
-      spool: report.spool,
-      ...(report.state === "rejected"
-        ? { lastError: report.error ?? "rejected without a reason", lastErrorAt: now }
-        : {}),
-    })
-    .where(eq(nodes.id, nodeId));
-  await db.batch([event, update]);
+  await recordStatuses(db, [statusRow(nodeId, report, address, Date.now())]);
 }
 
 export type NodeStatus = "online" | "offline" | "revoked";

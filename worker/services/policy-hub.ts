@@ -1,5 +1,6 @@
 import type { HubAnswer, HubStats, PolicyHub } from "../durable/policy-hub";
 import { intVar } from "../env";
+import type { StatusRow } from "./node-status";
 import type { PolicyHead } from "./policy";
 
 function hubs(env: Env): DurableObjectNamespace<PolicyHub> {
@@ -32,6 +33,11 @@ export function pollHub(
   timeoutMs: number,
 ): Promise<HubAnswer> {
   return shard(env, shardOf(nodeId, shardCount(env))).poll(nodeId, known, timeoutMs);
+}
+
+/** Stores a status report in the node's shard's next batch; resolves once it is in D1. */
+export function reportStatus(env: Env, row: StatusRow): Promise<void> {
+  return shard(env, shardOf(row.id, shardCount(env))).report(row);
 }
 
 /**
