@@ -73,24 +73,47 @@ export const StatusReport = z.strictObject({
 });
 export type StatusReport = z.infer<typeof StatusReport>;
 
+/**
+ * The longest text the master accepts per access-log field (UTF-16 units, as zod counts). The
+ * agent truncates to these where it builds a record (`clipLogText`), since one record over a limit
+ * makes the master refuse its whole chunk.
+ */
+export const LOG_FIELD_MAX = {
+  ts: 40,
+  client: 64,
+  user: 200,
+  method: 32,
+  host: 260,
+  path: 4096,
+  rule: 200,
+  requestId: 100,
+} as const;
+
 export const LogRecord = z.strictObject({
-  ts: z.string().max(40),
-  client: z.string().max(64),
-  user: z.string().max(200).optional(),
-  method: z.string().max(32),
+  ts: z.string().max(LOG_FIELD_MAX.ts),
+  client: z.string().max(LOG_FIELD_MAX.client),
+  user: z.string().max(LOG_FIELD_MAX.user).optional(),
+  method: z.string().max(LOG_FIELD_MAX.method),
   scheme: z.enum(["http", "connect"]),
-  host: z.string().max(260),
+  host: z.string().max(LOG_FIELD_MAX.host),
   port: z.number().int().min(0).max(65535),
-  path: z.string().max(4096).optional(),
+  path: z.string().max(LOG_FIELD_MAX.path).optional(),
   status: z.number().int().min(0).max(999),
   action: z.enum(["allow", "block", "auth", "error"]),
-  rule: z.string().max(200).optional(),
+  rule: z.string().max(LOG_FIELD_MAX.rule).optional(),
   bytesIn: z.number().int().min(0),
   bytesOut: z.number().int().min(0),
   durationMs: z.number().min(0),
-  requestId: z.string().max(100),
+  requestId: z.string().max(LOG_FIELD_MAX.requestId),
 });
 export type LogRecord = z.infer<typeof LogRecord>;
+
+/** `text` cut to at most `max` UTF-16 units, never between the two halves of a surrogate pair. */
+export function clipLogText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const last = text.charCodeAt(max - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
+}
 
 export const LogChunkAnswer = z.object({ accepted: z.number().int(), duplicate: z.boolean() });
 export type LogChunkAnswer = z.infer<typeof LogChunkAnswer>;

@@ -47,7 +47,11 @@ export class DomainTableBuilder {
     let h2 = this.seed2;
     for (let i = host.length - 1; i >= 0; i--) {
       const c = host.charCodeAt(i);
-      if (c === 46) this.slots[this.locate(h1, h2) + 3]! |= INTERIOR;
+      if (c === 46) {
+        // locate() may grow and replace this.slots: take the offset first, then index the new array.
+        const at = this.locate(h1, h2);
+        this.slots[at + 3]! |= INTERIOR;
+      }
       h1 = Math.imul(h1 ^ c, P1);
       h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ c, P2);
     }

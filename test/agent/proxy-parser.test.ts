@@ -54,6 +54,29 @@ describe("request heads", () => {
     ["two lengths", head(["POST http://a/ HTTP/1.1", "Content-Length: 1", "Content-Length: 2"])],
     ["bad length", head(["POST http://a/ HTTP/1.1", "Content-Length: -1"])],
     ["TE not chunked", head(["POST http://a/ HTTP/1.1", "Transfer-Encoding: gzip"])],
+    ["TE chunked, chunked", head(["POST http://a/ HTTP/1.1", "Transfer-Encoding: chunked, chunked"])],
+    ["TE identity, chunked", head(["POST http://a/ HTTP/1.1", "Transfer-Encoding: identity, chunked"])],
+    [
+      "TE on two lines",
+      head(["POST http://a/ HTTP/1.1", "Transfer-Encoding: chunked", "Transfer-Encoding: chunked"]),
+    ],
+    [
+      "TE empty, then chunked",
+      head(["POST http://a/ HTTP/1.1", "Transfer-Encoding:", "Transfer-Encoding: chunked"]),
+    ],
+    ["TE in HTTP/1.0", head(["POST http://a/ HTTP/1.0", "Transfer-Encoding: chunked"])],
+    ["NUL in a value", head(["GET http://a/ HTTP/1.1", "X-Nul: a\0b"])],
+    ["SOH in a value", head(["GET http://a/ HTTP/1.1", "X: a\x01b"])],
+    ["DEL in a value", head(["GET http://a/ HTTP/1.1", "X: a\x7fb"])],
+    ["ESC in a value", head(["GET http://a/ HTTP/1.1", "X: \x1b[31m"])],
+    ["NUL in the target", "GET http://a/\0 HTTP/1.1"],
+    ["UTF-8 in the target", "GET http://a/\xc3\xa4 HTTP/1.1"],
+    ["DEL in the target", "GET http://a/\x7f HTTP/1.1"],
+    ["HTAB in the target", "GET http://a/\tx HTTP/1.1"],
+    ["a space in the target", "GET http://a/ x HTTP/1.1"],
+    ["bare LF after the request line", "GET http://a/ HTTP/1.1\nHost: a"],
+    ["bad Max-Forwards on OPTIONS", head(["OPTIONS http://a/ HTTP/1.1", "Max-Forwards: -1"])],
+    ["two Max-Forwards on TRACE", head(["TRACE http://a/ HTTP/1.1", "Max-Forwards: 1", "Max-Forwards: 2"])],
     ["HTTP/2 line", "GET http://a/ HTTP/2.0"],
     ["no target", "GET  HTTP/1.1"],
   ])("rejects %s with 400", (_name, text) => {
@@ -64,6 +87,20 @@ describe("request heads", () => {
       expect(error).toBeInstanceOf(HeadError);
       expect((error as HeadError).status).toBe(400);
     }
+  });
+
+  it("keeps HTAB and obs-text in values", () => {
+    const h = parseRequestHead(head(["GET http://a/ HTTP/1.1", "X: a\tb", "Y: \xe4\xf6"]));
+    expect(endToEndFields(h, true)).toBe("X: a\tb\r\nY: \xe4\xf6\r\n");
+  });
+
+  it("takes Max-Forwards on OPTIONS and TRACE only, and leaves it out for the writer to decrement", () => {
+    const options = parseRequestHead(head(["OPTIONS http://a/ HTTP/1.1", "Max-Forwards: 3", "X: 1"]));
+    expect(options.maxForwards).toBe(3);
+    expect(endToEndFields(options, true)).toBe("X: 1\r\n");
+    const get = parseRequestHead(head(["GET http://a/ HTTP/1.1", "Max-Forwards: nonsense", "X: 1"]));
+    expect(get.maxForwards).toBe(-1);
+    expect(endToEndFields(get, true)).toBe("Max-Forwards: nonsense\r\nX: 1\r\n");
   });
 
   it("drops hop-by-hop fields, those named in Connection, and Host for requests", () => {
@@ -90,21 +127,31 @@ describe("request heads", () => {
 
 describe("response heads", () => {
   it("reads status, reason and framing", () => {
-    const h = parseResponseHead(head(["HTTP/1.1 404 Not Found", "Transfer-Encoding: gzip, chunked", "X: y"]));
-    expect(h).toMatchObject({
-      status: 404,
-      target: "Not Found",
-      chunked: true,
-      transferEncoding: "gzip, chunked",
-    });
+    const h = parseResponseHead(head(["HTTP/1.1 404 Not Found", "Transfer-Encoding: Chunked", "X: y"]));
+    expect(h).toMatchObject({ status: 404, target: "Not Found", chunked: true });
     expect(endToEndFields(h, false)).toBe("X: y\r\n");
   });
 
-  it("ignores Content-Length beside Transfer-Encoding and rejects garbage with 502", () => {
-    const h = parseResponseHead(head(["HTTP/1.1 200 OK", "Content-Length: 5", "Transfer-Encoding: chunked"]));
-    expect(h.contentLength).toBe(-1);
+  it("drops Content-Length beside Transfer-Encoding and rejects garbage with 502", () => {
+    const h = parseResponseHead(
+      head(["HTTP/1.1 200 OK", "Content-Length: 5", "X: y", "Transfer-Encoding: chunked", "Z: 1"]),
+    );
+    expect(h).toMatchObject({ contentLength: -1, lengthDropped: true, chunked: true });
+    expect(endToEndFields(h, false)).toBe("X: y\r\nZ: 1\r\n");
     expect(() => parseResponseHead("HTTP/1.1 2x0 OK")).toThrow(HeadError);
     expect(() => parseResponseHead("SSH-2.0-OpenSSH")).toThrow(HeadError);
+  });
+
+  it.each([
+    ["NUL in a value", "HTTP/1.1 200 OK\r\nX: a\0b"],
+    ["ESC in a value", "HTTP/1.1 200 OK\r\nX: a\x1bb"],
+    ["a control byte in the reason", "HTTP/1.1 200 O\x01K"],
+    ["bare LF after the status line", "HTTP/1.1 200 OK\nX: y"],
+    ["gzip, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked"],
+    ["chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked"],
+    ["Transfer-Encoding in HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked"],
+  ])("rejects a response with %s with 502", (_name, text) => {
+    expect(() => parseResponseHead(text)).toThrow(expect.objectContaining({ status: 502 }));
   });
 });
 
@@ -127,6 +174,33 @@ describe("chunked framing", () => {
     expect(() => new ChunkedTracker().push(Buffer.from("zz\r\n"))).toThrow();
     expect(() => new ChunkedTracker().push(Buffer.from("3\r\nabcX"))).toThrow();
   });
+
+  it.each([
+    ["5;a=b\r\nhello\r\n0\r\n\r\n", "an extension"],
+    ["5 ;a\r\nhello\r\n0\r\n\r\n", "BWS before an extension"],
+    ['5;a="x; y"\r\nhello\r\n0\r\n\r\n', "a quoted extension"],
+    ["000\r\n\r\n", "a zero size with leading zeros"],
+    ["0\r\nX-A: 1\r\nX-B:\t2 \xff\r\n\r\n", "trailer fields"],
+  ])("accepts %j (%s)", (text) => {
+    expect(new ChunkedTracker().push(Buffer.from(text, "latin1"))).toBe(text.length);
+  });
+
+  it.each([
+    ["5 \r\nhello\r\n0\r\n\r\n", "space after the size"],
+    ["2 junk\r\naa\r\n0\r\n\r\n", "junk after the size"],
+    ["5\nhello\r\n0\r\n\r\n", "bare LF after the size"],
+    ["5;a\nhello\r\n0\r\n\r\n", "bare LF in an extension"],
+    ["5;a\0\r\nhello\r\n0\r\n\r\n", "NUL in an extension"],
+    ["0\r\nX-A: 1\n\r\n", "bare LF in a trailer"],
+    ["0\r\nX-A: 1\r\n\n", "bare LF ending the trailers"],
+    ["0\r\nX-A: a\0b\r\n\r\n", "NUL in a trailer"],
+    ["0\r\nnot a header\r\n\r\n", "a trailer that is not a field line"],
+    ["0\r\n folded\r\n\r\n", "an obs-fold trailer"],
+    ["0\r\nX-A : 1\r\n\r\n", "space before a trailer colon"],
+    ["0\r\n: 1\r\n\r\n", "a trailer without a name"],
+  ])("rejects %j (%s)", (text) => {
+    expect(() => new ChunkedTracker().push(Buffer.from(text, "latin1"))).toThrow();
+  });
 });
 
 describe("targets", () => {
@@ -136,9 +210,11 @@ describe("targets", () => {
       port: 8080,
       path: "/a/b?q=1",
       authority: "Example.COM:8080",
+      pathless: false,
     });
-    expect(parseAbsoluteTarget("http://example.com")).toMatchObject({ port: 80, path: "/" });
-    expect(parseAbsoluteTarget("http://example.com?x")).toMatchObject({ path: "/?x" });
+    expect(parseAbsoluteTarget("http://example.com")).toMatchObject({ port: 80, path: "/", pathless: true });
+    expect(parseAbsoluteTarget("http://example.com#x")).toMatchObject({ path: "/", pathless: true });
+    expect(parseAbsoluteTarget("http://example.com?x")).toMatchObject({ path: "/?x", pathless: false });
     expect(parseAbsoluteTarget("http://[::1]:81/")).toMatchObject({ host: "::1", port: 81 });
     expect(parseAbsoluteTarget("http://user:pw@example.com/")).toMatchObject({ host: "example.com" });
     expect(parseAbsoluteTarget("/relative")).toBeNull();

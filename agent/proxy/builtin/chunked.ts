@@ -1,21 +1,39 @@
 // Chunked transfer coding (RFC 9112 §7.1), followed byte by byte while the bytes pass through
-// unchanged: the proxy only needs to know where a chunked message ends.
+// unchanged: the proxy only needs to know where a chunked message ends. Parsed strictly, since the
+// bytes go on to a parser that may be lenient: a size line is hex digits, then optionally BWS and
+// `;` extensions, then CRLF (`5 `, `2 junk`, a bare LF are refused); a trailer line is a field line
+// (token, colon, value of visible bytes, SP and HTAB) ending in CRLF.
 
 enum ChunkState {
   Size = 0,
-  Ext = 1,
-  SizeLf = 2,
-  Data = 3,
-  DataCr = 4,
-  DataLf = 5,
-  TrailerLineStart = 6,
-  TrailerLine = 7,
-  TrailerLf = 8,
-  FinalLf = 9,
-  Done = 10,
+  /** Whitespace after the size: only `;` (an extension) may follow. */
+  SizeSpace = 1,
+  Ext = 2,
+  SizeLf = 3,
+  Data = 4,
+  DataCr = 5,
+  DataLf = 6,
+  TrailerLineStart = 7,
+  TrailerName = 8,
+  TrailerValue = 9,
+  TrailerLf = 10,
+  FinalLf = 11,
+  Done = 12,
 }
 
 const MAX_CHUNK_LINE = 4096;
+/** The whole trailer section, like a head. */
+const MAX_TRAILER_BYTES = 64 * 1024;
+
+/** 1 for RFC 9110 tchar. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
+/** 1 for what a field value or chunk extension may hold: HTAB, SP, VCHAR, obs-text. */
+const VALUE_BYTE = new Uint8Array(256).fill(1);
+for (let c = 0; c < 32; c++) if (c !== 9) VALUE_BYTE[c] = 0;
+VALUE_BYTE[127] = 0;
 
 /**
  * Follows chunked framing while the bytes pass through unchanged. push() answers how many bytes of
@@ -25,6 +43,7 @@ export class ChunkedTracker {
   private state = ChunkState.Size;
   private remaining = 0;
   private lineBytes = 0;
+  private trailerBytes = 0;
   private sawDigit = false;
 
   get done(): boolean {
@@ -55,8 +74,10 @@ export class ChunkedTracker {
             throw new Error("chunk size missing");
           } else if (c === 13) {
             this.state = ChunkState.SizeLf;
-          } else if (c === 59 || c === 32 || c === 9) {
+          } else if (c === 59) {
             this.state = ChunkState.Ext;
+          } else if (c === 32 || c === 9) {
+            this.state = ChunkState.SizeSpace;
           } else {
             throw new Error("bad chunk size");
           }
@@ -64,9 +85,18 @@ export class ChunkedTracker {
           i++;
           break;
         }
+        case ChunkState.SizeSpace: {
+          const c = buf[i]!;
+          if (c === 59) this.state = ChunkState.Ext;
+          else if (c !== 32 && c !== 9) throw new Error("junk after chunk size");
+          this.countLine();
+          i++;
+          break;
+        }
         case ChunkState.Ext: {
-          if (buf[i] === 13) this.state = ChunkState.SizeLf;
-          else if (buf[i] === 10) throw new Error("bare LF in chunk extension");
+          const c = buf[i]!;
+          if (c === 13) this.state = ChunkState.SizeLf;
+          else if (VALUE_BYTE[c] === 0) throw new Error("bad byte in chunk extension");
           this.countLine();
           i++;
           break;
@@ -96,30 +126,43 @@ export class ChunkedTracker {
           break;
         }
         case ChunkState.TrailerLineStart: {
-          if (buf[i] === 13) {
+          const c = buf[i]!;
+          if (c === 13) {
             this.state = ChunkState.FinalLf;
+          } else if (TCHAR[c] === 1) {
+            this.state = ChunkState.TrailerName;
+            this.countTrailer();
           } else {
-            this.state = ChunkState.TrailerLine;
-            this.countLine();
+            throw new Error("trailer line is not a field line");
           }
           i++;
           break;
         }
-        case ChunkState.TrailerLine: {
-          if (buf[i] === 13) this.state = ChunkState.TrailerLf;
-          this.countLine();
+        case ChunkState.TrailerName: {
+          const c = buf[i]!;
+          if (c === 58) this.state = ChunkState.TrailerValue;
+          else if (TCHAR[c] === 0) throw new Error("bad trailer field name");
+          this.countTrailer();
+          i++;
+          break;
+        }
+        case ChunkState.TrailerValue: {
+          const c = buf[i]!;
+          if (c === 13) this.state = ChunkState.TrailerLf;
+          else if (VALUE_BYTE[c] === 0) throw new Error("bad byte in trailer field");
+          this.countTrailer();
           i++;
           break;
         }
         case ChunkState.TrailerLf: {
-          if (buf[i] !== 10) throw new Error("expected LF in trailer");
+          if (buf[i] !== 10) throw new Error("bare CR in trailer");
           this.lineBytes = 0;
           this.state = ChunkState.TrailerLineStart;
           i++;
           break;
         }
         case ChunkState.FinalLf: {
-          if (buf[i] !== 10) throw new Error("expected final LF");
+          if (buf[i] !== 10) throw new Error("bare CR after the last chunk");
           this.state = ChunkState.Done;
           return i + 1;
         }
@@ -132,6 +175,10 @@ export class ChunkedTracker {
 
   private countLine(): void {
     if (++this.lineBytes > MAX_CHUNK_LINE) throw new Error("chunk line too long");
+  }
+
+  private countTrailer(): void {
+    if (++this.trailerBytes > MAX_TRAILER_BYTES) throw new Error("trailer section too large");
   }
 }
 

@@ -12,6 +12,7 @@ import { type ExchangeClient, HttpExchange } from "./exchange";
 import { type Head, HeadError, MAX_HEAD_BYTES, parseRequestHead, wantsKeepAlive } from "./http-head";
 import { simplePage } from "./pages";
 import {
+  answerAtLastHop,
   parseBasic,
   type Refusal,
   refuseBadConnect,
@@ -27,6 +28,8 @@ const HEAD_END = Buffer.from("\r\n\r\n");
 export class ClientSession implements TcpHandlers, ExchangeClient {
   private current: HttpExchange | Tunnel | null = null;
   private buffer: Buffer | null = null;
+  /** Bytes of an incomplete head in `buffer` already checked for a bare LF (each is checked once). */
+  private lfChecked = 0;
   private authorizing = false;
   private peerEnded = false;
   /** We sent (or are sending) FIN: whatever the client still sends is dropped, never parsed. */
@@ -60,6 +63,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     }
     if (this.closing) return;
     if (this.headSince === 0) this.headSince = Date.now();
+    if (this.buffer === null) this.lfChecked = 0;
     this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
     if (!this.authorizing) this.readRequests();
   }
@@ -84,6 +88,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   // ---- ExchangeClient ----
 
   stash(chunk: Buffer): void {
+    if (this.buffer === null) this.lfChecked = 0;
     this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
     this.conn.pause();
   }
@@ -168,11 +173,19 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
         if (buf.length - start > MAX_HEAD_BYTES) {
           this.buffer = null;
           this.rejectMalformed(431, "The request head is larger than 64 KiB.", buf.length - start);
-        } else if (start > 0) {
-          this.buffer = buf.subarray(start);
+          return;
         }
+        // A head ending its lines in a bare LF never gets its CRLFCRLF: refuse it now, not at the timeout.
+        if (hasBareLf(buf, start + this.lfChecked)) {
+          this.buffer = null;
+          this.rejectMalformed(400, "Malformed request: bare LF.", buf.length - start);
+          return;
+        }
+        if (start > 0) this.buffer = buf.subarray(start);
+        this.lfChecked = buf.length - start;
         return;
       }
+      this.lfChecked = 0;
       this.buffer = end + 4 < buf.length ? buf.subarray(end + 4) : null;
       this.headSince = this.buffer !== null ? Date.now() : 0;
       const headLength = end + 4 - start;
@@ -281,6 +294,11 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     // Never forward for an anonymous client when the policy demands a login.
     if (action === "allow" && compiled.authRequired && user === null) action = "auth";
 
+    if (action === "allow" && head.maxForwards === 0) {
+      const keep = this.canKeep(head);
+      this.answer(info, headLength, answerAtLastHop(head, info.requestId, keep), keep);
+      return;
+    }
     if (action === "allow") {
       const initial = this.buffer;
       this.buffer = null;
@@ -332,4 +350,12 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     writeRecord(this.ctx, toRecord(info, status, "error", bytesIn, bytes.byteLength));
     this.endConnection();
   }
+}
+
+/** True when buf[from..] holds a LF not preceded by CR (buf[from - 1] counts). */
+function hasBareLf(buf: Buffer, from: number): boolean {
+  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1)) {
+    if (i === 0 || buf[i - 1] !== 13) return true;
+  }
+  return false;
 }

@@ -1,7 +1,7 @@
 // What every connection of one proxy instance shares: the current policy, the sinks, timeouts,
 // the upstream pool and the socket factory. The proxy core reaches Bun only through `connect`.
 
-import type { LogRecord } from "../../../protocol/wire";
+import { clipLogText, LOG_FIELD_MAX, type LogRecord } from "../../../protocol/wire";
 import type { ConnectAttempt, TcpConnection } from "../../platform/tcp";
 import type { AccessLogSink, ActivePolicy, EventLogger } from "../types";
 import type { UpstreamPool } from "./upstream-pool";
@@ -70,6 +70,7 @@ function isoTime(ms: number): string {
   return `${isoPrefix}${frac < 10 ? "00" : frac < 100 ? "0" : ""}${frac}Z`;
 }
 
+/** Every text field is cut to what the master accepts (LOG_FIELD_MAX), so no record can fail a chunk. */
 export function toRecord(
   info: RequestInfo,
   status: number,
@@ -79,20 +80,20 @@ export function toRecord(
 ): LogRecord {
   const record: LogRecord = {
     ts: isoTime(info.startedAt),
-    client: info.client,
-    method: info.method.length > 32 ? info.method.slice(0, 32) : info.method,
+    client: clipLogText(info.client, LOG_FIELD_MAX.client),
+    method: clipLogText(info.method, LOG_FIELD_MAX.method),
     scheme: info.scheme,
-    host: info.host.length > 260 ? info.host.slice(0, 260) : info.host,
+    host: clipLogText(info.host, LOG_FIELD_MAX.host),
     port: info.port,
     status,
     action,
     bytesIn,
     bytesOut,
-    durationMs: Math.round((performance.now() - info.startedMono) * 1000) / 1000,
-    requestId: info.requestId,
+    durationMs: Math.max(0, Math.round((performance.now() - info.startedMono) * 1000) / 1000),
+    requestId: clipLogText(info.requestId, LOG_FIELD_MAX.requestId),
   };
-  if (info.user !== undefined) record.user = info.user;
-  if (info.path !== undefined) record.path = info.path;
-  if (info.rule !== undefined) record.rule = info.rule;
+  if (info.user !== undefined) record.user = clipLogText(info.user, LOG_FIELD_MAX.user);
+  if (info.path !== undefined) record.path = clipLogText(info.path, LOG_FIELD_MAX.path);
+  if (info.rule !== undefined) record.rule = clipLogText(info.rule, LOG_FIELD_MAX.rule);
   return record;
 }

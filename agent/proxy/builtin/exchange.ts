@@ -100,9 +100,12 @@ export class HttpExchange implements UpstreamOwner {
     }
     this.requestDone = this.requestFraming === Framing.None;
     // An HTTP/1.0 client cannot read chunked answers, so ask the origin in its own version.
-    let head = `${request.method} ${target.path} HTTP/1.${request.minor}\r\nHost: ${target.authority}\r\n`;
+    const path = target.pathless && request.method === "OPTIONS" ? "*" : target.path;
+    let head = `${request.method} ${path} HTTP/1.${request.minor}\r\nHost: ${target.authority}\r\n`;
     head += endToEndFields(request, true);
-    if (request.chunked) head += `Transfer-Encoding: ${request.transferEncoding}\r\n`;
+    if (request.chunked) head += "Transfer-Encoding: chunked\r\n";
+    // OPTIONS and TRACE (RFC 9110 §7.6.2); at 0 the session answers them itself.
+    if (request.maxForwards > 0) head += `Max-Forwards: ${request.maxForwards - 1}\r\n`;
     head += VIA;
     head += "\r\n";
     this.requestHead = Buffer.from(head, "latin1");
@@ -110,7 +113,8 @@ export class HttpExchange implements UpstreamOwner {
 
   start(initial: Buffer | null): void {
     if (initial !== null && initial.length > 0) this.clientData(initial);
-    this.connectUpstream(true);
+    // A body refused in its first bytes was answered already: the origin is never contacted.
+    if (this.phase !== Phase.Done) this.connectUpstream(true);
   }
 
   // ---- client side ----
@@ -133,7 +137,12 @@ export class HttpExchange implements UpstreamOwner {
       try {
         end = this.requestTracker!.push(chunk);
       } catch (error) {
-        this.abortBoth(`bad chunked request body: ${String(error)}`);
+        // The bad bytes never reach the origin: its connection is dropped unfinished.
+        const why = `bad chunked request body: ${(error as Error).message}`;
+        this.attempt?.cancel();
+        this.attempt = null;
+        if (this.status === 0) this.failBeforeHead(400, "Bad request", `${why}.`);
+        else this.abortBoth(why);
         return;
       }
       if (end >= 0) {
@@ -336,7 +345,7 @@ export class HttpExchange implements UpstreamOwner {
     } else if (response.chunked) {
       this.responseFraming = Framing.Chunked;
       this.responseTracker = new ChunkedTracker();
-    } else if (response.otherCoding || response.contentLength < 0) {
+    } else if (response.contentLength < 0) {
       this.responseFraming = Framing.UntilClose;
       this.upstreamReusable = false;
     } else if (response.contentLength === 0) {
@@ -347,13 +356,17 @@ export class HttpExchange implements UpstreamOwner {
     }
     if (response.minor === 0 && !response.connection.includes("keep-alive")) this.upstreamReusable = false;
     else if (response.connection.includes("close")) this.upstreamReusable = false;
+    // Content-Length beside Transfer-Encoding: relayed chunked without the length, and neither
+    // connection is trusted with another message (RFC 9112 §6.3).
+    if (response.lengthDropped) this.upstreamReusable = false;
 
     this.keepClient =
-      wantsKeepAlive(this.request) && !this.ctx.draining && this.responseFraming !== Framing.UntilClose;
+      wantsKeepAlive(this.request) &&
+      !this.ctx.draining &&
+      this.responseFraming !== Framing.UntilClose &&
+      !response.lengthDropped;
     let head = `HTTP/1.1 ${status} ${response.target}\r\n${endToEndFields(response, false)}`;
-    if (response.transferEncoding !== "" && this.responseFraming !== Framing.None) {
-      head += `Transfer-Encoding: ${response.transferEncoding}\r\n`;
-    }
+    if (this.responseFraming === Framing.Chunked) head += "Transfer-Encoding: chunked\r\n";
     head += VIA;
     if (!this.keepClient) head += "Connection: close\r\n";
     else if (this.request.minor === 0) head += "Connection: keep-alive\r\n";
@@ -385,7 +398,10 @@ export class HttpExchange implements UpstreamOwner {
       try {
         at = this.responseTracker!.push(chunk, start);
       } catch (error) {
-        this.abortBoth(`bad chunked response from origin: ${String(error)}`);
+        const why = `bad chunked response from origin: ${(error as Error).message}`;
+        // Nothing of the answer went out yet (the head waits for its first body bytes): say 502.
+        if (head !== null) this.failBeforeHead(502, "Bad answer from origin", `${why}.`);
+        else this.abortBoth(why);
         return;
       }
       if (at >= 0) {
@@ -471,7 +487,7 @@ export class HttpExchange implements UpstreamOwner {
     this.client.exchangeDone(this.keepClient && this.requestDone);
   }
 
-  private failBeforeHead(status: 408 | 502 | 504, title: string, text: string): void {
+  private failBeforeHead(status: 400 | 408 | 502 | 504, title: string, text: string): void {
     if (this.phase === Phase.Done) return;
     this.phase = Phase.Done;
     this.upstreamReusable = false;

@@ -1,7 +1,10 @@
 // HTTP/1.1 message heads (RFC 9112), just enough for a forward proxy.
 // Heads are decoded as latin1 so bytes round-trip unchanged; they must be re-encoded as latin1.
 // Lenient parsers are how request smuggling happens, so anything ambiguous is rejected: obs-fold,
-// bare CR/LF, whitespace before the colon, Content-Length beside Transfer-Encoding, differing lengths.
+// bare CR/LF, control bytes, whitespace before the colon, bytes a request target cannot hold,
+// Content-Length beside Transfer-Encoding in a request, differing lengths, and any
+// Transfer-Encoding but exactly `chunked` (RFC 9112 §6). One byte class, one decision: requests
+// get 400, origin answers 502.
 // Fields are kept as offsets into the head text and only the few the proxy acts on become strings:
 // forwarding copies runs of the original lines, which is most of the per-request parsing cost saved.
 
@@ -17,6 +20,8 @@ export enum Field {
   ProxyAuthorization = 5,
   /** Per RFC 9110 §7.6.1 never forwarded: Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, Proxy-Authenticate. */
   HopByHop = 6,
+  /** Requests only (Other in responses); rewritten for OPTIONS and TRACE (RFC 9110 §7.6.2). */
+  MaxForwards = 7,
 }
 
 export interface Head {
@@ -36,12 +41,18 @@ export interface Head {
   kinds: Field[];
   /** -1 when absent. */
   contentLength: number;
+  /** Transfer-Encoding is exactly `chunked` (any other coding is refused while parsing). */
   chunked: boolean;
-  /** Transfer-Encoding present but not ending in chunked. */
-  otherCoding: boolean;
+  /** A response had Content-Length beside Transfer-Encoding: its Content-Length lines are dropped. */
+  lengthDropped: boolean;
+  /**
+   * OPTIONS and TRACE only: the Max-Forwards value received, -1 when absent (or another method,
+   * whose Max-Forwards passes unchanged). The forwarded request carries one less.
+   */
+  maxForwards: number;
   /** Lower-cased Connection value(s), "" when absent. */
   connection: string;
-  /** Transfer-Encoding as sent, "" when absent; re-added when the body passes through as is. */
+  /** Transfer-Encoding as sent (all lines joined with ", "), "" when absent. */
   transferEncoding: string;
   proxyAuthorization: string;
 }
@@ -56,6 +67,14 @@ export class HeadError extends Error {
 }
 
 const DIGITS = /^\d{1,15}$/;
+/**
+ * A control byte other than HTAB, CR and LF (CR and LF are checked as line ends; latin1 text holds
+ * nothing past 0xff). RFC 9110 §5.5 lets no field value, reason phrase or request line carry one;
+ * one native scan of the whole head costs less than a byte loop per field.
+ */
+const CONTROL = /[^\t\n\r\x20-\x7e\x80-\xff]/;
+/** A request target holds visible ASCII only (RFC 9112 §3.2, RFC 3986): no space, control or raw non-ASCII byte. */
+const NOT_TARGET = /[^\x21-\x7e]/;
 /** 1 for RFC 9110 tchar; checked per character because this runs for every header line. */
 const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
@@ -74,6 +93,7 @@ const SPECIAL: [string, Field][] = [
   ["te", Field.HopByHop],
   ["trailer", Field.HopByHop],
   ["upgrade", Field.HopByHop],
+  ["max-forwards", Field.MaxForwards],
 ];
 const SPECIAL_BY_LENGTH: [string, Field][][] = [];
 for (const entry of SPECIAL) {
@@ -113,6 +133,7 @@ function parseFields(head: Head, start: number, forRequest: boolean): void {
   const failStatus = forRequest ? 400 : 502;
   const text = head.text;
   const end = text.length;
+  let sawCoding = 0;
   let pos = start;
   while (pos < end) {
     let lf = text.indexOf("\n", pos);
@@ -136,7 +157,8 @@ function parseFields(head: Head, start: number, forRequest: boolean): void {
     if (colon === pos || colon === lineEnd) throw new HeadError(failStatus, "header line without a name");
     const cr = text.indexOf("\r", colon);
     if (cr >= 0 && cr < lineEnd) throw new HeadError(failStatus, "bare CR");
-    const kind = classify(text, pos, colon);
+    let kind = classify(text, pos, colon);
+    if (kind === Field.MaxForwards && !forRequest) kind = Field.Other;
     head.starts.push(pos);
     head.colons.push(colon);
     head.kinds.push(kind);
@@ -156,20 +178,32 @@ function parseFields(head: Head, start: number, forRequest: boolean): void {
       }
       head.contentLength = n;
     } else if (kind === Field.TransferEncoding) {
-      head.transferEncoding = head.transferEncoding ? `${head.transferEncoding}, ${value}` : value;
-      const codings = head.transferEncoding.toLowerCase();
-      const last = codings.slice(codings.lastIndexOf(",") + 1).trim();
-      head.chunked = last === "chunked";
-      head.otherCoding = !head.chunked;
+      // Lines are joined even when empty: `Transfer-Encoding:` + `Transfer-Encoding: chunked` is not "chunked".
+      sawCoding++;
+      head.transferEncoding = sawCoding > 1 ? `${head.transferEncoding}, ${value}` : value;
+    } else if (kind === Field.MaxForwards) {
+      const n = DIGITS.test(value) ? Number(value) : -2;
+      head.maxForwards = head.maxForwards === -1 || head.maxForwards === n ? n : -2;
     } else if (kind === Field.Connection) {
       head.connection = head.connection ? `${head.connection},${value.toLowerCase()}` : value.toLowerCase();
     } else if (kind === Field.ProxyAuthorization) {
       head.proxyAuthorization = value;
     }
   }
-  if ((head.chunked || head.otherCoding) && head.contentLength >= 0) {
+  if (sawCoding === 0) return;
+  // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+  if (head.minor === 0) throw new HeadError(failStatus, "Transfer-Encoding in an HTTP/1.0 message");
+  // The proxy relays only the chunked coding, so anything else (`chunked, chunked`, `identity,
+  // chunked`, `gzip, chunked`, an empty value) cannot be framed the same way on both sides.
+  if (head.transferEncoding.length !== 7 || head.transferEncoding.toLowerCase() !== "chunked") {
+    throw new HeadError(failStatus, "Transfer-Encoding other than chunked");
+  }
+  head.chunked = true;
+  if (head.contentLength >= 0) {
     if (forRequest) throw new HeadError(400, "both Transfer-Encoding and Content-Length");
+    // RFC 9112 §6.3: chunked wins, the length is removed before forwarding, the connection closes after.
     head.contentLength = -1;
+    head.lengthDropped = true;
   }
 }
 
@@ -185,7 +219,8 @@ function emptyHead(text: string): Head {
     kinds: [],
     contentLength: -1,
     chunked: false,
-    otherCoding: false,
+    lengthDropped: false,
+    maxForwards: -1,
     connection: "",
     transferEncoding: "",
     proxyAuthorization: "",
@@ -195,8 +230,10 @@ function emptyHead(text: string): Head {
 /** `text` is the head without its final CRLFCRLF. */
 export function parseRequestHead(text: string): Head {
   const head = emptyHead(text);
-  let lineEnd = text.indexOf("\r\n");
+  if (CONTROL.test(text)) throw new HeadError(400, "control character in request head");
+  let lineEnd = text.indexOf("\n");
   if (lineEnd < 0) lineEnd = text.length;
+  else if (text.charCodeAt(--lineEnd) !== 13) throw new HeadError(400, "bare LF");
   const sp1 = text.indexOf(" ");
   const sp2 = sp1 < 0 ? -1 : text.indexOf(" ", sp1 + 1);
   if (sp1 <= 0 || sp2 < 0 || sp2 >= lineEnd) throw new HeadError(400, "malformed request line");
@@ -207,19 +244,22 @@ export function parseRequestHead(text: string): Head {
   else if (version === "HTTP/1.0") head.minor = 0;
   else throw new HeadError(400, "unsupported HTTP version");
   if (!isToken(head.method) || head.target.length === 0) throw new HeadError(400, "malformed request line");
-  const target = head.target;
-  if (target.indexOf("\n") >= 0 || target.indexOf("\r") >= 0 || target.indexOf("\t") >= 0) {
-    throw new HeadError(400, "malformed request target");
-  }
+  if (NOT_TARGET.test(head.target)) throw new HeadError(400, "invalid byte in request target");
   parseFields(head, lineEnd + 2, true);
-  if (head.otherCoding) throw new HeadError(400, "request Transfer-Encoding must end in chunked");
+  if (head.maxForwards !== -1) {
+    const method = head.method;
+    if (method !== "OPTIONS" && method !== "TRACE") head.maxForwards = -1;
+    else if (head.maxForwards === -2) throw new HeadError(400, "invalid Max-Forwards");
+  }
   return head;
 }
 
 export function parseResponseHead(text: string): Head {
   const head = emptyHead(text);
-  let lineEnd = text.indexOf("\r\n");
+  if (CONTROL.test(text)) throw new HeadError(502, "control character in response head");
+  let lineEnd = text.indexOf("\n");
   if (lineEnd < 0) lineEnd = text.length;
+  else if (text.charCodeAt(--lineEnd) !== 13) throw new HeadError(502, "bare LF");
   // "HTTP/1.1 200 OK": version, 3-digit status, optional reason
   const minor = text.charCodeAt(7) - 48;
   if (
@@ -252,8 +292,9 @@ function nominatedFields(head: Head): string[] | null {
 
 /**
  * The end-to-end field lines of `head`, CRLF-terminated, copied as runs of the original text.
- * Drops hop-by-hop fields, those named in Connection, framing (the writer re-adds it) and, for
- * requests, Host (the writer sets it from the absolute URL, RFC 9112 §3.2.2).
+ * Drops hop-by-hop fields, those named in Connection, Transfer-Encoding (the writer re-adds it),
+ * a Content-Length that Transfer-Encoding overrides, Max-Forwards when the writer re-adds it
+ * decremented and, for requests, Host (the writer sets it from the absolute URL, RFC 9112 §3.2.2).
  */
 export function endToEndFields(head: Head, dropHost: boolean): string {
   const { text, starts, colons, kinds } = head;
@@ -267,7 +308,9 @@ export function endToEndFields(head: Head, dropHost: boolean): string {
       kind === Field.Connection ||
       kind === Field.TransferEncoding ||
       kind === Field.ProxyAuthorization ||
-      (dropHost && kind === Field.Host);
+      (dropHost && kind === Field.Host) ||
+      (kind === Field.ContentLength && head.lengthDropped) ||
+      (kind === Field.MaxForwards && head.maxForwards >= 0);
     if (!drop && nominated !== null) {
       drop = nominated.includes(text.slice(starts[i]!, colons[i]!).toLowerCase());
     }

@@ -17,6 +17,7 @@ export function escapeHtml(text: string): string {
 }
 
 const REASONS: Record<number, string> = {
+  200: "OK",
   400: "Bad Request",
   403: "Forbidden",
   407: "Proxy Authentication Required",
@@ -114,6 +115,25 @@ export function connectRefusal(
     `Content-Length: ${body.byteLength}\r\n` +
     `X-Fleetgate-Request-Id: ${requestId}\r\n` +
     extraHeaders +
+    "\r\n";
+  return Buffer.concat([Buffer.from(head, "latin1"), body]);
+}
+
+/** A non-HTML answer of the proxy's own (OPTIONS and TRACE at Max-Forwards 0). */
+export function plainAnswer(
+  status: number,
+  headers: string,
+  body: Uint8Array,
+  requestId: string,
+  keepAlive: boolean,
+): Uint8Array {
+  const head =
+    `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}\r\n` +
+    headers +
+    `Content-Length: ${body.byteLength}\r\n` +
+    "Cache-Control: no-store\r\n" +
+    `X-Fleetgate-Request-Id: ${requestId}\r\n` +
+    (keepAlive ? "" : "Connection: close\r\n") +
     "\r\n";
   return Buffer.concat([Buffer.from(head, "latin1"), body]);
 }

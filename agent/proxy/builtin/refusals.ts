@@ -1,14 +1,51 @@
 // The answers the proxy gives instead of forwarding: 400 for what is not a proxy request, 503 with no
 // policy, 407 challenges, 403 for the access list and for blocking rules (an HTML block page for plain
-// HTTP, a short plain answer for CONNECT, whose body browsers never show).
+// HTTP, a short plain answer for CONNECT, whose body browsers never show), and OPTIONS and TRACE
+// that reached their last hop (Max-Forwards: 0).
 
 import type { CompiledPolicy, Decision } from "../../../protocol/policy/types";
-import { blockPage, connectRefusal, simplePage } from "./pages";
+import type { LogRecord } from "../../../protocol/wire";
+import { Field, type Head } from "./http-head";
+import { blockPage, connectRefusal, plainAnswer, simplePage } from "./pages";
 
 export interface Refusal {
   status: number;
-  action: "block" | "auth" | "error";
+  action: LogRecord["action"];
   bytes: Uint8Array;
+}
+
+/** What the proxy relays: any method, and CONNECT. */
+const ALLOW = "Allow: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE, CONNECT\r\n";
+/** Fields a TRACE echo leaves out (RFC 9110 §9.3.8: the final recipient excludes sensitive data). */
+const SECRET_FIELDS = new Set(["authorization", "cookie"]);
+
+/**
+ * RFC 9110 §7.6.2: an OPTIONS or TRACE with Max-Forwards 0 is answered by the proxy itself.
+ * OPTIONS gets 200 with Allow; TRACE gets 200 message/http echoing the request head as received,
+ * without credentials and cookies, so a TRACE cannot read what a browser or this proxy attached.
+ */
+export function answerAtLastHop(head: Head, requestId: string, keep: boolean): Refusal {
+  if (head.method === "OPTIONS") {
+    return {
+      status: 200,
+      action: "allow",
+      bytes: plainAnswer(200, ALLOW, new Uint8Array(0), requestId, keep),
+    };
+  }
+  const { text, starts, colons, kinds } = head;
+  let echo = text.slice(0, starts[0] ?? text.length);
+  if (starts.length === 0) echo += "\r\n";
+  for (let i = 0; i < starts.length; i++) {
+    const name = text.slice(starts[i]!, colons[i]!).toLowerCase();
+    if (kinds[i] === Field.ProxyAuthorization || SECRET_FIELDS.has(name)) continue;
+    echo += i + 1 < starts.length ? text.slice(starts[i]!, starts[i + 1]!) : `${text.slice(starts[i]!)}\r\n`;
+  }
+  const body = Buffer.from(`${echo}\r\n`, "latin1");
+  return {
+    status: 200,
+    action: "allow",
+    bytes: plainAnswer(200, "Content-Type: message/http\r\n", body, requestId, keep),
+  };
 }
 
 export function refuseBadConnect(requestId: string): Refusal {

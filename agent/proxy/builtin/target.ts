@@ -7,6 +7,8 @@ export interface ProxyTarget {
   path: string;
   /** The Host header to send upstream. */
   authority: string;
+  /** The URL had neither path nor query: OPTIONS goes out in asterisk-form (RFC 9112 §3.2.4). */
+  pathless: boolean;
 }
 
 /** Parses an absolute-form "http://host[:port]/path" target; null when it is not one. */
@@ -25,11 +27,13 @@ export function parseAbsoluteTarget(target: string): ProxyTarget | null {
   if (at >= 0) authority = authority.slice(at + 1);
   const hostPort = parseAuthority(authority, 80);
   if (hostPort === null) return null;
+  const pathless = end === target.length || target.charCodeAt(end) === 35;
   let path = end < target.length ? target.slice(end) : "/";
   const hash = path.indexOf("#");
   if (hash >= 0) path = path.slice(0, hash);
   if (path.charCodeAt(0) === 63) path = `/${path}`;
-  return { host: hostPort.host, port: hostPort.port, path, authority };
+  if (path.length === 0) path = "/";
+  return { host: hostPort.host, port: hostPort.port, path, authority, pathless };
 }
 
 /** "host:port", "[v6]:port" or, with a default port, a bare host. Host comes back lower-cased. */
