@@ -278,6 +278,10 @@ try {
   const stats = await ask("stats");
   results.finalNodeStates = stats.map((s) => s.master);
   log("final node states:", results.finalNodeStates);
+} catch (error) {
+  results.errors.push(String(error?.stack ?? error));
+  console.error("fleet bench failed:", error, "\nmaster log (tail):\n", master.log().slice(-4000));
+  process.exitCode = 1;
 } finally {
   await Promise.race([ask("stop", {}, "stopped"), new Promise((r) => setTimeout(r, 10_000))]);
   for (const { child } of children) if (child.exitCode === null) child.kill("SIGKILL");
