@@ -48,18 +48,14 @@ export async function setAgentAllowlist(db: Db, next: AgentAllowlist, ctx: Audit
 // Every agent call passes this check, so each isolate keeps the list for a moment instead of
 // reading it per poll (docs/scale.md); a change reaches every isolate within ALLOWLIST_TTL_MS.
 const ALLOWLIST_TTL_MS = 2_000;
-let cachedList: { at: number; list: Promise<AgentAllowlist> } | null = null;
+// Only the resolved list is shared between requests (a pending query belongs to its request).
+let cachedList: { at: number; list: AgentAllowlist } | null = null;
 
-function allowlistForAgents(db: Db): Promise<AgentAllowlist> {
-  const now = Date.now();
-  if (!cachedList || now - cachedList.at >= ALLOWLIST_TTL_MS) {
-    const list = getAgentAllowlist(db);
-    cachedList = { at: now, list };
-    list.catch(() => {
-      if (cachedList?.list === list) cachedList = null;
-    });
-  }
-  return cachedList.list;
+async function allowlistForAgents(db: Db): Promise<AgentAllowlist> {
+  if (cachedList && Date.now() - cachedList.at < ALLOWLIST_TTL_MS) return cachedList.list;
+  const list = await getAgentAllowlist(db);
+  cachedList = { at: Date.now(), list };
+  return list;
 }
 
 /** SafeSquid's "Access Restriction → Allow list" for agents: refuses any address outside it. */

@@ -24,7 +24,7 @@ const MAX_ENTRIES = 50_000;
 const byToken = new Map<string, { node: AuthedNode; at: number }>();
 let cursor: number | null = null;
 let sweptAt = 0;
-let sweeping: Promise<void> | null = null;
+let sweepingSince: number | null = null;
 /** Nodes a sweep saw change lately: a row read that raced with the change is not cached. */
 const recentlyChanged = new Map<string, number>();
 const RECENT_MS = 60_000;
@@ -49,18 +49,24 @@ async function sweep(db: Db): Promise<void> {
   cursor = row?.top ?? 0;
 }
 
-/** Brings the cache up to date with revocations, at most once per SWEEP_MS (single flight). */
-function sweepIfDue(db: Db): Promise<void> {
+// A promise that does I/O belongs to the request that started it: a Worker must never make
+// another request await it (if the first one is cancelled, the second hangs). So one request
+// sweeps and the others keep using the cache meanwhile; a sweep that never finished (its request
+// was cancelled) is taken over after SWEEP_STALE_MS.
+const SWEEP_STALE_MS = 5_000;
+
+/** Brings the cache up to date with revocations, at most once per SWEEP_MS. */
+async function sweepIfDue(db: Db): Promise<void> {
   const now = Date.now();
-  if (cursor !== null && now - sweptAt < SWEEP_MS) return Promise.resolve();
-  sweeping ??= sweep(db)
-    .then(() => {
-      sweptAt = now;
-    })
-    .finally(() => {
-      sweeping = null;
-    });
-  return sweeping;
+  if (cursor !== null && now - sweptAt < SWEEP_MS) return;
+  if (cursor !== null && sweepingSince !== null && now - sweepingSince < SWEEP_STALE_MS) return;
+  sweepingSince = now;
+  try {
+    await sweep(db);
+    sweptAt = now;
+  } finally {
+    if (sweepingSince === now) sweepingSince = null;
+  }
 }
 
 /** authenticateNode with an isolate cache; a revoked or re-enrolled token stops working within seconds. */

@@ -72,13 +72,15 @@ async function loadCanonical(db: Db, version: number, chunks: number): Promise<s
 }
 
 // Versions never change once written, so an isolate keeps the last few bundles it served, keyed
-// by version and checked by hash. The publishing isolate puts the new bundle here itself, and a
-// cold isolate loads it once however many woken polls ask at the same moment (single flight).
+// by version and checked by hash. The publishing isolate puts the new bundle here itself; a cold
+// isolate loads it from D1 on its first miss. Only loaded bundles are shared between requests: a
+// pending D1 read belongs to the request that started it (another request awaiting it would hang
+// if the first were cancelled).
 type CachedBundle = { text: string; hash: string };
-const bundleCache = new Map<number, Promise<CachedBundle | null>>();
+const bundleCache = new Map<number, CachedBundle>();
 const BUNDLE_CACHE_SIZE = 3;
 
-function cacheBundle(version: number, bundle: Promise<CachedBundle | null>) {
+function cacheBundle(version: number, bundle: CachedBundle) {
   bundleCache.delete(version);
   bundleCache.set(version, bundle);
   if (bundleCache.size > BUNDLE_CACHE_SIZE) bundleCache.delete(bundleCache.keys().next().value!);
@@ -103,23 +105,10 @@ async function loadBundle(db: Db, version: number): Promise<CachedBundle | null>
 /** The signed bundle of `version` as JSON text; from the isolate's cache when it holds it. */
 export async function bundleText(db: Db, version: number): Promise<CachedBundle | null> {
   const cached = bundleCache.get(version);
-  if (cached) {
-    const bundle = await cached;
-    if (bundle) return bundle;
-  }
-  const loading = loadBundle(db, version);
-  cacheBundle(version, loading);
-  // A failed or empty load is not kept: the next poll asks D1 again.
-  return loading.then(
-    (bundle) => {
-      if (!bundle && bundleCache.get(version) === loading) bundleCache.delete(version);
-      return bundle;
-    },
-    (error) => {
-      if (bundleCache.get(version) === loading) bundleCache.delete(version);
-      throw error;
-    },
-  );
+  if (cached) return cached;
+  const bundle = await loadBundle(db, version);
+  if (bundle) cacheBundle(version, bundle);
+  return bundle;
 }
 
 export function cachedBundleVersions(): number[] {
@@ -227,7 +216,7 @@ export async function publishPolicy(
     // The new bundle is served from memory: this isolate holds it, the hubs get its head.
     cacheBundle(
       version,
-      Promise.resolve(assembleBundle({ version, hash, issuedAt, kid: key.kid, signature: sig }, canonical)),
+      assembleBundle({ version, hash, issuedAt, kid: key.kid, signature: sig }, canonical),
     );
     await notify({ version, hash });
     return { version, hash, unchanged: false };
