@@ -18,6 +18,10 @@ export default defineConfig({
                 TEST_MIGRATIONS: await readD1Migrations(path.join(import.meta.dirname, "migrations")),
                 FLEETGATE_BOOTSTRAP_TOKEN: TEST_BOOTSTRAP_TOKEN,
                 FLEETGATE_SIGNING_KEY: TEST_SIGNING_SEED,
+                // Coalescers flush when a test says so (helpers/logs.ts), not on their own timer.
+                INGEST_FLUSH_MS: "600000",
+                // Replays one fuzz run (test/worker/fuzz.test.ts prints its seed).
+                ...(process.env.FUZZ_SEED ? { FUZZ_SEED: process.env.FUZZ_SEED } : {}),
               },
             },
           })),

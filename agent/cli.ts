@@ -2,6 +2,7 @@ import { type Command, EXIT_OK, EXIT_USAGE, type Io, UsageError } from "./cli-ki
 import { doctorCommand } from "./commands/doctor";
 import { enrollCommand } from "./commands/enroll";
 import { runCommand } from "./commands/run";
+import { squidHelperCommand } from "./commands/squid-helper";
 import { statusCommand } from "./commands/status";
 import { versionCommand } from "./commands/version";
 
@@ -28,7 +29,8 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     return EXIT_OK;
   }
   if (name === "--version" || name === "-v") return versionCommand.run([], io);
-  const command = COMMANDS.find((c) => c.name === name);
+  // Hidden from the usage: squid-helper is run by Squid (docs/squid.md).
+  const command = [...COMMANDS, squidHelperCommand].find((c) => c.name === name);
   if (!command) {
     io.err(`${name ? `unknown command "${name}"\n\n` : ""}${MAIN_USAGE}\n`);
     return EXIT_USAGE;

@@ -86,6 +86,7 @@ export const LOG_FIELD_MAX = {
   host: 260,
   path: 4096,
   rule: 200,
+  sni: 260,
   requestId: 100,
 } as const;
 
@@ -101,6 +102,10 @@ export const LogRecord = z.strictObject({
   status: z.number().int().min(0).max(999),
   action: z.enum(["allow", "block", "auth", "error"]),
   rule: z.string().max(LOG_FIELD_MAX.rule).optional(),
+  /** CONNECT: the TLS server name from the client's ClientHello (never decrypted). */
+  sni: z.string().max(LOG_FIELD_MAX.sni).optional(),
+  /** CONNECT: the ClientHello carried an encrypted_client_hello extension (the inner name is hidden). */
+  ech: z.boolean().optional(),
   bytesIn: z.number().int().min(0),
   bytesOut: z.number().int().min(0),
   durationMs: z.number().min(0),

@@ -38,7 +38,13 @@ const STATUS_CODES: Partial<Record<number, ErrorCode>> = {
 
 export const app = createRouter();
 
-app.use("*", requestId({ generator: () => crypto.randomUUID() }));
+// Our own id for every request; a client's X-Request-Id is never trusted (it would land in logs
+// and the audit trail). The answer carries ours.
+app.use("*", requestId({ headerName: "", generator: () => crypto.randomUUID() }));
+app.use("*", async (c, next) => {
+  c.header("X-Request-Id", c.get("requestId"));
+  await next();
+});
 app.use("*", secureHeaders());
 
 const limitBody = (maxSize: number, what: string) =>
@@ -48,13 +54,18 @@ const limitBody = (maxSize: number, what: string) =>
       throw new AppError("PAYLOAD_TOO_LARGE", `${what} are limited to ${maxSize / KiB} KiB`);
     },
   });
-const policyBodyLimit = limitBody(POLICY_BODY_LIMIT, "policy requests");
-const adminBodyLimit = limitBody(ADMIN_BODY_LIMIT, "admin requests");
-app.use("/api/v1/*", (c, next) =>
-  c.req.path.startsWith("/api/v1/policy/") ? policyBodyLimit(c, next) : adminBodyLimit(c, next),
-);
-// A bearer token (adminAuth) or, from the browser, a dashboard session cookie.
+const policyBodyLimit = limitBody(POLICY_BODY_LIMIT, "admin policy requests");
+const adminBodyLimit = limitBody(ADMIN_BODY_LIMIT, "requests here");
+// Authenticate first (a bearer token (adminAuth) or, from the browser, a dashboard session
+// cookie; neither reads the body), so an anonymous caller cannot make us buffer anything.
 app.use("/api/v1/*", apiAuth);
+// Then a limit that fits the route and the caller: only an admin's policy calls carry whole
+// policies; a viewer's validate/simulate is small like every other call.
+app.use("/api/v1/*", (c, next) =>
+  c.get("actor").role === "admin" && c.req.path.startsWith("/api/v1/policy/")
+    ? policyBodyLimit(c, next)
+    : adminBodyLimit(c, next),
+);
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 app.route("/api/agent/v1", agentRoutes);

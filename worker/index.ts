@@ -1,6 +1,7 @@
 import { app } from "./app";
 import { runHousekeeping } from "./services/housekeeping";
 
+export { IngestCoalescer } from "./durable/ingest-coalescer";
 export { PolicyHub } from "./durable/policy-hub";
 
 export default {

@@ -8,6 +8,7 @@ declare namespace Cloudflare {
 		ENROLL_RATE_LIMIT: "20";
 		RETENTION_DAYS: "90";
 		POLICY_HUB: DurableObjectNamespace /* PolicyHub */;
+		INGEST_COALESCER: DurableObjectNamespace /* IngestCoalescer */;
 	}
 }
 interface Env extends Cloudflare.Env {}

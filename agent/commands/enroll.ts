@@ -26,7 +26,9 @@ export const enrollCommand: Command = {
   usage: `Usage: fleetgate-agent enroll --master URL --key KEY [options]
 
 Registers this node with the master and stores its token and the master's signing key.
-Re-enrolling keeps the node's identity (same node id, new token).
+Re-enrolling keeps the node's identity (same node id, new token); it sends the current
+token as proof. A revoked node, or one whose token is lost, needs an admin to restore it
+first (POST /api/v1/nodes/:id/restore).
 
 Options:
   --master URL      master base URL, e.g. https://fleetgate.example.com
@@ -88,6 +90,7 @@ ${STATE_DIR_HELP}
       // Node-local like the rest: kept across re-enrollment, the flag changes only the quota.
       ...spoolBlock(previous?.spool, quotaMb),
       ...(previous?.proxy ? { proxy: previous.proxy } : {}),
+      ...(previous?.squid ? { squid: previous.squid } : {}),
     };
     // Written before the call: if the answer is lost, a retry re-uses the same instanceId.
     if (!previous) await state.writeConfig(config);
@@ -96,6 +99,8 @@ ${STATE_DIR_HELP}
       fetch: globalThis.fetch,
       masterUrl,
       signal: AbortSignal.timeout(ENROLL_TIMEOUT_MS),
+      // Proof of identity for the master: only the current token may re-enroll this instance.
+      nodeToken: previous ? (previousCredentials?.nodeToken ?? null) : null,
       request: {
         enrollmentKey: flags.key,
         instanceId: config.instanceId,
@@ -171,6 +176,10 @@ function enrollHint(code: string, masterUrl: string): string {
       return "The key is unknown, expired, used up or revoked: create a new one on the master.";
     case "IP_NOT_ALLOWED":
       return "Add this node's address to the master's agent allow list (Settings → Agent allow list).";
+    case "CONFLICT":
+      return "This instance is already enrolled and the stored token was not accepted: ask an admin to restore the node (POST /api/v1/nodes/:id/restore), then enroll again.";
+    case "FORBIDDEN":
+      return "This node was revoked: an admin must restore it (POST /api/v1/nodes/:id/restore) before it can enroll again.";
     case "RATE_LIMITED":
       return "Too many enrollment attempts from this address: wait a few minutes.";
     case "UNREACHABLE":

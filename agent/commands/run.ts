@@ -52,10 +52,6 @@ ${STATE_DIR_HELP}
       );
       return EXIT_FAILURE;
     }
-    if (config.driver === "squid") {
-      io.err("the squid driver is not yet supported in this build: re-enroll with --driver builtin\n");
-      return EXIT_FAILURE;
-    }
     await state.ensure();
     const events = new EventLog({ file: state.eventsPath, stderr: (line) => io.err(line) });
     // Opened (and recovered) before the proxy starts, so every access-log record lands in it.
@@ -75,10 +71,19 @@ ${STATE_DIR_HELP}
     });
     const sink = spool.sink;
     const { host, port } = parseListen(config.listen);
+    // driver "squid": the node's Squid carries the traffic, the agent decides (docs/squid.md).
+    const squid = config.driver === "squid" ? await import("../proxy/squid/from-config") : null;
     // Loaded lazily: the proxy is Bun-only and the other commands must not pay for it.
-    const { createBuiltinProxy } = await import("../proxy/builtin/index");
     // config.json's proxy block: limits and timeouts, the defaults for any key left out.
-    const driver: ProxyDriver = createBuiltinProxy({ ...config.proxy, host, port, sink, events });
+    const driver: ProxyDriver = squid
+      ? squid.squidDriverFor(config, state.root, sink, events)
+      : (await import("../proxy/builtin/index")).createBuiltinProxy({
+          ...config.proxy,
+          host,
+          port,
+          sink,
+          events,
+        });
 
     const startedAt = new Date().toISOString();
     const writeRuntime = runtimeWriter(state, (snapshot) => ({
@@ -103,7 +108,7 @@ ${STATE_DIR_HELP}
       store: state,
       driver,
       events,
-      compile: compileWithEngine,
+      compile: squid ? squid.compileForSquid : compileWithEngine,
       spoolFigures: () => sink.figures(),
       onState: writeRuntime,
       // The master answered: uploads waiting out an outage backoff go now (at the drain rate).

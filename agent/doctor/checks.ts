@@ -15,6 +15,7 @@ import type { StateDir } from "../state/state-dir";
 import { compileWithEngine } from "../sync/compile";
 import { pollPolicy } from "../sync/master-client";
 import type { FetchLike } from "../sync/types";
+import { addSquidChecks } from "./squid";
 
 export type CheckStatus = "ok" | "warn" | "fail" | "skip";
 
@@ -64,6 +65,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   results.push(await checkWritable(ctx.state));
   results.push(await checkCachedPolicy(ctx));
   results.push(await checkSpool(ctx));
+  if (ctx.config.driver === "squid") await addSquidChecks(results, ctx.config, ctx.state.root);
   return results;
 }
 

@@ -2,6 +2,7 @@
 // Bun APIs. Bun's socket.write() is unbuffered (it returns how much the kernel took), so this file
 // keeps the unsent rest and reports "drained" once it is gone — callers only see write() → boolean.
 
+import { networkInterfaces } from "node:os";
 import type { Socket, TCPSocketListener } from "bun";
 
 /** Events of one connection; the owner swaps them when a pooled upstream changes hands. */
@@ -20,6 +21,8 @@ export interface TcpConnection {
   handlers: TcpHandlers;
   /** Queues the bytes; false means they did not all fit and drain() follows later. */
   write(chunk: Uint8Array): boolean;
+  /** Bytes are queued that the kernel did not take yet (drain() follows when they are gone). */
+  readonly backlogged: boolean;
   /** Sends FIN after everything queued was written. */
   end(): void;
   /** Closes now, dropping anything queued. */
@@ -58,6 +61,10 @@ class BunConnection implements TcpConnection {
 
   get remoteAddress(): string {
     return this.socket.remoteAddress;
+  }
+
+  get backlogged(): boolean {
+    return this.queue.length > 0;
   }
 
   write(chunk: Uint8Array): boolean {
@@ -206,4 +213,21 @@ export function connectTcp(
       cancelled = true;
     },
   };
+}
+
+/** One DNS resolution (Bun's resolver and cache): addresses in the order to try, IPv4 first. */
+export async function resolveHost(name: string): Promise<string[]> {
+  const answers = await Bun.dns.lookup(name, {});
+  const v4 = answers.filter((a) => a.family === 4).map((a) => a.address);
+  const v6 = answers.filter((a) => a.family !== 4).map((a) => a.address);
+  return [...v4, ...v6];
+}
+
+/** Every address of this machine's interfaces (the destination guard refuses them). */
+export function localAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const entry of list ?? []) out.push(entry.address);
+  }
+  return out;
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CHUNK_LIMITS, MasterKey, ProxyKind, SpoolFigures } from "../../protocol/wire";
+import { SquidConfig } from "../proxy/squid/settings";
 
 const MIB = 1024 * 1024;
 
@@ -57,6 +58,8 @@ export const NodeConfig = z.object({
   enrolledAt: z.string().nullable().default(null),
   spool: SpoolConfig.optional(),
   proxy: ProxyConfig.optional(),
+  /** The Squid driver's paths and helper settings (docs/squid.md, Settings). */
+  squid: SquidConfig.optional(),
 });
 export type NodeConfig = z.infer<typeof NodeConfig>;
 

@@ -78,13 +78,16 @@ export async function postStatus(
   return failureFrom(answer.response, await readBody(answer.response), call);
 }
 
+/** `nodeToken`: the current token when re-enrolling this instance (the master's proof of identity). */
 export async function enrollNode(
-  call: MasterCall & { request: EnrollRequest },
+  call: MasterCall & { request: EnrollRequest; nodeToken?: string | null },
 ): Promise<{ ok: true; enrollment: EnrollResponse } | MasterFailure> {
   const body = EnrollRequest.parse(call.request);
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (call.nodeToken) headers.authorization = `Bearer ${call.nodeToken}`;
   const answer = await send(call, "/enroll", {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers,
     body: JSON.stringify(body),
   });
   if (!answer.ok) return answer;

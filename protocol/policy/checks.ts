@@ -2,6 +2,7 @@
 // domains, CIDRs, regexes, time zones and password hashes. Each issue names its JSON path.
 
 import { isValidCidr } from "./cidr";
+import { parsePortEntry } from "./destinations";
 import { parseDomainPattern } from "./domain-name";
 import { parsePasswordHash } from "./password";
 import { checkUrlRegex } from "./regex-safety";
@@ -64,6 +65,20 @@ function checkEntries(
 export function crossCheck(policy: Policy, limit: number): PolicyIssue[] {
   const sink = new IssueSink(limit);
   if (policy.access) checkEntries(policy, "cidrs", policy.access.clients, "access.clients", sink, true);
+
+  const destinations = policy.destinations;
+  if (destinations) {
+    for (const key of ["allow", "deny"] as const) {
+      const entries = destinations[key];
+      if (entries) checkEntries(policy, "cidrs", entries, `destinations.${key}`, sink, true);
+    }
+    for (const key of ["connectPorts", "httpPorts"] as const) {
+      destinations[key]?.forEach((entry, i) => {
+        if (parsePortEntry(entry) === null)
+          sink.add(`destinations.${key}[${i}]`, `not a port 1-65535 or a range low-high: ${entry}`);
+      });
+    }
+  }
 
   const users = new Map<string, number>();
   policy.auth?.users.forEach((user, i) => {

@@ -90,7 +90,8 @@ function parseIpv6Into(text: string, end: number, out: Uint32Array): boolean {
   }
   if (gap < 0 ? count !== 8 : count > 7) return false;
   const words = [0, 0, 0, 0, 0, 0, 0, 0];
-  const tail = gap < 0 ? count : count - gap;
+  // Without "::" every group is in the head (a tail of `count` read past the groups: all-zero words).
+  const tail = gap < 0 ? 0 : count - gap;
   const head = gap < 0 ? count : gap;
   for (let k = 0; k < head; k++) words[k] = groups[k]!;
   for (let k = 0; k < tail; k++) words[8 - tail + k] = groups[head + k]!;

@@ -5,6 +5,7 @@
 
 import { CidrSet } from "./cidr";
 import { CredentialChecker } from "./credentials";
+import { compileDestinations } from "./destinations";
 import { buildDomainTable, DomainTableBuilder } from "./domain-table-builder";
 import { Engine } from "./engine";
 import { type CompiledRule, SCHEME_CONNECT, SCHEME_HTTP, SCHEME_HTTPS } from "./rule";
@@ -133,6 +134,7 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     realm: policy.auth?.realm ?? "Fleetgate",
     includeQuery: policy.logging.includeQuery,
     blockPage: Object.freeze({ ...policy.blockPage }),
+    destinations: compileDestinations(policy, (entries) => clients.compile(entries)),
     defaultAction: policy.defaultAction,
     access: policy.access ? clients.compile(policy.access.clients) : null,
     accessEntries: policy.access?.clients ?? [],

@@ -22,13 +22,22 @@ import {
 } from "./rule";
 import { matchesSchedule } from "./schedule";
 import { describeFailure, describeMatch, preview, type TraceContext } from "./trace";
-import type { CompiledPolicy, Decision, RequestFacts, TraceStep, VerifiedUser } from "./types";
+import type {
+  CompiledDestinations,
+  CompiledPolicy,
+  CredentialGate,
+  Decision,
+  RequestFacts,
+  TraceStep,
+  VerifiedUser,
+} from "./types";
 
 export interface EngineParts {
   authRequired: boolean;
   realm: string;
   includeQuery: boolean;
   blockPage: { title: string; body: string };
+  destinations: CompiledDestinations;
   defaultAction: "allow" | "block";
   access: CidrSet | null;
   accessEntries: readonly string[];
@@ -46,6 +55,7 @@ export class Engine implements CompiledPolicy {
   readonly realm: string;
   readonly includeQuery: boolean;
   readonly blockPage: { title: string; body: string };
+  readonly destinations: CompiledDestinations;
   private readonly active: CompiledRule[];
   private readonly defaultDecision: Decision;
   private readonly stamps: Uint32Array;
@@ -62,6 +72,7 @@ export class Engine implements CompiledPolicy {
     this.realm = parts.realm;
     this.includeQuery = parts.includeQuery;
     this.blockPage = parts.blockPage;
+    this.destinations = parts.destinations;
     this.active = parts.rules.filter((rule) => rule.enabled);
     this.defaultDecision = Object.freeze({ action: parts.defaultAction, reason: "default" });
     this.stamps = new Uint32Array(Math.max(1, parts.domains.setCount));
@@ -80,8 +91,12 @@ export class Engine implements CompiledPolicy {
     return this.defaultDecision;
   }
 
-  verifyCredentials(user: string, password: string): Promise<VerifiedUser | null> {
-    return this.parts.credentials.verify(user, password);
+  clientAllowed(client: string): boolean {
+    return this.parts.access === null || this.parts.access.contains(client);
+  }
+
+  verifyCredentials(user: string, password: string, gate?: CredentialGate): Promise<VerifiedUser | null> {
+    return this.parts.credentials.verify(user, password, gate);
   }
 
   private begin(): void {

@@ -4,6 +4,7 @@
 //   auth absent        → no authentication (auth.required defaults to false)
 //   lists / schedules  → default to {}
 //   blockPage, logging → default texts / includeQuery false
+//   destinations, tls  → the destination guard's defaults (protocol/policy/destinations.ts)
 // Objects are strict: an unknown key is an error, so typos never silently do nothing.
 // Names (lists, schedules, rule ids, groups) and user names are matched exactly (case-sensitive).
 // Match fields that are present must list at least one value (an empty list would never match).
@@ -75,6 +76,24 @@ export const Rule = z.strictObject({
   message: z.string().max(2_000).optional(),
 });
 
+const PortEntry = z.union([
+  z.number().int().min(1).max(65_535),
+  z.string().regex(/^\d{1,5}-\d{1,5}$/, 'must be a port number or a range "low-high"'),
+]);
+
+/** Where the proxy may connect, judged on the resolved address (docs/policy.md "Destinations"). */
+export const Destinations = z.strictObject({
+  allow: z.array(ClientEntry).min(1).max(100_000).optional(),
+  deny: z.array(ClientEntry).min(1).max(1_000_000).optional(),
+  privateRanges: z.enum(["allow", "deny"]).optional(),
+  connectPorts: z.array(PortEntry).min(1).max(1_000).optional(),
+  httpPorts: z.array(PortEntry).min(1).max(1_000).optional(),
+});
+
+export const TlsSettings = z.strictObject({
+  sniMismatch: z.enum(["log", "block"]).optional(),
+});
+
 export const PolicyUser = z.strictObject({
   name: UserName,
   passwordHash: z.string().min(1).max(512),
@@ -95,6 +114,8 @@ export const Policy = z.strictObject({
       users: z.array(PolicyUser).max(10_000).default([]),
     })
     .optional(),
+  destinations: Destinations.optional(),
+  tls: TlsSettings.optional(),
   lists: z.record(Name, PolicyList).default({}),
   schedules: z.record(Name, Schedule).default({}),
   rules: z.array(Rule).max(MAX_RULES),

@@ -45,13 +45,46 @@ export interface VerifiedUser {
   groups: readonly string[];
 }
 
+/** A set of addresses as the guard asks it: IPv4 as one unsigned word, IPv6 as four. */
+export interface AddressSet {
+  containsV4(value: number): boolean;
+  containsV6(words: Uint32Array): boolean;
+}
+
+/** The policy's `destinations` and `tls` sections, compiled (protocol/policy/destinations.ts). */
+export interface CompiledDestinations {
+  /** Addresses the guard may connect to even in a class it refuses by default (loopback, …). */
+  readonly allow: AddressSet | null;
+  /** Addresses never connected to, whatever else says. */
+  readonly deny: AddressSet | null;
+  /** 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7: "allow" (the default) or "deny". */
+  readonly privateRanges: "allow" | "deny";
+  /** Per port 1-65535: bit 1 (PORT_HTTP) plain HTTP may go there, bit 2 (PORT_CONNECT) CONNECT may. */
+  readonly ports: Uint8Array;
+  /** A CONNECT whose TLS server name differs from its host: logged (default) or refused. */
+  readonly sniMismatch: "log" | "block";
+}
+
+/** Asked for each credential check that needs a PBKDF2 derive (the cache missed): may it run? */
+export interface CredentialGate {
+  allowDerive(): boolean;
+  /** The derive finished: whether the password was right. */
+  derived(ok: boolean): void;
+}
+
 export interface CompiledPolicy {
   readonly authRequired: boolean;
   readonly realm: string;
   readonly includeQuery: boolean;
   readonly blockPage: { title: string; body: string };
+  readonly destinations: CompiledDestinations;
+  /** The access list alone (true when there is none): checked before any password is hashed. */
+  clientAllowed(client: string): boolean;
   /** Synchronous and allocation-light: this runs on every proxied request. */
   evaluate(facts: RequestFacts, options?: { trace?: boolean }): Decision;
-  /** Checks a user name and password against the policy's PBKDF2 hashes; successful checks are cached. */
-  verifyCredentials(user: string, password: string): Promise<VerifiedUser | null>;
+  /**
+   * Checks a user name and password against the policy's PBKDF2 hashes. Successes are cached for
+   * the policy's life, failures briefly; `gate` may refuse a derive (then the answer is null).
+   */
+  verifyCredentials(user: string, password: string, gate?: CredentialGate): Promise<VerifiedUser | null>;
 }

@@ -150,14 +150,27 @@ describe("run, status, doctor without a usable enrollment", () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ enrolled: false, running: false, enforcing: "unknown" });
   });
 
-  it("run refuses when not enrolled, and refuses the squid driver for now", async () => {
+  it("run refuses when not enrolled, and a squid node whose squid.conf is missing", async () => {
     expect((await cli(["run", "--state-dir", dir])).stderr).toMatch(/not enrolled/);
     const master = await fakeMaster(() => enrollAnswer());
     try {
       await cli(["enroll", "--master", master.url, "--key", "k", "--state-dir", dir, "--driver", "squid"]);
+      // Paths inside the test dir: this machine's own /etc/squid is never touched.
+      const configPath = path.join(dir, "config.json");
+      const config = JSON.parse(await readFile(configPath, "utf8"));
+      config.squid = {
+        confPath: path.join(dir, "no-squid.conf"),
+        includePath: path.join(dir, "conf.d/fleetgate.conf"),
+        accessLogPath: path.join(dir, "fleetgate-access.log"),
+        socketPath: path.join(dir, "helper.sock"),
+        socketGroup: String(process.getgid?.() ?? 0),
+      };
+      await writeFile(configPath, JSON.stringify(config));
       const result = await cli(["run", "--state-dir", dir]);
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/squid driver is not yet supported in this build/);
+      expect(result.stderr).toMatch(
+        /cannot start the proxy on .*: cannot read squid.conf at .*no-squid.conf/,
+      );
     } finally {
       await master.close();
     }

@@ -14,9 +14,20 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const BUN = path.join(ROOT, "node_modules/.bin/bun");
 const HARNESS = path.join(ROOT, "test/agent/fixtures/proxy-harness.ts");
 
+/**
+ * The test origins listen on loopback, which the destination guard refuses by default: test
+ * policies opt in to reaching 127.0.0.0/8 and ::1 (and CONNECT to any port). Guard tests override
+ * `destinations` to see the defaults.
+ */
+export const LOOPBACK_DESTINATIONS = {
+  allow: ["127.0.0.0/8", "::1/128"],
+  connectPorts: ["1-65535"],
+};
+
 export function makePolicy(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     access: { clients: ["127.0.0.0/8", "::1/128"] },
+    destinations: LOOPBACK_DESTINATIONS,
     auth: { required: false, realm: "Fleetgate", users: [] },
     lists: {},
     schedules: {},
@@ -37,6 +48,10 @@ export interface Harness {
   host: string;
   port: number;
   logs: LogRecord[];
+  /** Connections the proxy tried outside loopback: never dialled (see proxy-harness.ts). */
+  dials: { host: string; port: number }[];
+  /** The proxy process (for its RSS). */
+  pid: number;
   waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
   applyPolicy(policy: Record<string, unknown> | null): Promise<void>;
   stop(deadlineMs: number): Promise<void>;
@@ -59,6 +74,7 @@ export async function startHarness(
   if (policy !== null) args.push("--policy", writePolicy(policy));
   const child: ChildProcess = spawn(BUN, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
   const logs: LogRecord[] = [];
+  const dials: { host: string; port: number }[] = [];
   const waiters: { type: string; resolve: (v: Record<string, unknown>) => void }[] = [];
   const logWaiters: { match: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = [];
   let stderr = "";
@@ -73,7 +89,11 @@ export async function startHarness(
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
       nl = pending.indexOf("\n");
-      const msg = JSON.parse(line) as { type: string; record?: LogRecord };
+      const msg = JSON.parse(line) as { type: string; record?: LogRecord; host?: string; port?: number };
+      if (msg.type === "dial") {
+        dials.push({ host: String(msg.host), port: Number(msg.port) });
+        continue;
+      }
       if (msg.type === "log" && msg.record) {
         logs.push(msg.record);
         for (let i = logWaiters.length - 1; i >= 0; i--) {
@@ -128,6 +148,8 @@ export async function startHarness(
     host: address.slice(0, colon),
     port: Number(address.slice(colon + 1)),
     logs,
+    dials,
+    pid: child.pid!,
     exited,
     waitForLog(match, timeoutMs = 5000) {
       const found = logs.find(match);
@@ -209,6 +231,13 @@ export class RawClient {
       this.wake?.();
     });
     socket.on("error", () => {});
+  }
+
+  /** Starts reading an already connected (possibly paused) socket. */
+  static adopt(socket: net.Socket): RawClient {
+    const client = new RawClient(socket);
+    socket.resume();
+    return client;
   }
 
   static connect(port: number): Promise<RawClient> {

@@ -145,7 +145,8 @@ describe("CONNECT tunnel idle timeout", () => {
     expect(client.isClosed).toBe(false);
     const quietFrom = Date.now();
     expect(await client.waitClosed(3000)).toBe(true);
-    expect(Date.now() - quietFrom).toBeGreaterThanOrEqual(400);
+    // The last bytes moved ~150 ms before quietFrom, so the 500 ms idle timeout ends >= ~350 ms after it.
+    expect(Date.now() - quietFrom).toBeGreaterThanOrEqual(300);
     const record = await proxy.waitForLog((r) => r.scheme === "connect" && r.port === echoPort);
     expect(record.status).toBe(200);
     expect(record.bytesIn).toBe(32);
@@ -163,8 +164,12 @@ describe("connection cap", () => {
   it("closes connections beyond the cap at once; admitted ones keep working; a freed slot is reused", async () => {
     const held = [await connect(proxy.port), await connect(proxy.port), await connect(proxy.port)];
     await sleep(100);
-    const extra = await connect(proxy.port);
-    expect(await extra.waitClosed(1000)).toBe(true);
+    // Closed at accept: on a busy machine the reset can even beat the client's own connect event.
+    const extra = await connect(proxy.port).catch((error: NodeJS.ErrnoException) => {
+      expect(error.code).toBe("ECONNRESET");
+      return null;
+    });
+    if (extra !== null) expect(await extra.waitClosed(1000)).toBe(true);
 
     held[0]!.send(get("/held"));
     expect((await held[0]!.readResponse()).status).toBe(200);

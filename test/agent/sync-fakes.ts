@@ -4,6 +4,7 @@
 import type { ActivePolicy, EventLogger, ProxyDriver } from "../../agent/proxy/types";
 import { SyncLoop } from "../../agent/sync/loop";
 import type { Clock, CompileResult, FetchLike, SyncOptions, SyncStore } from "../../agent/sync/types";
+import { DEFAULT_DESTINATIONS } from "../../protocol/policy/destinations";
 import type { CompiledPolicy } from "../../protocol/policy/types";
 import { importSigningKey, policyHash, type SigningKey, signBundle } from "../../protocol/signing";
 import type { PolicyBundle, StatusReport } from "../../protocol/wire";
@@ -167,6 +168,8 @@ const fakeCompiled: CompiledPolicy = {
   realm: "Fleetgate",
   includeQuery: false,
   blockPage: { title: "", body: "" },
+  destinations: DEFAULT_DESTINATIONS,
+  clientAllowed: () => true,
   evaluate: () => ({ action: "allow", reason: "default" }),
   verifyCredentials: async () => null,
 };

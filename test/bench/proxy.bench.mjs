@@ -179,6 +179,8 @@ function generateDomains(count) {
 function writePolicy(file, domains) {
   const policy = {
     access: { clients: ["127.0.0.0/8", "::1/128"] },
+    // The bench origin is on loopback, which the destination guard refuses unless allowed here.
+    destinations: { allow: ["127.0.0.0/8", "::1/128"] },
     auth: { required: false, realm: "Fleetgate", users: [] },
     lists: { blocklist: { domains } },
     schedules: {},

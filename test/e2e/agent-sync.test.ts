@@ -30,9 +30,12 @@ let proxyPort: number;
 let agent: RunningAgent | null = null;
 let nodeId: string;
 
+// The test origin is on loopback, which the destination guard refuses unless the policy allows it.
+const destinations = { allow: ["127.0.0.0/8", "::1/128"] };
 const starter = {
   rules: [{ id: "example-block", action: "block", enabled: false, match: { domains: ["blocked.example"] } }],
   defaultAction: "allow",
+  destinations,
 };
 const blockOrigin = () => ({
   rules: [
@@ -45,6 +48,7 @@ const blockOrigin = () => ({
     ...starter.rules,
   ],
   defaultAction: "allow",
+  destinations,
 });
 
 const statusJson = async () => {

@@ -51,6 +51,8 @@ const sent = { requests: 0, allowed: 0, blocked: 0 };
 const policy = {
   rules: [{ id: "no-blocked-test", action: "block", match: { domains: ["blocked.test"] } }],
   defaultAction: "allow",
+  // The test origin is on loopback, which the destination guard refuses unless the policy allows it.
+  destinations: { allow: ["127.0.0.0/8", "::1/128"] },
 };
 
 /** One request through the proxy, every third to a blocked host; counted by what the proxy answered. */

@@ -9,6 +9,8 @@ export interface StartMasterOptions {
   persistDir?: string;
   port?: number;
   readyTimeoutMs?: number;
+  /** Serve `GET /__scheduled` to run the cron trigger. */
+  testScheduled?: boolean;
 }
 
 export interface RunningMaster {

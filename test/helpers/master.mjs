@@ -45,7 +45,8 @@ function exited(child, timeoutMs) {
 /**
  * Options: `vars` override wrangler.toml [vars] (e.g. { ENROLL_RATE_LIMIT: "1000" });
  * `persistDir` and `port` of a stopped master bring the same master back (the caller then owns
- * the directory; otherwise a temp dir is made and removed on stop).
+ * the directory; otherwise a temp dir is made and removed on stop); `testScheduled` lets
+ * `GET /__scheduled` run the cron trigger (housekeeping, compaction).
  * Returns { url, port, persistDir, child, log(), stop() } — stop() ends the process group.
  */
 export async function startMaster({
@@ -55,6 +56,7 @@ export async function startMaster({
   persistDir,
   port,
   readyTimeoutMs = 90_000,
+  testScheduled = false,
 }) {
   const ownsDir = !persistDir;
   const persist = persistDir ?? mkdtempSync(path.join(os.tmpdir(), "fleetgate-master-"));
@@ -85,6 +87,7 @@ export async function startMaster({
       "--persist-to",
       persist,
       "--show-interactive-dev-session=false",
+      ...(testScheduled ? ["--test-scheduled"] : []),
       "--var",
       `FLEETGATE_BOOTSTRAP_TOKEN:${bootstrapToken}`,
       "--var",

@@ -15,6 +15,13 @@ describe("parseIp", () => {
     expect(parseIp("::")).toEqual({ version: 6, words: [0, 0, 0, 0] });
   });
 
+  it("parses the full eight-group form (no ::) as the same address as its short form", () => {
+    expect(parseIp("0:0:0:0:0:0:0:1")).toEqual(parseIp("::1"));
+    expect(parseIp("2001:db8:0:0:1:0:0:1")).toEqual({ version: 6, words: [0x20010db8, 0, 0x10000, 1] });
+    expect(CidrSet.parse(["2001:db8::/32"]).contains("2001:0db8:0000:0000:0000:0000:0000:0001")).toBe(true);
+    expect(CidrSet.parse(["::1/128"]).contains("0:0:0:0:0:0:0:1")).toBe(true);
+  });
+
   it("rejects malformed addresses", () => {
     for (const bad of [
       "",

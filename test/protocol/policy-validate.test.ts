@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { compilePolicy } from "../../protocol/policy/compile";
+import { PORT_CONNECT, PORT_HTTP } from "../../protocol/policy/destinations";
 import { type PolicyIssue, validatePolicy } from "../../protocol/policy/schema";
 
 const HASH = "pbkdf2-sha256$100000$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
@@ -235,5 +237,66 @@ describe("validatePolicy: cross-checks name their path", () => {
     ];
     for (const input of odd) expect(() => validatePolicy(input)).not.toThrow();
     expect(validatePolicy(odd[6]).ok).toBe(false);
+  });
+});
+
+describe("validatePolicy and compile: destinations and tls", () => {
+  const withDestinations = (destinations: unknown, extra: Record<string, unknown> = {}) => ({
+    ...minimal,
+    destinations,
+    ...extra,
+  });
+
+  it("accepts CIDRs, @lists, ports and ranges, and compiles them with Squid's port defaults otherwise", () => {
+    const valid = validatePolicy(
+      withDestinations(
+        {
+          allow: ["127.0.0.1/32", "@lab"],
+          deny: ["::1"],
+          privateRanges: "deny",
+          connectPorts: [443, "8000-8010"],
+        },
+        { lists: { lab: { cidrs: ["192.0.2.0/24"] } }, tls: { sniMismatch: "block" } },
+      ),
+    );
+    expect(valid.ok).toBe(true);
+    if (!valid.ok) return;
+    const d = compilePolicy(valid.policy).destinations;
+    expect(d.privateRanges).toBe("deny");
+    expect(d.sniMismatch).toBe("block");
+    expect(d.allow?.containsV4(0xc0000205)).toBe(true);
+    // CONNECT: the listed ports only; plain HTTP: still Squid's Safe_ports.
+    expect([443, 8000, 8010, 8011, 22].map((p) => (d.ports[p]! & PORT_CONNECT) !== 0)).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
+    expect([80, 21, 1024, 1025, 25, 777].map((p) => (d.ports[p]! & PORT_HTTP) !== 0)).toEqual([
+      true,
+      true,
+      false,
+      true,
+      false,
+      true,
+    ]);
+    const defaults = validatePolicy(minimal);
+    if (!defaults.ok) throw new Error("minimal policy invalid");
+    const plain = compilePolicy(defaults.policy).destinations;
+    expect(plain).toMatchObject({ allow: null, deny: null, privateRanges: "allow", sniMismatch: "log" });
+    expect((plain.ports[443]! & PORT_CONNECT) !== 0 && (plain.ports[8443]! & PORT_CONNECT) === 0).toBe(true);
+  });
+
+  it("names bad entries by path", () => {
+    expectIssue(withDestinations({ allow: ["not-an-ip"] }), "destinations.allow[0]", /not an IPv4\/IPv6/);
+    expectIssue(withDestinations({ deny: ["@missing"] }), "destinations.deny[0]", /unknown list/);
+    expectIssue(withDestinations({ connectPorts: ["9-3"] }), "destinations.connectPorts[0]", /range/);
+    expectIssue(withDestinations({ httpPorts: [0] }), "destinations.httpPorts[0]", /./);
+    expectIssue(withDestinations({ httpPorts: ["80"] }), "destinations.httpPorts[0]", /./);
+    expectIssue(withDestinations({ allow: [] }), "destinations.allow", /./);
+    expectIssue(withDestinations({ privateRanges: "maybe" }), "destinations.privateRanges", /./);
+    expectIssue(withDestinations({ other: 1 }), "destinations", /other/);
+    expectIssue({ ...minimal, tls: { sniMismatch: "warn" } }, "tls.sniMismatch", /./);
   });
 });

@@ -27,10 +27,14 @@ describe("enrollment keys", () => {
     expect(node.pollWaitSeconds).toBeGreaterThan(0);
   });
 
-  it("re-enrolling the same instance keeps the node id and kills the old token", async () => {
+  it("re-enrolling the same instance (with its token) keeps the node id and kills the old token", async () => {
     const key = await createEnrollmentKey();
     const first = await enrollNode({ enrollmentKey: key.key });
-    const second = await enrollNode({ enrollmentKey: key.key, instanceId: first.instanceId });
+    const second = await enrollNode(
+      { enrollmentKey: key.key, instanceId: first.instanceId },
+      undefined,
+      first.nodeToken,
+    );
     expect(second.nodeId).toBe(first.nodeId);
     expect(second.nodeToken).not.toBe(first.nodeToken);
     await expectError(await call("/api/agent/v1/policy", { token: first.nodeToken }), 401, "NODE_UNKNOWN");
@@ -146,13 +150,14 @@ describe("enrollment keys", () => {
 });
 
 describe("node revocation", () => {
-  it("revoking a node makes its token unknown; re-enrolling restores it", async () => {
+  it("revoking a node makes its token unknown; after an admin restore it re-enrolls", async () => {
     const key = await createEnrollmentKey();
     const node = await enrollNode({ enrollmentKey: key.key });
     await json(await call(`/api/v1/nodes/${node.nodeId}`, { method: "DELETE" }), 200);
     await expectError(await call("/api/agent/v1/policy", { token: node.nodeToken }), 401, "NODE_UNKNOWN");
     const listed = await json<{ nodes: { id: string; status: string }[] }>(await call("/api/v1/nodes"), 200);
     expect(listed.nodes.find((n) => n.id === node.nodeId)?.status).toBe("revoked");
+    await json(await call(`/api/v1/nodes/${node.nodeId}/restore`, { method: "POST" }), 200);
     const again = await enrollNode({ enrollmentKey: key.key, instanceId: node.instanceId });
     expect(again.nodeId).toBe(node.nodeId);
     expect((await call("/api/agent/v1/policy", { token: again.nodeToken })).status).not.toBe(401);

@@ -4,7 +4,7 @@ import type { PolicyBundle } from "../../protocol/wire";
 import { observeStatements } from "../../worker/db/client";
 import { flushHubs, hubStats, shardCount } from "../../worker/services/policy-hub";
 import { call, expectError, json } from "./helpers/api";
-import { blockPolicy, enrollNode, publish } from "./helpers/factories";
+import { blockPolicy, createEnrollmentKey, enrollNode, publish } from "./helpers/factories";
 
 /** Every D1 statement prepared (route, services and the PolicyHub) while `run` runs. */
 async function statementsDuring<T>(run: () => Promise<T>): Promise<{ result: T; sql: string[] }> {
@@ -181,7 +181,25 @@ describe("fleet scale: the long-poll path", () => {
     const node = await enrollFleetNode();
     await publish(blockPolicy("reenroll.example"), "reenroll");
     expect((await poll(node, null, 0)).status).toBe(200);
-    const again = await enrollFleetNode({ instanceId: node.instanceId }, node.address);
+    // Re-enrolling an existing instance takes its current token.
+    const { key } = await createEnrollmentKey();
+    const again = {
+      ...(await json<{ nodeId: string; nodeToken: string }>(
+        await call("/api/agent/v1/enroll", {
+          token: node.nodeToken,
+          address: node.address,
+          body: {
+            enrollmentKey: key,
+            instanceId: node.instanceId,
+            hostname: "proxy-1.branch.example",
+            agentVersion: "0.1.0",
+            proxyKind: "builtin",
+          },
+        }),
+        201,
+      )),
+      address: node.address,
+    };
     expect(again.nodeId).toBe(node.nodeId);
     const changedAt = Date.now();
     await until(async () => (await poll(node, null, 0)).status === 401, 5000);

@@ -119,6 +119,27 @@ describe("log ingestion", () => {
     expect(total?.requests).toBe(200);
   });
 
+  it("accepts the tunnel records' TLS fields (sni, ech) and refuses them mistyped", async () => {
+    const node = await enrollNode();
+    const tunnel = record({
+      scheme: "connect",
+      method: "CONNECT",
+      port: 443,
+      sni: "www.example.com",
+      ech: true,
+    });
+    expect(await json(await uploadChunk(node.nodeToken, "tls.1", [tunnel]), 200)).toEqual({
+      accepted: 1,
+      duplicate: false,
+    });
+    const body = await expectError(
+      await uploadChunk(node.nodeToken, "tls.2", [{ ...tunnel, ech: "yes" }]),
+      422,
+      "CHUNK_INVALID",
+    );
+    expect(body.error.message).toContain("ech");
+  });
+
   it("refuses a chunk with a bad record with 422 naming the line, and stores nothing", async () => {
     const node = await enrollNode();
     const bad = [record(), record({ status: "x" as unknown as number }), record()];

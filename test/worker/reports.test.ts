@@ -6,6 +6,7 @@ import {
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../../worker/index";
+import { KIND } from "../../worker/services/rollup-kinds";
 import { call, expectError, json } from "./helpers/api";
 import { enrollNode } from "./helpers/factories";
 import { record, uploadChunk } from "./helpers/logs";
@@ -213,10 +214,13 @@ describe("reports", async () => {
   });
 
   it("the cron trigger removes rollups older than the retention period", async () => {
+    // Ingest refuses records past retention (node-writes.test.ts), so the old row is seeded here.
     const old = Date.now() - 200 * 86_400_000;
-    await uploadChunk(a.nodeToken, "old.1", [
-      record({ ts: new Date(old).toISOString(), host: "ancient.example" }),
-    ]);
+    await env.DB.prepare(
+      "INSERT INTO rollups (kind, node_id, bucket, key, requests, blocked, auth, errors, bytes_in, bytes_out) VALUES (?, ?, ?, 'ancient.example', 1, 0, 0, 0, 0, 0)",
+    )
+      .bind(KIND.hostHour, a.nodeId, old - (old % 3_600_000))
+      .run();
     const count = () =>
       env.DB.prepare("SELECT COUNT(*) AS n FROM rollups WHERE key = 'ancient.example'")
         .first<{ n: number }>()

@@ -17,8 +17,13 @@ export const apiTokens = sqliteTable(
     expiresAt: integer("expires_at"),
     lastUsedAt: integer("last_used_at"),
     revokedAt: integer("revoked_at"),
+    /** The user this token acts for (creator, or the creating token's owner); null: bootstrap. */
+    ownerUserId: text("owner_user_id"),
   },
-  (t) => [uniqueIndex("api_tokens_hash_idx").on(t.tokenHash)],
+  (t) => [
+    uniqueIndex("api_tokens_hash_idx").on(t.tokenHash),
+    index("api_tokens_owner_idx").on(t.ownerUserId),
+  ],
 );
 
 export const enrollmentKeys = sqliteTable(
@@ -63,6 +68,8 @@ export const nodes = sqliteTable(
     uptimeSeconds: integer("uptime_seconds"),
     spool: text("spool", { mode: "json" }),
     revokedAt: integer("revoked_at"),
+    /** Until then (epoch ms) one re-enrollment without the node's token is allowed (admin restore). */
+    reenrollUntil: integer("reenroll_until"),
   },
   (t) => [uniqueIndex("nodes_instance_idx").on(t.instanceId), uniqueIndex("nodes_token_idx").on(t.tokenHash)],
 );
@@ -77,7 +84,7 @@ export const nodeEvents = sqliteTable(
     version: integer("version"),
     detail: text("detail"),
   },
-  (t) => [index("node_events_node_at_idx").on(t.nodeId, t.at)],
+  (t) => [index("node_events_node_at_idx").on(t.nodeId, t.at), index("node_events_at_idx").on(t.at)],
 );
 
 export const policyVersions = sqliteTable("policy_versions", {
@@ -189,7 +196,9 @@ export const logChunks = sqliteTable(
  * Report rollups, one table so a chunk lands in a few json_each upserts. `kind` packs the
  * dimension and grain (see services/rollup-kinds.ts); per-action counts are columns, so a
  * (kind, node, bucket, key) is one row. Node "*" holds fleet-wide sums so fleet reports never
- * scan per-node rows; per-node rows exist at minute/hour grain, fleet rows also per day.
+ * scan per-node rows; per-node rows exist at minute/hour grain, fleet rows also per day. After
+ * 48 h a node's dimension rows are compacted into day rows and its minute rows dropped; every
+ * node-hour and day keeps its top keys per dimension, the rest summed under `(other)`.
  */
 export const rollups = sqliteTable(
   "rollups",
@@ -204,7 +213,31 @@ export const rollups = sqliteTable(
     errors: integer("errors").notNull(),
     bytesIn: integer("bytes_in").notNull(),
     bytesOut: integer("bytes_out").notNull(),
-    durationMs: integer("duration_ms").notNull(),
   },
   (t) => [primaryKey({ columns: [t.kind, t.nodeId, t.bucket, t.key] })],
 );
+
+// Ledger rows older than 48 h, collapsed into runs of consecutive chunk ids (node, epoch): what
+// duplicate detection and gap reports need, at a few rows per node-day (services/rollup-compact.ts).
+export const logChunkRuns = sqliteTable(
+  "log_chunk_runs",
+  {
+    nodeId: text("node_id").notNull(),
+    epoch: text("epoch").notNull(),
+    firstSeq: integer("first_seq").notNull(),
+    lastSeq: integer("last_seq").notNull(),
+    records: integer("records").notNull(),
+    firstTs: integer("first_ts").notNull(),
+    lastTs: integer("last_ts").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.nodeId, t.epoch, t.firstSeq] }),
+    index("log_chunk_runs_last_ts_idx").on(t.lastTs),
+  ],
+);
+
+// One row: reports read day rows before `compactedBefore` (advanced before each compaction run).
+export const reportState = sqliteTable("report_state", {
+  id: integer("id").primaryKey(),
+  compactedBefore: integer("compacted_before").notNull(),
+});

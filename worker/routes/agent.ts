@@ -17,13 +17,15 @@ import { createRouter, ErrorSchema, jsonBody, jsonResponse } from "../openapi";
 import { bearerFrom } from "../services/admin-auth";
 import { assertAgentAddressAllowed } from "../services/agent-allowlist";
 import { enrollNode } from "../services/enrollment";
-import { chunkExists, ingestChunk, parseChunkId, parseRecords, readChunkBody } from "../services/ingest";
+import { parseChunkId, parseRecords, readChunkBody, recordWindow } from "../services/ingest";
+import { acceptChunk } from "../services/ingest-accept";
 import { authenticateNodeCached, confirmNode, rememberNodeFields } from "../services/node-auth";
 import { statusRow } from "../services/node-status";
 import { authenticateNode, recordHeartbeat } from "../services/nodes";
 import { bundleText, signingKey } from "../services/policy";
 import { pollHub, reportStatus } from "../services/policy-hub";
-import { hitRateLimit } from "../services/rate-limit";
+import { hitAddressLimit } from "../services/rate-limit";
+import { chunkExists } from "../services/rollup-store";
 
 const errors = (codes: Record<number, string>) =>
   Object.fromEntries(
@@ -58,13 +60,16 @@ agentRoutes.openapi(
     path: "/enroll",
     tags: ["agent"],
     summary: "Enroll a node with an enrollment key",
+    description:
+      "A new instanceId creates a node. Re-enrolling an existing one needs the node's current token (`Authorization: Bearer <nodeToken>`) or an admin's restore (POST /api/v1/nodes/{id}/restore); it keeps the node id and rotates the token.",
     request: jsonBody(EnrollRequest),
     responses: {
       201: jsonResponse(EnrollResponse, "Enrolled; the node token is shown only here"),
       ...errors({
         400: "Invalid input",
         401: "ENROLLMENT_KEY_INVALID",
-        403: "IP_NOT_ALLOWED",
+        403: "IP_NOT_ALLOWED, or the node is revoked (an admin restores it)",
+        409: "CONFLICT: the instanceId is enrolled; send its current node token as Authorization: Bearer",
         429: "Too many attempts",
       }),
     },
@@ -72,14 +77,21 @@ agentRoutes.openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const address = clientAddress(c);
-    await hitRateLimit(
+    await hitAddressLimit(
       db,
-      `enroll:${address ?? "unknown"}`,
+      "enroll",
+      address,
       intVar(c.env.ENROLL_RATE_LIMIT, 20, 1, 10_000),
       ENROLL_WINDOW_MS,
     );
     const key = await signingKey(c.env.FLEETGATE_SIGNING_KEY);
-    const result = await enrollNode(db, c.req.valid("json"), address);
+    // Re-enrolling an existing instance proves identity with the node's current token.
+    const result = await enrollNode(
+      db,
+      c.req.valid("json"),
+      address,
+      bearerFrom(c.req.header("Authorization")),
+    );
     return c.json(
       {
         nodeId: result.nodeId,
@@ -190,6 +202,7 @@ agentRoutes.openapi(
         413: "Too large: split the chunk",
         415: "Not gzip",
         422: "CHUNK_INVALID: a record does not match the schema; the message names the line",
+        503: "UNAVAILABLE: not buffered (busy or failing); send the same chunk again",
       }),
     },
   }),
@@ -204,13 +217,13 @@ agentRoutes.openapi(
         `compressed chunk exceeds ${CHUNK_LIMITS.maxGzipBytes} bytes; split the chunk`,
       );
     }
-    if (await chunkExists(db, node.id, id)) {
+    if (await chunkExists(db.$client, node.id, id)) {
       await c.req.raw.body?.cancel();
       return c.json({ accepted: 0, duplicate: true }, 200);
     }
     const text = await readChunkBody(c.req.raw.body, c.req.header("Content-Encoding"));
-    const records = parseRecords(text);
-    const result = await ingestChunk(db, node.id, id, records);
+    const records = parseRecords(text, recordWindow(intVar(c.env.RETENTION_DAYS, 90, 1, 3650)));
+    const result = await acceptChunk(c.env, node.id, id, records);
     if (c.env.LOG_ARCHIVE && !result.duplicate) {
       c.executionCtx.waitUntil(archiveChunk(c.env.LOG_ARCHIVE, node.id, id, text));
     }

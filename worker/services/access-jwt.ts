@@ -5,6 +5,7 @@
 
 import { fromBase64Url, utf8 } from "../../protocol/encoding";
 import type { Role } from "../env";
+import { AppError } from "../errors";
 
 // Optional per-deployment vars (`wrangler.toml [vars]`, `--var`, or the Cloudflare dashboard);
 // absent means Access SSO is off. Declared here, not in [vars], so `wrangler types` stays as is.
@@ -69,16 +70,47 @@ export function accessConfigFrom(env: Env): AccessConfig | null {
 }
 
 let cache: { issuer: string; keys: JsonWebKey[]; at: number } | undefined;
+// A failed fetch is remembered briefly so an Access outage is not a fetch per request.
+let failure: { issuer: string; at: number } | undefined;
+const FAILURE_CACHE_S = 30;
+const FETCH_TIMEOUT_MS = 5_000;
+
+const unavailable = () =>
+  new AppError(
+    "UNAVAILABLE",
+    "Cloudflare Access signing keys could not be fetched; try again shortly",
+    undefined,
+    { "Retry-After": String(FAILURE_CACHE_S) },
+  );
 
 const fetchTeamKeys: AccessKeySource = async (issuer, refresh) => {
   const now = Date.now();
-  const fresh = cache?.issuer === issuer && now - cache.at < (refresh ? MIN_REFRESH_MS : CACHE_MS);
-  if (cache && fresh) return cache.keys;
-  const response = await fetch(`${issuer}/cdn-cgi/access/certs`, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`Access certs answered ${response.status}`);
-  const body = (await response.json()) as { keys?: JsonWebKey[] };
-  cache = { issuer, keys: body.keys ?? [], at: now };
-  return cache.keys;
+  const known = cache?.issuer === issuer ? cache : undefined;
+  if (known && now - known.at < (refresh ? MIN_REFRESH_MS : CACHE_MS)) return known.keys;
+  // Stale keys beat none while the certs endpoint is failing.
+  if (failure?.issuer === issuer && now - failure.at < FAILURE_CACHE_S * 1000) {
+    if (known) return known.keys;
+    throw unavailable();
+  }
+  let keys: JsonWebKey[];
+  try {
+    const response = await fetch(`${issuer}/cdn-cgi/access/certs`, {
+      headers: { Accept: "application/json" },
+      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    });
+    if (!response.ok) throw new Error(`Access certs answered ${response.status}`);
+    const body = (await response.json()) as { keys?: unknown };
+    if (!Array.isArray(body.keys)) throw new Error("Access certs without a keys array");
+    keys = body.keys as JsonWebKey[];
+  } catch (error) {
+    failure = { issuer, at: now };
+    console.error(JSON.stringify({ accessCerts: issuer, error: String(error) }));
+    if (known) return known.keys;
+    throw unavailable();
+  }
+  failure = undefined;
+  cache = { issuer, keys, at: now };
+  return keys;
 };
 
 let keySource: AccessKeySource = fetchTeamKeys;
@@ -87,6 +119,7 @@ let keySource: AccessKeySource = fetchTeamKeys;
 export function setAccessKeySource(source: AccessKeySource | null) {
   keySource = source ?? fetchTeamKeys;
   cache = undefined;
+  failure = undefined;
 }
 
 function decodeJson(part: string): Record<string, unknown> | null {

@@ -1,4 +1,4 @@
-import { desc, eq } from "drizzle-orm";
+import { and, desc, eq, isNull } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { apiTokens } from "../db/schema";
 import type { Role } from "../env";
@@ -31,6 +31,8 @@ export async function createApiToken(db: Db, input: CreateApiTokenInput, ctx: Au
     tokenHash: await hashSecret(token),
     prefix: displayPrefix(token),
     createdBy: ctx.actor.id,
+    // A token acts for its creator's user (through a chain of tokens too), so it ends with them.
+    ownerUserId: ctx.actor.userId ?? null,
     createdAt: Date.now(),
     expiresAt: input.expiresAt ?? null,
     lastUsedAt: null,
@@ -46,6 +48,14 @@ export async function createApiToken(db: Db, input: CreateApiTokenInput, ctx: Au
 export async function listApiTokens(db: Db) {
   const rows = await db.select().from(apiTokens).orderBy(desc(apiTokens.createdAt));
   return rows.map(publicToken);
+}
+
+/** The batch statement that revokes every live token acting for a user (password change, disable). */
+export function revokeUserTokens(db: Db, userId: string, now = Date.now()) {
+  return db
+    .update(apiTokens)
+    .set({ revokedAt: now })
+    .where(and(eq(apiTokens.ownerUserId, userId), isNull(apiTokens.revokedAt)));
 }
 
 export async function revokeApiToken(db: Db, id: string, ctx: AuditContext) {

@@ -39,3 +39,7 @@ export async function listAudit(db: Db, options: { limit: number; before?: numbe
     .limit(options.limit);
   return rows;
 }
+
+export async function pruneAudit(db: Db, olderThan: number) {
+  await db.delete(auditLog).where(lt(auditLog.at, olderThan));
+}

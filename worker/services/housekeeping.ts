@@ -1,13 +1,34 @@
 import { getDb } from "../db/client";
 import { intVar } from "../env";
+import { pruneAudit } from "./audit";
+import { pruneNodeEvents } from "./nodes";
 import { pruneRateLimits } from "./rate-limit";
 import { pruneReports } from "./reports";
+import { compactRollups } from "./rollup-compact";
 import { pruneSessions } from "./sessions";
 
-/** Cron: drops expired rate-limit windows and sessions, and report rollups past RETENTION_DAYS. */
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      /** Days of audit log kept by the cron trigger (default 365). */
+      AUDIT_RETENTION_DAYS?: string;
+    }
+  }
+}
+
+const DAY_MS = 24 * 60 * 60_000;
+
+/**
+ * Cron: drops expired rate-limit windows and sessions, compacts report rollups older than 48 h
+ * and drops those, and node events, past RETENTION_DAYS; audit entries past AUDIT_RETENTION_DAYS.
+ */
 export async function runHousekeeping(env: Env, now = Date.now()) {
   const db = getDb(env.DB);
-  await pruneRateLimits(db, now - 24 * 60 * 60_000);
+  const retentionDays = intVar(env.RETENTION_DAYS, 90, 1, 3650);
+  await pruneRateLimits(db, now - DAY_MS);
   await pruneSessions(db, now);
-  await pruneReports(db, intVar(env.RETENTION_DAYS, 90, 1, 3650), now);
+  await compactRollups(db, now);
+  await pruneReports(db, retentionDays, now);
+  await pruneNodeEvents(db, now - retentionDays * DAY_MS);
+  await pruneAudit(db, now - intVar(env.AUDIT_RETENTION_DAYS, 365, 1, 3650) * DAY_MS);
 }

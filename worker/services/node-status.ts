@@ -2,6 +2,7 @@ import { eq, sql } from "drizzle-orm";
 import type { StatusReport } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { nodeEvents, nodes } from "../db/schema";
+import { EVENT_DEDUP_MS, NODE_EVENTS_KEPT } from "./nodes";
 
 /** One status report as it is stored: what the nodes row gets, flattened for json_each. */
 export interface StatusRow {
@@ -87,7 +88,11 @@ export async function recordStatuses(db: Db, rows: StatusRow[]) {
         .innerJoin(nodes, eq(nodes.id, field("id")))
         .where(
           sql`(${nodes.syncState} is not ${field("state")} or ${nodes.appliedVersion} is not ${field("appliedVersion")}
-            or (${rejected} and ${nodes.lastError} is not ${field("lastError")}))`,
+            or (${rejected} and ${nodes.lastError} is not ${field("lastError")}))
+            and not exists (select 1 from ${nodeEvents} e where e.node_id = ${nodes.id}
+              and e.at > ${field("at")} - ${EVENT_DEDUP_MS}
+              and e.type = (case when ${rejected} then 'policy.rejected' else 'policy.applied' end)
+              and e.version is ${field("appliedVersion")} and e.detail is ${field("detail")})`,
         ),
     );
     const update = db
@@ -110,7 +115,13 @@ export async function recordStatuses(db: Db, rows: StatusRow[]) {
       })
       .from(reports)
       .where(eq(nodes.id, field("id")));
-    return [events, update];
+    // Each node keeps its newest NODE_EVENTS_KEPT events (services/nodes.ts).
+    const trim = db.delete(nodeEvents).where(
+      sql`${nodeEvents.nodeId} in (select value from json_each(${JSON.stringify(round.map((r) => r.id))}))
+        and ${nodeEvents.id} <= (select e2.id from ${nodeEvents} e2 where e2.node_id = ${nodeEvents.nodeId}
+          order by e2.id desc limit 1 offset ${NODE_EVENTS_KEPT})`,
+    );
+    return [events, update, trim];
   });
   const [first, ...rest] = statements;
   if (!first) return;

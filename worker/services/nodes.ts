@@ -2,6 +2,7 @@ import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import type { StatusReport } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { nodeEvents, nodes } from "../db/schema";
+import type { Role } from "../env";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
 import { recordStatuses, statusRow } from "./node-status";
@@ -64,6 +65,15 @@ export async function recordStatus(db: Db, nodeId: string, report: StatusReport,
   await recordStatuses(db, [statusRow(nodeId, report, address, Date.now())]);
 }
 
+/** Events a node keeps (newest first); older ones go as new ones arrive. */
+export const NODE_EVENTS_KEPT = 100;
+/** The same event again within this window is not a new event (a flapping node stays quiet). */
+export const EVENT_DEDUP_MS = 10 * 60_000;
+
+export async function pruneNodeEvents(db: Db, olderThan: number) {
+  await db.delete(nodeEvents).where(lt(nodeEvents.at, olderThan));
+}
+
 export type NodeStatus = "online" | "offline" | "revoked";
 
 export function describeNode(
@@ -86,8 +96,23 @@ export function describeNode(
         : latestVersion !== null && node.appliedVersion < latestVersion
           ? "behind"
           : "in-sync";
-  const { tokenHash: _hash, ...rest } = node;
-  return { ...rest, status, sync, latestVersion };
+  const { tokenHash: _hash, reenrollUntil, ...rest } = node;
+  return { ...rest, reenrollUntil, status, sync, latestVersion };
+}
+
+export type NodeView = ReturnType<typeof describeNode>;
+
+/**
+ * What a role may see of a node: the instanceId is the node's enrollment identity, so only
+ * admins see it (with the token, it was once enough to re-enroll as that node).
+ */
+export function nodeViewFor(
+  role: Role,
+  view: NodeView,
+): Omit<NodeView, "instanceId" | "reenrollUntil"> & Partial<Pick<NodeView, "instanceId" | "reenrollUntil">> {
+  if (role === "admin") return view;
+  const { instanceId: _instance, reenrollUntil: _until, ...rest } = view;
+  return rest;
 }
 
 export async function listNodes(db: Db) {
@@ -110,6 +135,29 @@ export async function revokeNode(db: Db, id: string, ctx: AuditContext) {
     auditInsert(db, ctx, { action: "node.revoke", target: id, before: { hostname: node.hostname } }),
   ]);
   return { ...node, revokedAt: now };
+}
+
+/** How long a restore lets the node re-enroll once without its token. */
+export const RESTORE_WINDOW_MS = 60 * 60_000;
+
+/**
+ * Admin restore: lifts a revocation (the node's token works again) and opens a one-time window
+ * in which the node may re-enroll with a valid key but without its token (lost credentials).
+ */
+export async function restoreNode(db: Db, id: string, ctx: AuditContext, now = Date.now()) {
+  const node = await getNode(db, id);
+  const reenrollUntil = now + RESTORE_WINDOW_MS;
+  await db.batch([
+    db.update(nodes).set({ revokedAt: null, reenrollUntil }).where(eq(nodes.id, id)),
+    db.insert(nodeEvents).values({ nodeId: id, at: now, type: "restored", detail: `by ${ctx.actor.id}` }),
+    auditInsert(db, ctx, {
+      action: "node.restore",
+      target: id,
+      before: { hostname: node.hostname, revokedAt: node.revokedAt },
+      after: { reenrollUntil },
+    }),
+  ]);
+  return { ...node, revokedAt: null, reenrollUntil };
 }
 
 export async function listNodeEvents(db: Db, nodeId: string, options: { limit: number; before?: number }) {

@@ -10,6 +10,23 @@ import { type AuditContext, auditInsert } from "./audit";
 // ≤ 500k characters is ≤ 1.5 MB of UTF-8, under D1's 2 MB row limit.
 const CHUNK_CHARS = 500_000;
 
+/**
+ * Splits text into pieces of at most `size` UTF-16 units, never between the two halves of a
+ * surrogate pair: a lone half would be stored as U+FFFD and change the hashed text.
+ */
+export function splitChunks(text: string, size: number): string[] {
+  const pieces: string[] = [];
+  let start = 0;
+  while (start < text.length) {
+    let end = Math.min(start + size, text.length);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+    pieces.push(text.slice(start, end));
+    start = end;
+  }
+  return pieces;
+}
+
 let cachedKey: { seed: string; key: Promise<SigningKey> } | undefined;
 
 export function signingKey(seed: string | undefined): Promise<SigningKey> {
@@ -173,8 +190,7 @@ export async function publishPolicy(
     const version = (head?.version ?? 0) + 1;
     const issuedAt = new Date().toISOString();
     const sig = await signBundle(key, version, issuedAt, hash);
-    const pieces: string[] = [];
-    for (let i = 0; i < canonical.length; i += CHUNK_CHARS) pieces.push(canonical.slice(i, i + CHUNK_CHARS));
+    const pieces = splitChunks(canonical, CHUNK_CHARS);
     const before = head ? await auditedVersion(db, head.version) : null;
     try {
       await db.batch([

@@ -22,6 +22,45 @@ export async function hitRateLimit(db: Db, key: string, limit: number, windowMs:
   }
 }
 
+/**
+ * The bucket an address counts in: an IPv4 address itself, an IPv6 address by its /64 (one
+ * subscriber usually holds a whole /64, so per-address buckets would be unlimited).
+ */
+export function addressBucket(address: string): string {
+  const ip = address.trim().toLowerCase();
+  if (!ip.includes(":")) return ip;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+  if (mapped) return mapped[1]!;
+  const [head = "", tail = ""] = ip.split("::", 2);
+  const left = head ? head.split(":") : [];
+  const right = ip.includes("::") && tail ? tail.split(":") : [];
+  const groups = ip.includes("::")
+    ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right]
+    : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (Number.parseInt(g, 16) || 0).toString(16))
+    .join(":")}::/64`;
+}
+
+/**
+ * A per-source-address limit. Without an address (no CF-Connecting-IP: only off Cloudflare, e.g.
+ * a direct Worker call) there is nothing to tell callers apart, and one shared bucket would let
+ * any caller lock out every other one, so the per-address limit is skipped; per-account lockout
+ * and per-key limits still apply.
+ */
+export async function hitAddressLimit(
+  db: Db,
+  scope: string,
+  address: string | null | undefined,
+  limit: number,
+  windowMs: number,
+  now = Date.now(),
+) {
+  if (!address) return;
+  await hitRateLimit(db, `${scope}:${addressBucket(address)}`, limit, windowMs, now);
+}
+
 export async function pruneRateLimits(db: Db, olderThan: number) {
   await db.run(sql`DELETE FROM rate_limits WHERE window_start < ${olderThan}`);
 }

@@ -1,6 +1,7 @@
 import type { Db } from "../db/client";
 import { AppError } from "../errors";
-import { DAY, FLEET, GRAIN_MS, type Grain, HOUR, KIND, kindOf, MINUTE } from "./rollup-kinds";
+import { DAY_TOP_K, DIM, HOUR_TOP_K, OTHER_KEY } from "./ingest-fold";
+import { DAY, type Dimension, FLEET, GRAIN_MS, type Grain, HOUR, KIND, kindOf, MINUTE } from "./rollup-kinds";
 
 const MAX_SPAN = 400 * DAY;
 
@@ -34,30 +35,57 @@ export function resolveRange(
   return { from: start, to: end };
 }
 
-// The grain is the finest one whose row count stays small for the span asked. Per-node rows
-// stop at the hour (a node's month is 720 hourly buckets). Fleet-wide dimension rows switch to
+// The grain is the finest one whose row count stays small for the span asked, and that still
+// exists: compaction (services/rollup-compact.ts) turns a node's hourly dimension rows into day
+// rows and drops its minute totals before `compactedBefore`. Fleet-wide dimension rows switch to
 // days beyond 48 h: a week of hourly host rows is ~170 × thousands of hosts, too many to group
 // within the latency budget (measured: ~280 ms at 10M requests), a week of daily rows is ~8 ×.
 const FLEET_HOURLY_DIMENSIONS = 2 * DAY;
 
-export function totalsGrain({ from, to, node }: ReportFilter): Grain {
+/** A report's filter plus how far compaction has gone (reportState). */
+export interface ReportScope extends ReportFilter {
+  compactedBefore: number;
+}
+
+export function totalsGrain({ from, to, node, compactedBefore }: ReportScope): Grain {
   const span = to - from;
-  if (span <= 6 * HOUR) return "m";
+  if (span <= 6 * HOUR) return node && from < compactedBefore ? "h" : "m";
   return node || span <= 8 * DAY ? "h" : "d";
 }
 
-export function dimensionGrain({ from, to, node }: ReportFilter): Grain {
+/**
+ * "d" for a node means its day rows before `compactedBefore` plus its hour rows after (both
+ * are read, so a compaction running meanwhile changes nothing); for the fleet, its day rows.
+ */
+export function dimensionGrain({ from, to, node, compactedBefore }: ReportScope): Grain {
+  if (from < compactedBefore) return "d";
   return node || to - from <= FLEET_HOURLY_DIMENSIONS ? "h" : "d";
 }
 
+/** The rollup kinds a dimension query of this scope sums. */
+function dimensionKinds(scope: ReportScope, dimension: Dimension): string {
+  const grain = dimensionGrain(scope);
+  if (scope.node && grain === "d") return `${kindOf(dimension, "h")}, ${kindOf(dimension, "d")}`;
+  return String(kindOf(dimension, grain));
+}
+
 /**
- * The effective range of every report: `from` aligned down to the coarsest grain the range
- * uses (hour, or day for long fleet ranges), so summary, time series and top lists of one range
- * count exactly the same requests.
+ * The effective range of every report: `from` aligned down and `to` up to the coarsest grain
+ * the range uses (hour, or day for long fleet ranges and compacted days), so summary, time
+ * series and top lists of one range count exactly the same requests.
  */
-export function effectiveRange(filter: ReportFilter): ReportRange {
-  const size = GRAIN_MS[dimensionGrain(filter)];
-  return { from: filter.from - (filter.from % size), to: filter.to };
+export function effectiveRange(scope: ReportScope): ReportRange {
+  const size = GRAIN_MS[dimensionGrain(scope)];
+  const rest = scope.to % size;
+  return { from: scope.from - (scope.from % size), to: rest ? scope.to - rest + size : scope.to };
+}
+
+/** Reads how far compaction has gone, once per report. */
+export async function reportScope(db: Db, filter: ReportFilter): Promise<ReportScope> {
+  const row = await db.$client
+    .prepare("SELECT compacted_before AS compactedBefore FROM report_state WHERE id = 1")
+    .first<{ compactedBefore: number }>();
+  return { ...filter, compactedBefore: row?.compactedBefore ?? 0 };
 }
 
 const scope = (filter: ReportFilter) => filter.node ?? FLEET;
@@ -84,18 +112,20 @@ export interface Summary {
   incomplete: Incomplete[];
 }
 
-export async function summary(db: Db, filter: ReportFilter): Promise<Summary> {
+export async function summary(db: Db, range: ReportFilter): Promise<Summary> {
   const d1 = db.$client;
+  const filter = await reportScope(db, range);
   const grain = totalsGrain(filter);
   const { from: start, to: end } = effectiveRange(filter);
-  const dimGrain = dimensionGrain(filter);
   const node = scope(filter);
-  const distinct = (kind: number) =>
+  // `(other)` is not a client or user: with keys folded into it the count is a lower bound.
+  const distinct = (dimension: Dimension) =>
     d1
       .prepare(
-        "SELECT COUNT(DISTINCT key) AS n FROM rollups WHERE kind = ? AND node_id = ? AND bucket >= ? AND bucket < ?",
+        `SELECT COUNT(DISTINCT key) AS n FROM rollups
+         WHERE kind IN (${dimensionKinds(filter, dimension)}) AND node_id = ? AND bucket >= ? AND bucket < ? AND key <> '${OTHER_KEY}'`,
       )
-      .bind(kind, node, start, end);
+      .bind(node, start, end);
   const [totals, clients, users, nodes] = await d1.batch([
     d1
       .prepare(
@@ -105,8 +135,8 @@ export async function summary(db: Db, filter: ReportFilter): Promise<Summary> {
          FROM rollups WHERE kind = ? AND node_id = ? AND bucket >= ? AND bucket < ?`,
       )
       .bind(kindOf("total", grain), node, start, end),
-    distinct(kindOf("client", dimGrain)),
-    distinct(kindOf("user", dimGrain)),
+    distinct("client"),
+    distinct("user"),
     d1
       .prepare(
         `SELECT COUNT(DISTINCT node_id) AS n FROM rollups
@@ -147,7 +177,8 @@ export interface Point {
 }
 
 /** Requests, blocked and bytes per bucket; the bucket grows with the range (≤ ~200 points). */
-export async function timeseries(db: Db, filter: ReportFilter) {
+export async function timeseries(db: Db, range: ReportFilter) {
+  const filter = await reportScope(db, range);
   const grain = totalsGrain(filter);
   const { from: start, to: end } = effectiveRange(filter);
   const span = end - start;
@@ -198,41 +229,71 @@ const ACTION_COUNT: Record<Action, string> = {
   error: "errors",
 };
 
+/** Traffic of keys outside the top K of their node-hour or day, folded at ingestion or compaction. */
+export interface OtherRow {
+  requests: number;
+  blocked: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
 export async function top(
   db: Db,
-  filter: ReportFilter & { by: TopDimension; action?: Action; limit: number },
+  range: ReportFilter & { by: TopDimension; action?: Action; limit: number },
 ) {
+  const filter = { ...range, ...(await reportScope(db, range)) };
   const grain = filter.by === "node" ? "h" : dimensionGrain(filter);
   const { from: start, to: end } = effectiveRange(filter);
   const ranked = filter.action ? `SUM(${ACTION_COUNT[filter.action]})` : "SUM(requests)";
   const select = `${ranked} AS requests, SUM(blocked) AS blocked, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut`;
-  const statement =
-    filter.by === "node"
-      ? db.$client
-          .prepare(
-            `SELECT r.node_id AS key, ${select}, (SELECT hostname FROM nodes WHERE id = r.node_id) AS label
-             FROM rollups r
-             WHERE kind = ? AND node_id IN (SELECT value FROM json_each(?)) AND bucket >= ? AND bucket < ?
-             GROUP BY r.node_id HAVING ${ranked} > 0 ORDER BY 2 DESC LIMIT ?`,
-          )
-          .bind(
-            KIND.totalHour,
-            JSON.stringify(filter.node ? [filter.node] : await nodeIds(db)),
-            start,
-            end,
-            filter.limit,
-          )
-      : db.$client
-          .prepare(
-            `SELECT key, ${select} FROM rollups
-             WHERE kind = ? AND node_id = ? AND bucket >= ? AND bucket < ?
-             GROUP BY key HAVING ${ranked} > 0 ORDER BY 2 DESC LIMIT ?`,
-          )
-          .bind(kindOf(filter.by, grain), scope(filter), start, end, filter.limit);
-  const { results } = await statement.all<TopRow>();
+  const d1 = db.$client;
+  if (filter.by === "node") {
+    const { results } = await d1
+      .prepare(
+        `SELECT r.node_id AS key, ${select}, (SELECT hostname FROM nodes WHERE id = r.node_id) AS label
+         FROM rollups r
+         WHERE kind = ? AND node_id IN (SELECT value FROM json_each(?)) AND bucket >= ? AND bucket < ?
+         GROUP BY r.node_id HAVING ${ranked} > 0 ORDER BY 2 DESC LIMIT ?`,
+      )
+      .bind(
+        KIND.totalHour,
+        JSON.stringify(filter.node ? [filter.node] : await nodeIds(db)),
+        start,
+        end,
+        filter.limit,
+      )
+      .all<TopRow>();
+    return {
+      by: filter.by,
+      rows: results,
+      other: null,
+      topK: null,
+      incomplete: await incomplete(db, filter),
+      grain,
+      from: start,
+      to: end,
+    };
+  }
+  const where = `kind IN (${dimensionKinds(filter, filter.by)}) AND node_id = ? AND bucket >= ? AND bucket < ?`;
+  const [rows, other] = await d1.batch([
+    d1
+      .prepare(
+        `SELECT key, ${select} FROM rollups WHERE ${where} AND key <> '${OTHER_KEY}'
+         GROUP BY key HAVING ${ranked} > 0 ORDER BY 2 DESC LIMIT ?`,
+      )
+      .bind(scope(filter), start, end, filter.limit),
+    d1
+      .prepare(`SELECT ${select} FROM rollups WHERE ${where} AND key = '${OTHER_KEY}' HAVING COUNT(*) > 0`)
+      .bind(scope(filter), start, end),
+  ]);
+  const dim = DIM[filter.by];
   return {
     by: filter.by,
-    rows: results,
+    rows: rows!.results as unknown as TopRow[],
+    // Top-K lists: a key outside a node-hour's top K there (or a day's, once compacted) is counted
+    // here, so the rows are a lower bound per key and rows + other equal the total exactly.
+    other: ((other!.results[0] as OtherRow | undefined) ?? null) as OtherRow | null,
+    topK: { perNodeHour: HOUR_TOP_K[dim]!, perDay: DAY_TOP_K[dim]! },
     incomplete: await incomplete(db, filter),
     grain,
     from: start,
@@ -257,10 +318,14 @@ export async function incomplete(db: Db, filter: ReportFilter): Promise<Incomple
     d1
       .prepare(
         `SELECT g.node_id AS nodeId, n.hostname AS hostname, g.epoch AS epoch, g.prev AS prev, g.seq AS seq
-         FROM (SELECT node_id, epoch, seq, first_ts,
-                 LAG(seq) OVER (PARTITION BY node_id, epoch ORDER BY seq) AS prev,
-                 LAG(last_ts) OVER (PARTITION BY node_id, epoch ORDER BY seq) AS prev_last
-               FROM log_chunks WHERE (?1 IS NULL OR node_id = ?1)) g
+         FROM (SELECT node_id, epoch, first_seq AS seq, first_ts,
+                 LAG(last_seq) OVER (PARTITION BY node_id, epoch ORDER BY first_seq) AS prev,
+                 LAG(last_ts) OVER (PARTITION BY node_id, epoch ORDER BY first_seq) AS prev_last
+               FROM (SELECT node_id, epoch, seq AS first_seq, seq AS last_seq, first_ts, last_ts FROM log_chunks
+                     WHERE (?1 IS NULL OR node_id = ?1)
+                     UNION ALL
+                     SELECT node_id, epoch, first_seq, last_seq, first_ts, last_ts FROM log_chunk_runs
+                     WHERE (?1 IS NULL OR node_id = ?1))) g
          JOIN nodes n ON n.id = g.node_id
          WHERE g.prev IS NOT NULL AND g.seq > g.prev + 1 AND g.prev_last < ?3 AND g.first_ts > ?2
          ORDER BY g.node_id, g.epoch, g.seq LIMIT 100`,
@@ -309,7 +374,10 @@ export async function pruneReports(db: Db, retentionDays: number, now = Date.now
   const cutoff = now - retentionDays * DAY;
   const d1 = db.$client;
   // Each delete walks the primary key (kind, node, bucket) instead of scanning the table.
-  const statements = [d1.prepare("DELETE FROM log_chunks WHERE last_ts < ?").bind(cutoff)];
+  const statements = [
+    d1.prepare("DELETE FROM log_chunks WHERE last_ts < ?").bind(cutoff),
+    d1.prepare("DELETE FROM log_chunk_runs WHERE last_ts < ?").bind(cutoff),
+  ];
   for (const node of [FLEET, ...(await nodeIds(db))]) {
     for (const kind of Object.values(KIND)) {
       statements.push(

@@ -1,11 +1,12 @@
-import { and, asc, eq, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, isNull, lte, or, sql } from "drizzle-orm";
 import { hashPassword, verifyPassword } from "../../protocol/policy/password";
 import type { Db } from "../db/client";
-import { users } from "../db/schema";
+import { sessions, users } from "../db/schema";
 import type { Actor, Role } from "../env";
 import { AppError } from "../errors";
+import { revokeUserTokens } from "./api-tokens";
 import { type AuditContext, auditInsert } from "./audit";
-import { hitRateLimit } from "./rate-limit";
+import { hitAddressLimit } from "./rate-limit";
 import { constantTimeEqual, newId } from "./secrets";
 
 export type UserRow = typeof users.$inferSelect;
@@ -28,7 +29,7 @@ export function publicUser(row: UserRow): PublicUser {
 }
 
 export function userActor(row: Pick<UserRow, "id" | "name" | "role">): Actor {
-  return { id: `user:${row.id}`, name: row.name, role: row.role };
+  return { id: `user:${row.id}`, name: row.name, role: row.role, userId: row.id };
 }
 
 function checkPassword(password: string, path = "password") {
@@ -72,7 +73,7 @@ export async function setupFirstAdmin(
   input: { token: string; name: string; password: string },
   ctx: Omit<AuditContext, "actor">,
 ) {
-  if (ctx.address) await hitRateLimit(db, `setup:${ctx.address}`, LOGIN_RATE_LIMIT, LOGIN_WINDOW_MS);
+  await hitAddressLimit(db, "setup", ctx.address, LOGIN_RATE_LIMIT, LOGIN_WINDOW_MS);
   if ((await countUsers(db)) > 0) throw new AppError("FORBIDDEN", "setup is closed: an admin already exists");
   if (
     !bootstrapToken ||
@@ -158,8 +159,11 @@ export async function updateUser(db: Db, id: string, input: UpdateUserInput, ctx
     throw new AppError("CONFLICT", "this is the last active admin; make another admin first");
   }
   const after = { ...before, ...set };
+  // A new password or a disable ends every credential the user had: sessions and their tokens.
+  const ends = input.password !== undefined || input.disabled === true;
   await db.batch([
     db.update(users).set(set).where(eq(users.id, id)),
+    ...(ends ? [db.delete(sessions).where(eq(sessions.userId, id)), revokeUserTokens(db, id)] : []),
     auditInsert(db, ctx, {
       action: input.password !== undefined ? "user.password" : "user.update",
       target: id,
@@ -188,7 +192,7 @@ export async function loginWithPassword(
   ctx: Omit<AuditContext, "actor">,
   now = Date.now(),
 ): Promise<UserRow> {
-  await hitRateLimit(db, `login:${ctx.address ?? "unknown"}`, LOGIN_RATE_LIMIT, LOGIN_WINDOW_MS, now);
+  await hitAddressLimit(db, "login", ctx.address, LOGIN_RATE_LIMIT, LOGIN_WINDOW_MS, now);
   const [user] = await db.select().from(users).where(eq(users.name, input.name)).limit(1);
   const anonymous = {
     ...ctx,
@@ -220,28 +224,35 @@ export async function loginWithPassword(
     throw refused;
   }
   if (!(await verifyPassword(input.password, user.passwordHash))) {
-    const failures = user.failedLogins + 1;
-    const locks = failures >= LOCKOUT_THRESHOLD;
-    await db.batch([
-      db
-        .update(users)
-        .set({ failedLogins: locks ? 0 : failures, lockedUntil: locks ? now + LOCKOUT_MS : user.lockedUntil })
-        .where(eq(users.id, user.id)),
-      auditInsert(db, actorCtx, {
-        action: locks ? "user.locked" : "user.login-failed",
-        target: user.id,
-        after: { failures },
-      }),
-    ]);
+    // One conditional UPDATE … RETURNING: parallel failures each count (a read-then-write of
+    // "failures + 1" counted ten parallel guesses as one). The right-hand sides see the old row.
+    const counted = await db.get<{ failures: number }>(sql`
+      UPDATE users SET
+        failed_logins = CASE WHEN failed_logins + 1 >= ${LOCKOUT_THRESHOLD} THEN 0 ELSE failed_logins + 1 END,
+        locked_until = CASE WHEN failed_logins + 1 >= ${LOCKOUT_THRESHOLD} THEN ${now + LOCKOUT_MS} ELSE locked_until END
+      WHERE id = ${user.id}
+      RETURNING failed_logins AS failures`);
+    const locks = counted?.failures === 0;
+    await auditInsert(db, actorCtx, {
+      action: locks ? "user.locked" : "user.login-failed",
+      target: user.id,
+      after: { failures: locks ? LOCKOUT_THRESHOLD : (counted?.failures ?? 0) },
+    });
     throw refused;
   }
-  await db.batch([
-    db
-      .update(users)
-      .set({ failedLogins: 0, lockedUntil: null, lastLoginAt: now })
-      .where(eq(users.id, user.id)),
-    auditInsert(db, actorCtx, { action: "user.login", target: user.id }),
-  ]);
+  // Conditional too: a lockout that landed while this password was being checked still holds.
+  const [signedIn] = await db
+    .update(users)
+    .set({ failedLogins: 0, lockedUntil: null, lastLoginAt: now })
+    .where(and(eq(users.id, user.id), or(isNull(users.lockedUntil), lte(users.lockedUntil, now))))
+    .returning({ id: users.id });
+  if (!signedIn) {
+    await auditInsert(db, actorCtx, { action: "user.login-locked", target: user.id });
+    throw new AppError("RATE_LIMITED", "too many wrong passwords: this account is locked", undefined, {
+      "Retry-After": String(Math.ceil(LOCKOUT_MS / 1000)),
+    });
+  }
+  await auditInsert(db, actorCtx, { action: "user.login", target: user.id });
   return user;
 }
 

@@ -4,10 +4,17 @@
 // Timeouts are checked by the proxy's sweep (tick), never by a timer per connection: a head must be
 // complete headerTimeoutMs after the connection opened or the request's first byte came (slowloris),
 // and a connection idle between requests closes after idleTimeoutMs.
+// Backpressure: while the client has answers queued that it has not read (the socket's buffer is
+// full), no further request is read or answered; a client that never reads stops being read from.
+// Cheap refusals first: the access list before any password hash; per-address derive limits
+// (auth-limiter.ts); MAX_REFUSALS_IN_ROW refusals in a row end a keep-alive connection.
+// The destination guard (destination-guard.ts) judges every allowed request's resolved address.
 
-import type { CompiledPolicy, VerifiedUser } from "../../../protocol/policy/types";
+import { parseIpInto } from "../../../protocol/policy/cidr";
+import type { CompiledPolicy, RequestFacts, VerifiedUser } from "../../../protocol/policy/types";
 import type { TcpConnection, TcpHandlers } from "../../platform/tcp";
 import { type ProxyContext, type RequestInfo, toRecord, writeRecord } from "./context";
+import { type GuardVerdict, normalizeHost } from "./destination-guard";
 import { type ExchangeClient, HttpExchange } from "./exchange";
 import { type Head, HeadError, MAX_HEAD_BYTES, parseRequestHead, wantsKeepAlive } from "./http-head";
 import { simplePage } from "./pages";
@@ -15,22 +22,33 @@ import {
   answerAtLastHop,
   parseBasic,
   type Refusal,
+  refuseAuthLimited,
   refuseBadConnect,
   refuseDecision,
+  refuseDestination,
+  refuseHostSyntax,
   refuseNoPolicy,
   refuseNotProxyRequest,
 } from "./refusals";
 import { type ProxyTarget, parseAbsoluteTarget, parseAuthority } from "./target";
-import { Tunnel } from "./tunnel";
+import { type SniJudge, Tunnel } from "./tunnel";
+import type { Upstream } from "./upstream-pool";
 
 const HEAD_END = Buffer.from("\r\n\r\n");
+/** A keep-alive connection that got this many refusals in a row (no request allowed between) is closed. */
+export const MAX_REFUSALS_IN_ROW = 100;
+const ipScratch = new Uint32Array(4);
 
 export class ClientSession implements TcpHandlers, ExchangeClient {
   private current: HttpExchange | Tunnel | null = null;
   private buffer: Buffer | null = null;
   /** Bytes of an incomplete head in `buffer` already checked for a bare LF (each is checked once). */
   private lfChecked = 0;
+  /** A credential check or a name resolution is in flight: reads wait. */
   private authorizing = false;
+  /** Answers are queued that the client has not read: nothing more is read until drain(). */
+  private writeBlocked = false;
+  private refusalsInRow = 0;
   private peerEnded = false;
   /** We sent (or are sending) FIN: whatever the client still sends is dropped, never parsed. */
   private closing = false;
@@ -65,11 +83,18 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     if (this.headSince === 0) this.headSince = Date.now();
     if (this.buffer === null) this.lfChecked = 0;
     this.buffer = this.buffer === null ? chunk : Buffer.concat([this.buffer, chunk]);
-    if (!this.authorizing) this.readRequests();
+    if (!this.authorizing && !this.writeBlocked) this.readRequests();
   }
 
   drain(): void {
-    this.current?.clientDrain();
+    if (this.current !== null) {
+      this.current.clientDrain();
+    } else if (this.writeBlocked) {
+      this.writeBlocked = false;
+      if (this.closing || this.authorizing) return;
+      this.conn.resume();
+      this.readRequests();
+    }
   }
 
   end(): void {
@@ -101,8 +126,26 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
       this.endConnection();
       return;
     }
+    if (this.conn.backlogged) {
+      // The answer is not read yet: the next request waits for drain().
+      this.blockReads();
+      return;
+    }
     this.conn.resume();
     if (this.buffer !== null) this.readRequests();
+  }
+
+  upgraded(upstream: Upstream, head: Buffer, fromUpstream: Buffer | null, info: RequestInfo): void {
+    const tunnel = new Tunnel(this.ctx, this, info);
+    this.current = tunnel;
+    const fromClient = this.buffer;
+    this.buffer = null;
+    tunnel.adopt(upstream, head, fromUpstream, fromClient);
+  }
+
+  private blockReads(): void {
+    this.writeBlocked = true;
+    this.conn.pause();
   }
 
   /** Called by the proxy's sweep timer. */
@@ -149,6 +192,8 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     this.closing = true;
     this.buffer = null;
     this.conn.end();
+    // A client that does not read its last answer is not read from either (the sweep closes it).
+    if (this.conn.backlogged) this.conn.pause();
   }
 
   isTunnel(): boolean {
@@ -158,7 +203,13 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   // ---- requests ----
 
   private readRequests(): void {
-    while (this.buffer !== null && this.current === null && !this.authorizing && !this.closing) {
+    while (
+      this.buffer !== null &&
+      this.current === null &&
+      !this.authorizing &&
+      !this.closing &&
+      !this.writeBlocked
+    ) {
       const buf = this.buffer;
       let start = 0;
       // RFC 9112 §2.2: ignore empty lines before a request line.
@@ -236,6 +287,13 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
       info.port = target.port;
       info.path = target.path;
     }
+    // IP literals in any spelling (2130706433, 0x7f.1, [::ffff:127.0.0.1]) are judged and logged as one address.
+    const host = normalizeHost(info.host);
+    if (host === null) {
+      this.answer(info, headLength, refuseHostSyntax(info.host, isConnect, info.requestId), false);
+      return;
+    }
+    info.host = host;
 
     const policy = this.ctx.policy;
     if (policy === null) {
@@ -250,21 +308,33 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     }
     if (info.path !== undefined && info.path.length > 4096) info.path = info.path.slice(0, 4096);
 
-    const credentials = compiled.authRequired ? parseBasic(head.proxyAuthorization) : null;
+    // A client outside the access list is refused by decide() without its password being hashed.
+    const credentials =
+      compiled.authRequired && compiled.clientAllowed(this.clientAddress)
+        ? parseBasic(head.proxyAuthorization)
+        : null;
     if (credentials === null) {
       this.decide(compiled, head, info, target, headLength, null);
       return;
     }
     this.authorizing = true;
     this.conn.pause();
+    const gate = this.ctx.authLimiter.gate(this.clientAddress);
     compiled
-      .verifyCredentials(credentials.user, credentials.password)
+      .verifyCredentials(credentials.user, credentials.password, gate)
       .catch(() => null)
       .then((user) => {
         this.authorizing = false;
         if (this.conn.closed) return;
         this.conn.resume();
-        this.decide(compiled, head, info, target, headLength, user);
+        if (user === null && gate.limited) {
+          info.rule = "guard:auth-limit";
+          const keep = this.canKeep(head);
+          const retryAfter = this.ctx.authLimiter.retryAfterSeconds(this.clientAddress);
+          this.answer(info, headLength, refuseAuthLimited(isConnect, info.requestId, retryAfter, keep), keep);
+        } else {
+          this.decide(compiled, head, info, target, headLength, user);
+        }
         if (this.current === null) this.readRequests();
       });
   }
@@ -278,7 +348,7 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     user: VerifiedUser | null,
   ): void {
     if (user !== null) info.user = user.name;
-    const decision = compiled.evaluate({
+    const facts: RequestFacts = {
       client: this.clientAddress,
       user: user?.name,
       groups: user?.groups,
@@ -288,7 +358,8 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
       port: info.port,
       path: target?.path,
       now: info.startedAt,
-    });
+    };
+    const decision = compiled.evaluate(facts);
     if (decision.rule !== undefined) info.rule = decision.rule.id;
     let action = decision.action;
     // Never forward for an anonymous client when the policy demands a login.
@@ -300,17 +371,22 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
       return;
     }
     if (action === "allow") {
-      const initial = this.buffer;
-      this.buffer = null;
-      if (target === null) {
-        const tunnel = new Tunnel(this.ctx, this, info);
-        this.current = tunnel;
-        tunnel.start(initial);
-      } else {
-        const exchange = new HttpExchange(this.ctx, this, info, head, target, headLength);
-        this.current = exchange;
-        exchange.start(initial);
+      this.refusalsInRow = 0;
+      const verdict = this.ctx.guard.judge(compiled.destinations, target === null, info.host, info.port);
+      if (!(verdict instanceof Promise)) {
+        this.forward(compiled, facts, head, info, target, headLength, verdict);
+        return;
       }
+      // A name: one resolution, then the same judgement on the address it gave.
+      this.authorizing = true;
+      this.conn.pause();
+      void verdict.then((resolved) => {
+        this.authorizing = false;
+        if (this.conn.closed) return;
+        this.conn.resume();
+        this.forward(compiled, facts, head, info, target, headLength, resolved);
+        if (this.current === null) this.readRequests();
+      });
       return;
     }
     const keep = this.canKeep(head);
@@ -319,10 +395,41 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     this.answer(info, headLength, refusal, keep);
   }
 
+  /** Connects to the address the guard allowed (an exchange or a tunnel), or answers its refusal. */
+  private forward(
+    compiled: CompiledPolicy,
+    facts: RequestFacts,
+    head: Head,
+    info: RequestInfo,
+    target: ProxyTarget | null,
+    headLength: number,
+    verdict: GuardVerdict,
+  ): void {
+    if (!verdict.ok) {
+      info.rule = verdict.rule;
+      const keep = this.canKeep(head);
+      this.answer(info, headLength, refuseDestination(verdict, target === null, info.requestId, keep), keep);
+      return;
+    }
+    info.address = verdict.address;
+    const initial = this.buffer;
+    this.buffer = null;
+    if (target === null) {
+      const tunnel = new Tunnel(this.ctx, this, info, sniJudge(compiled, facts));
+      this.current = tunnel;
+      tunnel.start(initial);
+    } else {
+      const exchange = new HttpExchange(this.ctx, this, info, head, target, headLength);
+      this.current = exchange;
+      exchange.start(initial);
+    }
+  }
+
   /** A refused request with a body we will not read, or a HEAD request (the page has a body), ends the connection. */
   private canKeep(head: Head): boolean {
     return (
       !this.ctx.draining &&
+      this.refusalsInRow + 1 < MAX_REFUSALS_IN_ROW &&
       wantsKeepAlive(head) &&
       head.contentLength <= 0 &&
       !head.chunked &&
@@ -331,10 +438,12 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
   }
 
   private answer(info: RequestInfo, headLength: number, refusal: Refusal, keep: boolean): void {
-    this.conn.write(refusal.bytes);
+    const flushed = this.conn.write(refusal.bytes);
+    this.refusalsInRow++;
     const record = toRecord(info, refusal.status, refusal.action, headLength, refusal.bytes.byteLength);
     writeRecord(this.ctx, record);
     if (!keep) this.endConnection();
+    else if (!flushed) this.blockReads();
   }
 
   private rejectMalformed(status: 400 | 431, text: string, bytesIn: number): void {
@@ -350,6 +459,22 @@ export class ClientSession implements TcpHandlers, ExchangeClient {
     writeRecord(this.ctx, toRecord(info, status, "error", bytesIn, bytes.byteLength));
     this.endConnection();
   }
+}
+
+/**
+ * The policy's say on a tunnel's TLS server name: a name other than the CONNECT host is judged
+ * like a request to it (so an IP-literal CONNECT or an allowed host cannot carry a blocked name),
+ * and a mismatch is refused when `tls.sniMismatch` is "block". Returns the refusing rule or null.
+ */
+function sniJudge(compiled: CompiledPolicy, facts: RequestFacts): SniJudge {
+  return (sni) => {
+    if (sni === undefined || sni === facts.host) return null;
+    const decision = compiled.evaluate({ ...facts, host: sni });
+    if (decision.action !== "allow") return decision.rule?.id ?? `sni:${decision.reason}`;
+    const literal = parseIpInto(facts.host, ipScratch) !== 0;
+    if (!literal && compiled.destinations.sniMismatch === "block") return "tls:sni-mismatch";
+    return null;
+  };
 }
 
 /** True when buf[from..] holds a LF not preceded by CR (buf[from - 1] counts). */

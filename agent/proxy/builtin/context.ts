@@ -4,6 +4,8 @@
 import { clipLogText, LOG_FIELD_MAX, type LogRecord } from "../../../protocol/wire";
 import type { ConnectAttempt, TcpConnection } from "../../platform/tcp";
 import type { AccessLogSink, ActivePolicy, EventLogger } from "../types";
+import type { AuthLimiter } from "./auth-limiter";
+import type { DestinationGuard } from "./destination-guard";
 import type { UpstreamPool } from "./upstream-pool";
 
 export interface ProxyContext {
@@ -21,6 +23,10 @@ export interface ProxyContext {
   readonly bodyTimeoutMs: number;
   /** A CONNECT tunnel with no bytes either way for this long is closed. */
   readonly tunnelIdleTimeoutMs: number;
+  /** Judges every address before it is connected to (destination-guard.ts). */
+  readonly guard: DestinationGuard;
+  /** Password derives per client address (auth-limiter.ts). */
+  readonly authLimiter: AuthLimiter;
   /** Set by stop(): answers say Connection: close and idle connections go. */
   draining: boolean;
   nextRequestId(): string;
@@ -54,6 +60,11 @@ export interface RequestInfo {
   port: number;
   path?: string;
   rule?: string;
+  /** The address the destination guard allowed; the proxy connects to exactly this, never the name. */
+  address?: string;
+  /** CONNECT: the ClientHello's server name, and whether it carried encrypted_client_hello. */
+  sni?: string;
+  ech?: boolean;
 }
 
 let isoSecond = -1;
@@ -95,5 +106,7 @@ export function toRecord(
   if (info.user !== undefined) record.user = clipLogText(info.user, LOG_FIELD_MAX.user);
   if (info.path !== undefined) record.path = clipLogText(info.path, LOG_FIELD_MAX.path);
   if (info.rule !== undefined) record.rule = clipLogText(info.rule, LOG_FIELD_MAX.rule);
+  if (info.sni !== undefined) record.sni = clipLogText(info.sni, LOG_FIELD_MAX.sni);
+  if (info.ech) record.ech = true;
   return record;
 }

@@ -15,6 +15,7 @@ import {
 } from "./http-head";
 import { simplePage } from "./pages";
 import type { ProxyTarget } from "./target";
+import { requestedUpgrade } from "./upgrade";
 import { Upstream, type UpstreamOwner } from "./upstream-pool";
 
 /** The client side of an exchange, as the exchange sees it. */
@@ -23,6 +24,8 @@ export interface ExchangeClient {
   /** Bytes past the end of this request (a pipelined next one): keep them for later. */
   stash(chunk: Buffer): void;
   exchangeDone(keepClient: boolean): void;
+  /** The origin answered 101 to a requested Upgrade: the connection becomes a tunnel (upgrade.ts). */
+  upgraded(upstream: Upstream, head: Buffer, fromUpstream: Buffer | null, info: RequestInfo): void;
 }
 
 enum Phase {
@@ -66,6 +69,8 @@ export class HttpExchange implements UpstreamOwner {
   private upstreamReusable = true;
   private status = 0;
   private keepClient = false;
+  /** The Upgrade the client asked for and we forward (WebSocket), or "". */
+  private readonly upgrade: string;
 
   private clientPaused = false;
   private upstreamPaused = false;
@@ -84,7 +89,7 @@ export class HttpExchange implements UpstreamOwner {
     target: ProxyTarget,
     headLength: number,
   ) {
-    this.key = `${target.host}:${target.port}`;
+    this.key = `${info.address ?? target.host}:${target.port}`;
     this.bytesIn = headLength;
     this.quietSince = info.startedAt;
     if (request.chunked) {
@@ -106,6 +111,8 @@ export class HttpExchange implements UpstreamOwner {
     if (request.chunked) head += "Transfer-Encoding: chunked\r\n";
     // OPTIONS and TRACE (RFC 9110 §7.6.2); at 0 the session answers them itself.
     if (request.maxForwards > 0) head += `Max-Forwards: ${request.maxForwards - 1}\r\n`;
+    this.upgrade = this.requestDone ? requestedUpgrade(request) : "";
+    if (this.upgrade !== "") head += `Connection: Upgrade\r\nUpgrade: ${this.upgrade}\r\n`;
     head += VIA;
     head += "\r\n";
     this.requestHead = Buffer.from(head, "latin1");
@@ -240,7 +247,7 @@ export class HttpExchange implements UpstreamOwner {
     this.phase = Phase.Connecting;
     this.deadline = Date.now() + this.ctx.connectTimeoutMs;
     this.attempt = this.ctx.connect(
-      this.info.host,
+      this.info.address ?? this.info.host,
       this.info.port,
       (conn) => {
         this.attempt = null;
@@ -322,6 +329,10 @@ export class HttpExchange implements UpstreamOwner {
   private forwardInterim(response: Head, rest: Buffer | null): void {
     if (response.status === 101) {
       this.upstreamReusable = false;
+      if (this.upgrade !== "" && this.upstream !== null) {
+        this.switchProtocols(response, rest);
+        return;
+      }
       this.failBeforeHead(502, "Bad answer from origin", "The origin switched protocols unasked.");
       return;
     }
@@ -330,9 +341,25 @@ export class HttpExchange implements UpstreamOwner {
       const head = `HTTP/1.1 ${response.status} ${response.target}\r\n${endToEndFields(response, false)}\r\n`;
       const bytes = Buffer.from(head, "latin1");
       this.bytesOut += bytes.length;
-      this.client.conn.write(bytes);
+      // A client that does not read its 1xx answers stops the origin being read from.
+      if (!this.client.conn.write(bytes) && this.upstream !== null) {
+        this.upstreamPaused = true;
+        this.upstream.conn.pause();
+      }
     }
     if (rest !== null) this.upstreamData(rest);
+  }
+
+  /** 101 to the Upgrade we forwarded: hand the upstream to a tunnel; logged when the tunnel ends. */
+  private switchProtocols(response: Head, rest: Buffer | null): void {
+    const upstream = this.upstream!;
+    this.upstream = null;
+    this.phase = Phase.Done;
+    upstream.owner = null;
+    let head = `HTTP/1.1 101 ${response.target}\r\n${endToEndFields(response, false)}Connection: Upgrade\r\n`;
+    const upgrade = requestedUpgrade(response);
+    head += `Upgrade: ${upgrade === "" ? this.upgrade : upgrade}\r\n${VIA}\r\n`;
+    this.client.upgraded(upstream, Buffer.from(head, "latin1"), rest, this.info);
   }
 
   /** `buf` holds the head and, from `bodyStart`, the first body bytes. */

@@ -29,10 +29,12 @@
 // and client connections past maxConnections are closed at accept.
 
 import type { TcpConnection, TcpHandlers } from "../../platform/tcp";
-import { connectTcp, listenTcp, type TcpListener } from "../../platform/tcp";
+import { connectTcp, listenTcp, localAddresses, resolveHost, type TcpListener } from "../../platform/tcp";
 import type { AccessLogSink, ActivePolicy, EventLogger, ProxyDriver } from "../types";
+import { AuthLimiter } from "./auth-limiter";
 import { ClientSession } from "./client-session";
 import type { ProxyContext } from "./context";
+import { DestinationGuard, type Resolver, selfAddresses } from "./destination-guard";
 import { createRequestIds } from "./request-id";
 import { UpstreamPool } from "./upstream-pool";
 
@@ -55,6 +57,10 @@ export interface BuiltinProxyOptions {
   tunnelIdleTimeoutMs?: number;
   /** Client connections beyond this are closed as soon as they are accepted. Default 10,000. */
   maxConnections?: number;
+  /** Opens origin connections (tests inject one that never leaves loopback). Default: Bun.connect. */
+  connect?: ProxyContext["connect"];
+  /** Resolves names for the destination guard. Default: Bun.dns.lookup. */
+  resolve?: Resolver;
 }
 
 export const PROXY_DEFAULTS = {
@@ -85,9 +91,11 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
     headerTimeoutMs: options.headerTimeoutMs ?? PROXY_DEFAULTS.headerTimeoutMs,
     bodyTimeoutMs: options.bodyTimeoutMs ?? PROXY_DEFAULTS.bodyTimeoutMs,
     tunnelIdleTimeoutMs: options.tunnelIdleTimeoutMs ?? PROXY_DEFAULTS.tunnelIdleTimeoutMs,
+    guard: new DestinationGuard(options.resolve ?? resolveHost),
+    authLimiter: new AuthLimiter(),
     draining: false,
     nextRequestId: createRequestIds(),
-    connect: connectTcp,
+    connect: options.connect ?? connectTcp,
   };
   const maxConnections = Math.max(1, options.maxConnections ?? PROXY_DEFAULTS.maxConnections);
   let refused = 0;
@@ -119,8 +127,17 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
     return REFUSED;
   }
 
+  let selfSeenAt = 0;
+  /** The node's own addresses (interfaces change: DHCP, VPNs), re-read every 30 s by the sweep. */
+  function refreshSelf(now: number): void {
+    if (listener === null) return;
+    selfSeenAt = now;
+    ctx.guard.setSelf(selfAddresses([listener.hostname, ...localAddresses()], listener.port));
+  }
+
   function sweep(): void {
     const now = Date.now();
+    if (now - selfSeenAt > 30_000) refreshSelf(now);
     for (const session of sessions) session.tick(now);
     pool.sweep(now, Math.min(ctx.idleTimeoutMs, 30_000));
   }
@@ -138,6 +155,7 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
       if (listener !== null) return;
       ctx.draining = false;
       listener = listenTcp(options.host, options.port, accept);
+      refreshSelf(Date.now());
       sweepTimer = setInterval(sweep, sweepEveryMs);
       options.events.emit("proxy.listening", { listen: address(), driver: "builtin" });
     },

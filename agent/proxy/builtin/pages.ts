@@ -22,6 +22,7 @@ const REASONS: Record<number, string> = {
   403: "Forbidden",
   407: "Proxy Authentication Required",
   408: "Request Timeout",
+  429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   501: "Not Implemented",
   502: "Bad Gateway",

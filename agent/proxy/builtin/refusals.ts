@@ -5,6 +5,7 @@
 
 import type { CompiledPolicy, Decision } from "../../../protocol/policy/types";
 import type { LogRecord } from "../../../protocol/wire";
+import type { GuardVerdict } from "./destination-guard";
 import { Field, type Head } from "./http-head";
 import { blockPage, connectRefusal, plainAnswer, simplePage } from "./pages";
 
@@ -101,6 +102,46 @@ export function refuseDecision(
     ? connectRefusal(403, `Blocked by policy${decision.rule ? `: ${decision.rule.id}` : ""}.`, requestId)
     : blockPage(compiled, decision, url, requestId, keep);
   return { status: 403, action: "block", bytes };
+}
+
+/** The destination guard refused (403) or the name did not resolve (502). */
+export function refuseDestination(
+  verdict: Extract<GuardVerdict, { ok: false }>,
+  isConnect: boolean,
+  requestId: string,
+  keep: boolean,
+): Refusal {
+  const status = verdict.status;
+  const title = status === 403 ? "Destination not allowed" : "Origin unreachable";
+  const text =
+    status === 403 ? `This proxy does not connect there: ${verdict.text} (${verdict.rule})` : verdict.text;
+  const bytes = isConnect
+    ? connectRefusal(status, text, requestId)
+    : simplePage(status, title, text, requestId, keep);
+  return { status, action: status === 403 ? "block" : "error", bytes };
+}
+
+export function refuseHostSyntax(host: string, isConnect: boolean, requestId: string): Refusal {
+  const text = `${host} ends in a number but is not a valid IPv4 address.`;
+  const bytes = isConnect
+    ? connectRefusal(400, text, requestId)
+    : simplePage(400, "Bad address", text, requestId, false);
+  return { status: 400, action: "error", bytes };
+}
+
+/** Too many failed sign-ins from this address (auth-limiter.ts). */
+export function refuseAuthLimited(
+  isConnect: boolean,
+  requestId: string,
+  retryAfter: number,
+  keep: boolean,
+): Refusal {
+  const text = "Too many failed sign-in attempts from your address. Try again shortly.";
+  const extra = `Retry-After: ${retryAfter}\r\n`;
+  const bytes = isConnect
+    ? connectRefusal(429, text, requestId, extra)
+    : simplePage(429, "Too many sign-in attempts", text, requestId, keep, extra);
+  return { status: 429, action: "auth", bytes };
 }
 
 /** Proxy-Authorization: Basic base64(user:password); null when absent or not Basic. */

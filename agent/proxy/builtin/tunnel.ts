@@ -3,12 +3,24 @@
 // and a FIN on one side becomes a FIN on the other, so half-closed protocols still finish.
 // A tunnel with no bytes either way for tunnelIdleTimeoutMs is closed (checked by the sweep from
 // byte counters, so the data path reads no clock).
+// SNI peek: the client's first bytes are held (bounded, tls-sni.ts) until its TLS ClientHello is
+// complete; the server name is logged and judged by the policy (a refused name gets a TLS
+// access_denied alert and the tunnel closes before one byte reached the origin). A client that
+// speaks something other than TLS passes as before; a ClientHello that stalls halfway is closed
+// after headerTimeoutMs. A plain-HTTP Upgrade (WebSocket) becomes a tunnel through adopt().
 
 import type { ConnectAttempt } from "../../platform/tcp";
 import { type ProxyContext, type RequestInfo, toRecord, writeRecord } from "./context";
 import type { ExchangeClient } from "./exchange";
 import { connectRefusal } from "./pages";
+import { peekClientHello } from "./tls-sni";
 import { Upstream, type UpstreamOwner } from "./upstream-pool";
+
+/** Judges a ClientHello's server name: the refusing rule (logged), or null to let it pass. */
+export type SniJudge = (sni: string | undefined) => string | null;
+
+/** TLS alert, fatal, access_denied (RFC 8446 §6): what a client sees for a refused server name. */
+const ACCESS_DENIED_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31]);
 
 const ESTABLISHED = Buffer.from(
   "HTTP/1.1 200 Connection Established\r\nVia: 1.1 fleetgate\r\n\r\n",
@@ -30,11 +42,17 @@ export class Tunnel implements UpstreamOwner {
   private bytesOut = 0;
   private movedSeen = 0;
   private quietSince = 0;
+  /** 200 for CONNECT, 101 for an upgraded plain-HTTP request. */
+  private status = 200;
+  /** While the ClientHello is awaited: the client's bytes so far (not yet sent on). */
+  private peeked: Buffer | null = null;
+  private peekSince = 0;
 
   constructor(
     private readonly ctx: ProxyContext,
     private readonly client: ExchangeClient,
     private readonly info: RequestInfo,
+    private readonly judgeSni: SniJudge | null = null,
   ) {}
 
   start(initial: Buffer | null): void {
@@ -42,7 +60,7 @@ export class Tunnel implements UpstreamOwner {
     this.deadline = Date.now() + this.ctx.connectTimeoutMs;
     const key = `${this.info.host}:${this.info.port}`;
     this.attempt = this.ctx.connect(
-      this.info.host,
+      this.info.address ?? this.info.host,
       this.info.port,
       (conn) => {
         this.attempt = null;
@@ -67,13 +85,83 @@ export class Tunnel implements UpstreamOwner {
     this.deadline = 0;
     this.quietSince = Date.now();
     this.client.conn.write(ESTABLISHED);
-    if (this.pending.length > 0) {
-      const out = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
-      this.pending = [];
-      upstream.conn.write(out);
+    const early = this.pending.length === 0 ? null : Buffer.concat(this.pending);
+    this.pending = [];
+    if (this.judgeSni !== null) {
+      this.peeked = Buffer.alloc(0);
+      this.peekSince = this.quietSince;
+      // Stays paused when the peek refused the tunnel or the upstream did not take the bytes.
+      if (early !== null && !this.peek(early)) return;
+    } else if (early !== null && !upstream.conn.write(early)) {
+      return; // stays paused until the upstream drains
     }
-    if (this.clientEnded) upstream.conn.end();
+    if (this.clientEnded && this.peeked === null) upstream.conn.end();
     this.client.conn.resume();
+  }
+
+  /**
+   * Becomes the tunnel of a plain-HTTP request the origin upgraded (101): `head` goes to the client
+   * first, then what the origin sent after it; `fromClient` is what the client sent after its head.
+   */
+  adopt(upstream: Upstream, head: Buffer, fromUpstream: Buffer | null, fromClient: Buffer | null): void {
+    upstream.owner = this;
+    this.upstream = upstream;
+    this.established = true;
+    this.status = 101;
+    this.quietSince = Date.now();
+    this.bytesOut += fromUpstream?.length ?? 0;
+    this.client.conn.write(fromUpstream === null ? head : Buffer.concat([head, fromUpstream]));
+    if (fromClient !== null && fromClient.length > 0) {
+      this.bytesIn += fromClient.length;
+      upstream.conn.write(fromClient);
+    }
+    this.client.conn.resume();
+    upstream.conn.resume();
+  }
+
+  /** Adds client bytes to the held ClientHello and acts once it is judged; false when the client must stay paused. */
+  private peek(chunk: Buffer): boolean {
+    const held = this.peeked!.length === 0 ? chunk : Buffer.concat([this.peeked!, chunk]);
+    const result = peekClientHello(held);
+    if (result.kind === "more") {
+      this.peeked = held;
+      return true;
+    }
+    this.peeked = null;
+    let refusedBy: string | null = null;
+    if (result.kind === "hello") {
+      if (result.sni !== undefined) this.info.sni = result.sni;
+      if (result.ech) this.info.ech = true;
+      refusedBy = this.judgeSni!(result.sni);
+    } else if (result.kind === "bad") {
+      this.ctx.events.emit("proxy.tls_refused", { requestId: this.info.requestId, reason: result.why });
+      refusedBy = "tls:malformed";
+    }
+    if (refusedBy !== null) {
+      this.refuseAfterPeek(refusedBy);
+      return false;
+    }
+    const upstream = this.upstream!;
+    const flushed = upstream.conn.write(held);
+    if (!flushed) this.client.conn.pause();
+    if (this.clientEnded) upstream.conn.end();
+    return flushed;
+  }
+
+  /** The server name (or a malformed start) is refused: nothing reached the origin. */
+  private refuseAfterPeek(rule: string): void {
+    this.info.rule = rule;
+    this.done = true;
+    const upstream = this.upstream;
+    this.upstream = null;
+    if (upstream !== null) {
+      upstream.owner = null;
+      upstream.conn.destroy();
+    }
+    this.client.conn.write(ACCESS_DENIED_ALERT);
+    writeRecord(this.ctx, toRecord(this.info, 403, "block", this.bytesIn, 0));
+    // The session sends FIN after the alert and closes the connection if the client lingers.
+    this.client.exchangeDone(false);
   }
 
   private refuse(text: string): void {
@@ -87,6 +175,19 @@ export class Tunnel implements UpstreamOwner {
   }
 
   checkTimeout(now: number): void {
+    if (
+      this.peeked !== null &&
+      this.peeked.length > 0 &&
+      !this.done &&
+      now - this.peekSince > this.ctx.headerTimeoutMs
+    ) {
+      this.ctx.events.emit("proxy.tls_refused", {
+        requestId: this.info.requestId,
+        reason: "ClientHello timed out",
+      });
+      this.refuseAfterPeek("tls:timeout");
+      return;
+    }
     if (this.established) {
       const moved = this.bytesIn + this.bytesOut;
       if (moved !== this.movedSeen) {
@@ -115,6 +216,10 @@ export class Tunnel implements UpstreamOwner {
       this.client.conn.pause();
       return;
     }
+    if (this.peeked !== null) {
+      this.peek(chunk);
+      return;
+    }
     if (!this.upstream.conn.write(chunk)) this.client.conn.pause();
   }
 
@@ -124,6 +229,14 @@ export class Tunnel implements UpstreamOwner {
 
   clientEnd(): void {
     this.clientEnded = true;
+    if (this.peeked !== null && !this.done) {
+      // FIN before the ClientHello was complete: nothing to judge when nothing came, else refused.
+      if (this.peeked.length > 0) {
+        this.refuseAfterPeek("tls:malformed");
+        return;
+      }
+      this.peeked = null;
+    }
     if (this.upstream !== null) this.upstream.conn.end();
     if (this.upstreamEnded) this.finish();
   }
@@ -166,7 +279,7 @@ export class Tunnel implements UpstreamOwner {
       if (this.clientEnded && this.upstreamEnded && !abort) upstream.conn.end();
       else upstream.conn.destroy();
     }
-    const status = this.established ? 200 : 0;
+    const status = this.established ? this.status : 0;
     const action = this.established ? "allow" : "error";
     writeRecord(this.ctx, toRecord(this.info, status, action, this.bytesIn, this.bytesOut));
     if (abort) this.client.conn.destroy();

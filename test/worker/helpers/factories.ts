@@ -19,7 +19,12 @@ export async function createEnrollmentKey(overrides: Record<string, unknown> = {
 
 let instanceCounter = 0;
 
-export async function enrollNode(overrides: Record<string, unknown> = {}, address?: string) {
+/** Enrolls through the agent API; `nodeToken` proves identity when re-enrolling an instance. */
+export async function enrollNode(
+  overrides: Record<string, unknown> = {},
+  address?: string,
+  nodeToken?: string,
+) {
   const key = overrides.enrollmentKey ?? (await createEnrollmentKey()).key;
   const body = {
     enrollmentKey: key,
@@ -30,7 +35,7 @@ export async function enrollNode(overrides: Record<string, unknown> = {}, addres
     ...overrides,
   };
   const enrolled = await json<EnrollResponse>(
-    await call("/api/agent/v1/enroll", { token: null, body, ...(address ? { address } : {}) }),
+    await call("/api/agent/v1/enroll", { token: nodeToken ?? null, body, ...(address ? { address } : {}) }),
     201,
   );
   return { ...enrolled, instanceId: body.instanceId as string };

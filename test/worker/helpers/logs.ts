@@ -1,4 +1,6 @@
+import { env } from "cloudflare:test";
 import type { LogRecord } from "../../../protocol/wire";
+import { flushAllCoalescers } from "../../../worker/services/ingest-accept";
 import { call } from "./api";
 
 export function record(overrides: Partial<LogRecord> = {}): LogRecord {
@@ -25,7 +27,23 @@ export async function gzip(text: string): Promise<ArrayBuffer> {
   return new Response(stream).arrayBuffer();
 }
 
+/** Writes every chunk the coalescers buffer to D1 now (they otherwise flush about once a second). */
+export const flushIngest = () => flushAllCoalescers(env);
+
+/** Uploads a chunk and, once it is answered, flushes the coalescers so D1 counts it. */
 export async function uploadChunk(
+  token: string,
+  chunk: string,
+  records: unknown[] | string,
+  headers: Record<string, string> = {},
+) {
+  const res = await postChunk(token, chunk, records, headers);
+  await flushIngest();
+  return res;
+}
+
+/** Uploads a chunk without flushing: its records may still sit in a coalescer. */
+export async function postChunk(
   token: string,
   chunk: string,
   records: unknown[] | string,

@@ -1,7 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../../db/client";
 import { auditContext } from "../../middleware/context";
-import { adminErrors, createRouter, jsonBody, jsonResponse, notFound, security } from "../../openapi";
+import {
+  adminErrors,
+  createRouter,
+  ErrorSchema,
+  jsonBody,
+  jsonResponse,
+  notFound,
+  security,
+} from "../../openapi";
+import { getBootstrapSetting, setBootstrapSetting } from "../../services/admin-auth";
 import { getAgentAllowlist, setAgentAllowlist } from "../../services/agent-allowlist";
 import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
 import { listAudit } from "../../services/audit";
@@ -127,6 +136,37 @@ accessRoutes.openapi(
     responses: { 200: jsonResponse(Allowlist, "Saved"), ...adminErrors },
   }),
   async (c) => c.json(await setAgentAllowlist(getDb(c.env.DB), c.req.valid("json"), auditContext(c)), 200),
+);
+
+const BootstrapSetting = z.strictObject({ enabled: z.boolean() }).openapi("BootstrapTokenSetting");
+
+accessRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/settings/bootstrap-token",
+    tags: ["settings"],
+    summary: "Whether FLEETGATE_BOOTSTRAP_TOKEN is accepted as an admin token",
+    security,
+    responses: { 200: jsonResponse(BootstrapSetting, "Current setting"), ...adminErrors },
+  }),
+  async (c) => c.json(await getBootstrapSetting(getDb(c.env.DB)), 200),
+);
+
+accessRoutes.openapi(
+  createRoute({
+    method: "put",
+    path: "/settings/bootstrap-token",
+    tags: ["settings"],
+    summary: "Switch the bootstrap token off (needs an active admin user) or on again",
+    security,
+    request: jsonBody(BootstrapSetting),
+    responses: {
+      200: jsonResponse(BootstrapSetting, "Saved"),
+      409: jsonResponse(ErrorSchema, "No active admin user yet"),
+      ...adminErrors,
+    },
+  }),
+  async (c) => c.json(await setBootstrapSetting(getDb(c.env.DB), c.req.valid("json"), auditContext(c)), 200),
 );
 
 accessRoutes.openapi(

@@ -3,7 +3,15 @@ import { getDb } from "../../db/client";
 import { intVar } from "../../env";
 import { auditContext } from "../../middleware/context";
 import { adminErrors, createRouter, jsonResponse, notFound, security } from "../../openapi";
-import { describeNode, getNode, listNodeEvents, listNodes, revokeNode } from "../../services/nodes";
+import {
+  describeNode,
+  getNode,
+  listNodeEvents,
+  listNodes,
+  nodeViewFor,
+  restoreNode,
+  revokeNode,
+} from "../../services/nodes";
 import { latestHead } from "../../services/policy";
 import { announceRevocation } from "../../services/policy-hub";
 import { IdParam, Loose, Pagination } from "./schemas";
@@ -37,7 +45,11 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const [rows, head] = [await listNodes(db), await latestHead(db)];
     const wait = intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55);
-    return c.json({ nodes: rows.map((n) => describeNode(n, head?.version ?? null, wait)) }, 200);
+    const role = c.get("actor").role;
+    return c.json(
+      { nodes: rows.map((n) => nodeViewFor(role, describeNode(n, head?.version ?? null, wait))) },
+      200,
+    );
   },
 );
 
@@ -55,7 +67,8 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const node = await getNode(db, c.req.valid("param").id);
     const head = await latestHead(db);
-    return c.json(describeNode(node, head?.version ?? null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
+    const view = describeNode(node, head?.version ?? null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55));
+    return c.json(nodeViewFor(c.get("actor").role, view), 200);
   },
 );
 
@@ -74,6 +87,25 @@ nodeRoutes.openapi(
     const node = await revokeNode(db, c.req.valid("param").id, auditContext(c));
     await announceRevocation(c.env, node.id);
     return c.json(describeNode(node, null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
+  },
+);
+
+nodeRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/nodes/{id}/restore",
+    tags: ["nodes"],
+    summary:
+      "Restore a node: lifts a revocation and lets it re-enroll once without its token within the next hour",
+    security,
+    request: { params: IdParam("node") },
+    responses: { 200: jsonResponse(NodeView, "Restored"), ...notFound, ...adminErrors },
+  }),
+  async (c) => {
+    const db = getDb(c.env.DB);
+    const node = await restoreNode(db, c.req.valid("param").id, auditContext(c));
+    const head = await latestHead(db);
+    return c.json(describeNode(node, head?.version ?? null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
   },
 );
 

@@ -64,10 +64,15 @@ export function sessionCookieValue(c: Context): string | undefined {
 export async function startSession(c: Context<DashEnv>, user: UserRow) {
   const limits = sessionLimits(c.env);
   const db = getDb(c.env.DB);
-  const session = await createSession(db, user.id, {
-    address: clientAddress(c as unknown as Context<AppEnv>),
-    userAgent: c.req.header("User-Agent") ?? null,
-  });
+  const session = await createSession(
+    db,
+    user.id,
+    {
+      address: clientAddress(c as unknown as Context<AppEnv>),
+      userAgent: c.req.header("User-Agent") ?? null,
+    },
+    limits,
+  );
   setCookie(c, cookieName(c), session.id, {
     httpOnly: true,
     secure: true,

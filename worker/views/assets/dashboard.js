@@ -113,7 +113,11 @@
       td.textContent = data ? "No data in this range." : "No report data available yet.";
       return;
     }
-    for (const row of rows) {
+    // Top-K lists: traffic of keys outside a node-hour's (or day's) top K is one "(other)" line.
+    const shown = data.other ? [...rows, { ...data.other, label: "(other: outside the top K)" }] : rows;
+    if (data.topK)
+      table.title = `Top-K: ${data.topK.perNodeHour} keys per node-hour, ${data.topK.perDay} per day`;
+    for (const row of shown) {
       const tr = body.insertRow();
       tr.insertCell().textContent = row.label ?? row.key;
       for (const [value, format] of [

@@ -1,0 +1,31 @@
+// What a Squid node can and cannot enforce of a policy (docs/squid.md, "What Squid enforces").
+// A bundle that needs what Squid cannot do is NACKed with the reason, never applied half-way.
+
+import { compileWithEngine } from "../../sync/compile";
+import type { CompileResult } from "../../sync/types";
+
+/** Reasons this policy cannot be enforced on Squid; empty when it can. */
+export function squidLimitations(policy: unknown): string[] {
+  const reasons: string[] = [];
+  if (policy === null || typeof policy !== "object") return reasons;
+  const p = policy as { tls?: { sniMismatch?: unknown }; destinations?: unknown };
+  if (p.tls?.sniMismatch === "block") {
+    reasons.push(
+      'tls.sniMismatch "block" needs the TLS server name of each CONNECT tunnel; Debian\'s Squid has no ssl-bump (peek), so a Squid node cannot read it',
+    );
+  }
+  if (p.destinations !== undefined) {
+    reasons.push(
+      "destinations is judged on the address a request resolves to, which the Squid helper never sees; on Squid nodes squid.conf's own dst, Safe_ports and SSL_ports rules guard destinations",
+    );
+  }
+  return reasons;
+}
+
+/** The agent's validate + compile, with Squid's limits checked first. */
+export function compileForSquid(input: unknown): CompileResult {
+  const reasons = squidLimitations(input);
+  if (reasons.length > 0)
+    return { ok: false, error: `not enforceable on a Squid node: ${reasons.join("; ")}` };
+  return compileWithEngine(input);
+}

@@ -1,0 +1,226 @@
+import { DurableObject } from "cloudflare:workers";
+import { guardBoundParameters } from "../db/client";
+import { intVar } from "../env";
+import { admittedId, buildRows, type ChunkFold } from "../services/ingest-fold";
+import {
+  chunkKey,
+  committedChunks,
+  type LedgerEntry,
+  ledgerStatements,
+  loadAdmittedKeys,
+  upsertRollups,
+} from "../services/rollup-store";
+
+/** What the Worker hands over for one accepted chunk. */
+export interface ChunkMeta {
+  records: number;
+  firstTs: number;
+  lastTs: number;
+}
+
+export type AcceptAnswer = { accepted: number; duplicate: boolean } | { busy: true };
+
+// Beyond this many buffered records (D1 slower than the fleet, or away) new chunks are refused
+// with 503 + Retry-After: the node keeps them in its spool, which is the durability boundary.
+const MAX_PENDING_RECORDS = 2_000_000;
+// One flush writes at most this much; a backlog drains in several batches back to back.
+const MAX_FLUSH_RECORDS = 500_000;
+const MAX_FLUSH_CHUNKS = 400;
+// Chunk ids stay in `seen` this long after acceptance. Longer than any request lives, so a retry
+// that read the D1 ledger before a flush committed still finds the id here.
+const SEEN_KEEP_MS = 60 * 60_000;
+const MAX_CACHED_NODE_HOURS = 20_000;
+
+interface PendingRow extends Record<string, SqlStorageValue> {
+  node_id: string;
+  epoch: string;
+  seq: number;
+  received_at: number;
+  records: number;
+  first_ts: number;
+  last_ts: number;
+  fold: string;
+}
+
+/**
+ * Buffers accepted log chunks of a shard of nodes durably (its own SQLite storage) and flushes
+ * them to D1 merged, about once a second (INGEST_FLUSH_MS), so a busy node's repeated (host, hour)
+ * keys and the fleet rows of many nodes become one upsert per flush instead of one per chunk.
+ *
+ * Exactly once: a chunk is acknowledged only after its id and fold are in this object's storage
+ * (the output gate holds the answer until the write is durable); a flush writes the chunks' ledger
+ * rows and all their rollups in one D1 batch and only then forgets them here. A crash after D1
+ * committed but before they were forgotten replays the flush: the ledger's primary key fails the
+ * batch, the chunks already in the ledger are dropped here, the rest flushed again.
+ */
+export class IngestCoalescer extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private pendingRecords = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+  private failures = 0;
+  // node|hour|dim → keys D1 holds for that node-hour (loaded once, then kept in step by flushes).
+  private readonly admitted = new Map<string, Set<string>>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS pending (
+      node_id TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, received_at INTEGER NOT NULL,
+      records INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, fold TEXT NOT NULL,
+      PRIMARY KEY (node_id, epoch, seq))`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS seen (
+      node_id TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
+      PRIMARY KEY (node_id, epoch, seq)) WITHOUT ROWID`);
+    this.pendingRecords = Number(this.sql.exec("SELECT COALESCE(SUM(records), 0) AS n FROM pending").one().n);
+  }
+
+  private get flushMs() {
+    return intVar(this.env.INGEST_FLUSH_MS, 1000, 10, 600_000);
+  }
+
+  /**
+   * Takes one chunk: a duplicate if this shard has seen its id, busy if the buffer is full,
+   * otherwise stored durably and scheduled for the next flush.
+   */
+  async accept(
+    nodeId: string,
+    epoch: string,
+    seq: number,
+    meta: ChunkMeta,
+    fold: string,
+  ): Promise<AcceptAnswer> {
+    const known = this.sql
+      .exec("SELECT 1 FROM seen WHERE node_id = ? AND epoch = ? AND seq = ?", nodeId, epoch, seq)
+      .toArray();
+    if (known.length) return { accepted: 0, duplicate: true };
+    if (this.pendingRecords > 0 && this.pendingRecords + meta.records > MAX_PENDING_RECORDS)
+      return { busy: true };
+    const now = Date.now();
+    this.sql.exec("INSERT INTO seen (node_id, epoch, seq, at) VALUES (?, ?, ?, ?)", nodeId, epoch, seq, now);
+    this.sql.exec(
+      "INSERT INTO pending (node_id, epoch, seq, received_at, records, first_ts, last_ts, fold) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      nodeId,
+      epoch,
+      seq,
+      now,
+      meta.records,
+      meta.firstTs,
+      meta.lastTs,
+      fold,
+    );
+    this.pendingRecords += meta.records;
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + this.flushMs);
+    return { accepted: meta.records, duplicate: false };
+  }
+
+  override async alarm() {
+    try {
+      await this.flush();
+      this.failures = 0;
+      this.sql.exec(
+        "DELETE FROM seen WHERE at < ? AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.node_id = seen.node_id AND p.epoch = seen.epoch AND p.seq = seen.seq)",
+        Date.now() - SEEN_KEEP_MS,
+      );
+    } catch (error) {
+      // D1 away or failing: everything stays buffered; try again with a growing pause.
+      this.failures++;
+      console.error("ingest flush failed", String(error));
+      await this.ctx.storage.setAlarm(Date.now() + Math.min(60_000, this.flushMs * 2 ** this.failures));
+    }
+  }
+
+  /** Writes every buffered chunk to D1; resolves with the records flushed. Flushes run one at a time. */
+  flush(options: { afterCommit?: () => void } = {}): Promise<number> {
+    const run = this.chain.then(() => this.drain(options));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Buffered chunks and records (for tests and the bench). */
+  pending(): { chunks: number; records: number } {
+    const row = this.sql
+      .exec("SELECT COUNT(*) AS chunks, COALESCE(SUM(records), 0) AS records FROM pending")
+      .one();
+    return { chunks: Number(row.chunks), records: Number(row.records) };
+  }
+
+  private async drain(options: { afterCommit?: () => void }): Promise<number> {
+    let flushed = 0;
+    for (;;) {
+      const batch = this.nextBatch();
+      if (!batch.length) return flushed;
+      flushed += await this.flushBatch(batch, options);
+    }
+  }
+
+  private nextBatch(): PendingRow[] {
+    const batch: PendingRow[] = [];
+    let records = 0;
+    for (const row of this.sql.exec<PendingRow>(
+      "SELECT node_id, epoch, seq, received_at, records, first_ts, last_ts, fold FROM pending ORDER BY rowid LIMIT ?",
+      MAX_FLUSH_CHUNKS,
+    )) {
+      if (batch.length && records + row.records > MAX_FLUSH_RECORDS) break;
+      batch.push(row);
+      records += row.records;
+    }
+    return batch;
+  }
+
+  private async flushBatch(batch: PendingRow[], options: { afterCommit?: () => void }): Promise<number> {
+    const d1 = guardBoundParameters(this.env.DB);
+    const chunks = batch.map((row) => ({ nodeId: row.node_id, fold: JSON.parse(row.fold) as ChunkFold }));
+    await this.loadMissingAdmitted(d1, chunks);
+    const built = buildRows(chunks, (nodeId, hour, dim) => this.admitted.get(admittedId(nodeId, hour, dim))!);
+    const ledger: LedgerEntry[] = batch.map((row) => ({
+      nodeId: row.node_id,
+      epoch: row.epoch,
+      seq: row.seq,
+      records: row.records,
+      firstTs: row.first_ts,
+      lastTs: row.last_ts,
+      receivedAt: row.received_at,
+    }));
+    try {
+      // Per-chunk D1 rows that must be exactly as durable as the counts belong in this batch.
+      await d1.batch([...ledgerStatements(d1, ledger), ...upsertRollups(d1, built.rows)]);
+    } catch (error) {
+      this.admitted.clear();
+      const done = await committedChunks(
+        d1,
+        batch.map((row) => ({ nodeId: row.node_id, epoch: row.epoch, seq: row.seq })),
+      );
+      if (!done.size) throw error;
+      // A flush before a crash committed these; they are counted, forget them and retry the rest.
+      this.forget(batch.filter((row) => done.has(chunkKey(row.node_id, row))));
+      return 0;
+    }
+    options.afterCommit?.();
+    if (this.admitted.size > MAX_CACHED_NODE_HOURS) this.admitted.clear();
+    else for (const [id, keys] of built.admitted) this.admitted.set(id, keys);
+    this.forget(batch);
+    return batch.reduce((n, row) => n + row.records, 0);
+  }
+
+  private async loadMissingAdmitted(d1: D1Database, chunks: { nodeId: string; fold: ChunkFold }[]) {
+    const missing = new Map<string, { nodeId: string; hour: number }>();
+    for (const { nodeId, fold } of chunks) {
+      for (const [dim, hour] of fold.hours) {
+        if (dim === 0 || this.admitted.has(admittedId(nodeId, hour, dim))) continue;
+        missing.set(`${nodeId}|${hour}`, { nodeId, hour });
+      }
+    }
+    if (!missing.size) return;
+    const loaded = await loadAdmittedKeys(d1, [...missing.values()]);
+    for (const [id, keys] of loaded) this.admitted.set(id, keys);
+  }
+
+  private forget(rows: PendingRow[]) {
+    if (!rows.length) return;
+    this.sql.exec(
+      "DELETE FROM pending WHERE (node_id, epoch, seq) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))",
+      JSON.stringify(rows.map((row) => [row.node_id, row.epoch, row.seq])),
+    );
+    for (const row of rows) this.pendingRecords -= row.records;
+  }
+}

@@ -1,0 +1,291 @@
+// Folding access-log records into rollup rows, in two steps so chunks that arrive close together
+// are merged before anything is written:
+//  1. foldChunk (in the Worker that received the chunk): one chunk → per-minute totals and
+//     per-(dimension, hour, key) counts of its node. Small, serialisable, stored by the coalescer.
+//  2. buildRows (in the coalescer's flush): many chunks of many nodes → merged, each node-hour
+//     capped to its top keys per dimension with the rest folded into `(other)`, plus the
+//     fleet-wide rows derived from the capped node rows. Totals stay exact.
+import type { ParsedChunk } from "./ingest";
+import { DAY, FLEET, HOUR, KIND, MINUTE } from "./rollup-kinds";
+
+/** requests, blocked, auth, errors, bytesIn, bytesOut */
+export type Counts = [number, number, number, number, number, number];
+export const COUNTERS = 6;
+
+/** The key that holds the sum of every key beyond a node-hour's (or day's) top K. */
+export const OTHER_KEY = "(other)";
+
+/** Dimensions of the key rows; 0 is the total (key ""). */
+export const DIM = { total: 0, host: 1, client: 2, user: 3, rule: 4 } as const;
+export const KEY_DIMS = [DIM.host, DIM.client, DIM.user, DIM.rule] as const;
+const HOUR_KIND = [KIND.totalHour, KIND.hostHour, KIND.clientHour, KIND.userHour, KIND.ruleHour];
+const DAY_KIND = [KIND.totalDay, KIND.hostDay, KIND.clientDay, KIND.userDay, KIND.ruleDay];
+export const hourKindOf = (dim: number) => HOUR_KIND[dim]!;
+export const dayKindOf = (dim: number) => DAY_KIND[dim]!;
+
+/**
+ * Distinct keys kept per node-hour and dimension at ingestion; the rest of that hour's traffic
+ * lands in `(other)`. Hosts are the long tail (Zipf over ~1M names); a node's clients, users and
+ * rules rarely reach the cap. See docs/reports.md for the storage this bounds.
+ */
+export const HOUR_TOP_K: Record<number, number> = {
+  [DIM.host]: 200,
+  [DIM.client]: 500,
+  [DIM.user]: 500,
+  [DIM.rule]: 200,
+};
+/** Keys kept per day and dimension when hourly rows are compacted (per node and fleet-wide). */
+export const DAY_TOP_K: Record<number, number> = {
+  [DIM.host]: 2000,
+  [DIM.client]: 5000,
+  [DIM.user]: 5000,
+  [DIM.rule]: 1000,
+};
+
+/**
+ * Keys and their counts, flat: counts[i * 6 .. i * 6 + 5] belong to keys[i]. Flat number arrays
+ * and one map lookup per key keep folding at about a microsecond a record.
+ */
+export class KeyCounts {
+  readonly keys: string[] = [];
+  readonly counts: number[] = [];
+  private readonly index = new Map<string, number>();
+
+  /** The offset of `key`'s counters in `counts`, adding the key at zero. */
+  slot(key: string): number {
+    let i = this.index.get(key);
+    if (i === undefined) {
+      i = this.keys.length;
+      this.index.set(key, i);
+      this.keys.push(key);
+      this.counts.push(0, 0, 0, 0, 0, 0);
+    }
+    return i * COUNTERS;
+  }
+
+  add(key: string, source: readonly number[], from: number) {
+    const at = this.slot(key);
+    for (let j = 0; j < COUNTERS; j++) this.counts[at + j]! += source[from + j]!;
+  }
+}
+
+/** One chunk of one node, folded; what the coalescer buffers (as JSON). */
+export interface ChunkFold {
+  records: number;
+  firstTs: number;
+  lastTs: number;
+  /** [minute, ...Counts] */
+  minutes: number[][];
+  /** [dim, hour, keys, counts (6 per key, flat)] */
+  hours: [number, number, string[], number[]][];
+}
+
+export function foldChunk({ records, times }: ParsedChunk): ChunkFold {
+  const minutes = new Map<number, number[]>();
+  const slots = new Map<number, KeyCounts>(); // hour * 8 + dim
+  let firstTs = Number.POSITIVE_INFINITY;
+  let lastTs = 0;
+  // Records of a chunk mostly share their minute and hour: keep the last ones at hand.
+  let minuteAt = -1;
+  let minute: number[] = [];
+  let hourAt = -1;
+  let dims: KeyCounts[] = [];
+  const dimsOf = (hour: number) =>
+    [0, 1, 2, 3, 4].map((dim) => {
+      let group = slots.get(hour * 8 + dim);
+      if (!group) {
+        group = new KeyCounts();
+        slots.set(hour * 8 + dim, group);
+      }
+      return group;
+    });
+  const bump = (
+    group: KeyCounts,
+    key: string,
+    blocked: number,
+    auth: number,
+    errors: number,
+    bytesIn: number,
+    bytesOut: number,
+  ) => {
+    const at = group.slot(key);
+    const c = group.counts;
+    c[at]! += 1;
+    c[at + 1]! += blocked;
+    c[at + 2]! += auth;
+    c[at + 3]! += errors;
+    c[at + 4]! += bytesIn;
+    c[at + 5]! += bytesOut;
+  };
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    const at = times[i]!;
+    if (at < firstTs) firstTs = at;
+    if (at > lastTs) lastTs = at;
+    const blocked = r.action === "block" ? 1 : 0;
+    const auth = r.action === "auth" ? 1 : 0;
+    const errors = r.action === "error" ? 1 : 0;
+    const m = at - (at % MINUTE);
+    if (m !== minuteAt) {
+      minuteAt = m;
+      let row = minutes.get(m);
+      if (!row) {
+        row = [m, 0, 0, 0, 0, 0, 0];
+        minutes.set(m, row);
+      }
+      minute = row;
+    }
+    minute[1]! += 1;
+    minute[2]! += blocked;
+    minute[3]! += auth;
+    minute[4]! += errors;
+    minute[5]! += r.bytesIn;
+    minute[6]! += r.bytesOut;
+    const h = at - (at % HOUR);
+    if (h !== hourAt) {
+      hourAt = h;
+      dims = dimsOf(h);
+    }
+    bump(dims[0]!, "", blocked, auth, errors, r.bytesIn, r.bytesOut);
+    bump(dims[1]!, r.host.toLowerCase(), blocked, auth, errors, r.bytesIn, r.bytesOut);
+    bump(dims[2]!, r.client, blocked, auth, errors, r.bytesIn, r.bytesOut);
+    if (r.user !== undefined) bump(dims[3]!, r.user, blocked, auth, errors, r.bytesIn, r.bytesOut);
+    if (r.rule !== undefined) bump(dims[4]!, r.rule, blocked, auth, errors, r.bytesIn, r.bytesOut);
+  }
+  const hours: ChunkFold["hours"] = [];
+  for (const [slot, group] of slots) {
+    if (!group.keys.length) continue;
+    const dim = slot % 8;
+    hours.push([dim, (slot - dim) / 8, group.keys, group.counts]);
+  }
+  return { records: records.length, firstTs, lastTs, minutes: [...minutes.values()], hours };
+}
+
+/** A rollup row as written: [kind, node, bucket, key, ...Counts]. */
+export type RollupRow = [number, string, number, string, ...Counts];
+
+/**
+ * Keys already stored for a node-hour, per dimension: they keep accumulating; only new keys
+ * compete for the remaining places of the top K.
+ */
+export type AdmittedKeys = (nodeId: string, hour: number, dim: number) => Set<string>;
+
+export interface BuiltRows {
+  rows: RollupRow[];
+  /** The keys each touched node-hour holds after this flush (to update the caller's cache). */
+  admitted: Map<string, Set<string>>;
+}
+
+export const admittedId = (nodeId: string, hour: number, dim: number) => `${nodeId}|${hour}|${dim}`;
+
+/**
+ * Merges the folds of many chunks (each tagged with its node) into rollup rows: node minute and
+ * hour rows, each node-hour capped per dimension (HOUR_TOP_K, the rest in `(other)`), and fleet
+ * minute, hour and day rows summed from the capped node rows.
+ */
+export function buildRows(
+  chunks: { nodeId: string; fold: ChunkFold }[],
+  admittedKeys: AdmittedKeys,
+): BuiltRows {
+  // node → minute → counts, node → (hour * 8 + dim) → keys
+  const nodes = new Map<string, { minutes: KeyCounts; hours: Map<number, KeyCounts> }>();
+  for (const { nodeId, fold } of chunks) {
+    let node = nodes.get(nodeId);
+    if (!node) {
+      node = { minutes: new KeyCounts(), hours: new Map() };
+      nodes.set(nodeId, node);
+    }
+    for (const m of fold.minutes) node.minutes.add(String(m[0]), m, 1);
+    for (const [dim, hour, keys, counts] of fold.hours) {
+      let group = node.hours.get(hour * 8 + dim);
+      if (!group) {
+        group = new KeyCounts();
+        node.hours.set(hour * 8 + dim, group);
+      }
+      for (let i = 0; i < keys.length; i++) group.add(keys[i]!, counts, i * COUNTERS);
+    }
+  }
+  const rows: RollupRow[] = [];
+  // Fleet rows: (bucket * 16 + kind) → keys
+  const fleet = new Map<number, KeyCounts>();
+  const fleetGroup = (kind: number, bucket: number) => {
+    let group = fleet.get(bucket * 16 + kind);
+    if (!group) {
+      group = new KeyCounts();
+      fleet.set(bucket * 16 + kind, group);
+    }
+    return group;
+  };
+  const admitted = new Map<string, Set<string>>();
+  for (const [nodeId, node] of nodes) {
+    const { keys: minuteKeys, counts: minuteCounts } = node.minutes;
+    for (let i = 0; i < minuteKeys.length; i++) {
+      const minute = Number(minuteKeys[i]);
+      rows.push(rowOf(KIND.totalMinute, nodeId, minute, "", minuteCounts, i * COUNTERS));
+      fleetGroup(KIND.totalMinute, minute).add("", minuteCounts, i * COUNTERS);
+    }
+    for (const [slot, group] of node.hours) {
+      const dim = slot % 8;
+      const hour = (slot - dim) / 8;
+      const day = hour - (hour % DAY);
+      const kept =
+        dim === DIM.total ? group : capKeys(group, admittedKeys(nodeId, hour, dim), HOUR_TOP_K[dim] ?? 0);
+      if (dim !== DIM.total) admitted.set(admittedId(nodeId, hour, dim), new Set(kept.keys));
+      const hourFleet = fleetGroup(hourKindOf(dim), hour);
+      const dayFleet = fleetGroup(dayKindOf(dim), day);
+      for (let i = 0; i < kept.keys.length; i++) {
+        const key = kept.keys[i]!;
+        rows.push(rowOf(hourKindOf(dim), nodeId, hour, key, kept.counts, i * COUNTERS));
+        hourFleet.add(key, kept.counts, i * COUNTERS);
+        dayFleet.add(key, kept.counts, i * COUNTERS);
+      }
+    }
+  }
+  for (const [slot, group] of fleet) {
+    const kind = slot % 16;
+    const bucket = (slot - kind) / 16;
+    for (let i = 0; i < group.keys.length; i++) {
+      rows.push(rowOf(kind, FLEET, bucket, group.keys[i]!, group.counts, i * COUNTERS));
+    }
+  }
+  return { rows, admitted };
+}
+
+function rowOf(
+  kind: number,
+  node: string,
+  bucket: number,
+  key: string,
+  c: readonly number[],
+  at: number,
+): RollupRow {
+  return [kind, node, bucket, key, c[at]!, c[at + 1]!, c[at + 2]!, c[at + 3]!, c[at + 4]!, c[at + 5]!];
+}
+
+/**
+ * Keeps keys already admitted and the biggest new keys while places remain (ties broken by key,
+ * so a retried flush decides the same); folds the rest into `(other)`.
+ */
+export function capKeys(group: KeyCounts, admitted: Set<string>, k: number): KeyCounts {
+  let known = 0;
+  for (const key of admitted) if (key !== OTHER_KEY) known++;
+  let places = k - known;
+  const fresh: number[] = [];
+  for (let i = 0; i < group.keys.length; i++) {
+    const key = group.keys[i]!;
+    if (key !== OTHER_KEY && !admitted.has(key)) fresh.push(i);
+  }
+  if (fresh.length <= places) return group;
+  const { keys, counts } = group;
+  fresh.sort((a, b) => counts[b * COUNTERS]! - counts[a * COUNTERS]! || (keys[a]! < keys[b]! ? -1 : 1));
+  const folded = new Set<number>();
+  for (const i of fresh) {
+    if (places > 0) places--;
+    else folded.add(i);
+  }
+  const kept = new KeyCounts();
+  for (let i = 0; i < keys.length; i++) {
+    kept.add(folded.has(i) ? OTHER_KEY : keys[i]!, counts, i * COUNTERS);
+  }
+  return kept;
+}
