@@ -10,6 +10,7 @@ import { fleetRoutes } from "./routes/admin/fleet";
 import { nodeRoutes } from "./routes/admin/nodes";
 import { policyRoutes } from "./routes/admin/policy";
 import { reportRoutes } from "./routes/admin/reports";
+import { requestRoutes } from "./routes/admin/requests";
 import { agentRoutes } from "./routes/agent";
 import { assetRoutes } from "./routes/dashboard/assets";
 import { apiAuth } from "./routes/dashboard/auth";
@@ -17,6 +18,7 @@ import { nodePages } from "./routes/dashboard/nodes";
 import { overviewPages } from "./routes/dashboard/overview";
 import { policyPages } from "./routes/dashboard/policy";
 import { reportPages } from "./routes/dashboard/reports";
+import { requestPages } from "./routes/dashboard/requests";
 import { settingsPages } from "./routes/dashboard/settings";
 import { loginPages, logoutPages, setupPages } from "./routes/dashboard/sign-in";
 
@@ -74,6 +76,7 @@ app.route("/api/v1", nodeRoutes);
 app.route("/api/v1", fleetRoutes);
 app.route("/api/v1", policyRoutes);
 app.route("/api/v1", reportRoutes);
+app.route("/api/v1", requestRoutes);
 
 // Dashboard: server-rendered pages; each section carries its own CSP, session and CSRF guard.
 app.get("/", (c) => c.redirect("/overview", 303));
@@ -85,6 +88,7 @@ app.route("/overview", overviewPages);
 app.route("/nodes", nodePages);
 app.route("/policy", policyPages);
 app.route("/reports", reportPages);
+app.route("/requests", requestPages);
 app.route("/settings", settingsPages);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

@@ -13,8 +13,6 @@ declare global {
       FLEETGATE_BOOTSTRAP_TOKEN?: string;
       /** base64url 32-byte Ed25519 seed that signs policy bundles (Worker secret). */
       FLEETGATE_SIGNING_KEY?: string;
-      /** Optional R2 bucket: raw log chunks are archived here when bound. */
-      LOG_ARCHIVE?: R2Bucket;
       /** Milliseconds an ingest coalescer buffers chunks before flushing them to D1 (default 1000). */
       INGEST_FLUSH_MS?: string;
       /** Only in the test pool. */

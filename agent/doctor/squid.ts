@@ -158,7 +158,9 @@ function checkHelper(settings: SquidSettings): Promise<CheckResult> {
         });
       }
     });
-    child.stdin!.write("0 127.0.0.1 GET http doctor.invalid 80 / -\n");
+    // A documentation address (TEST-NET-1): the destination guard judges it without a DNS lookup,
+    // and the helper only answers, it never connects.
+    child.stdin!.write("0 127.0.0.1 GET http 192.0.2.1 80 / - 0\n");
   });
 }
 

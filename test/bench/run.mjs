@@ -20,6 +20,7 @@ const BENCHES = {
   agent: [process.execPath, "test/bench/agent.bench.mjs"],
   reports: [process.execPath, "test/bench/reports.bench.mjs"],
   fleet: [process.execPath, "test/bench/fleet.bench.mjs"],
+  search: [process.execPath, "test/bench/request-search.bench.mjs"],
   squid: [process.execPath, "test/bench/squid.bench.mjs"],
 };
 

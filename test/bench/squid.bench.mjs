@@ -228,7 +228,9 @@ async function main() {
   };
 
   const domains = generateDomains(DOMAINS);
+  // The origin is on loopback, which the destination guard refuses unless the policy allows it.
   const policy = (round) => ({
+    destinations: { allow: ["127.0.0.0/8"] },
     lists: { blocklist: { domains } },
     rules: [
       ...(round > 0

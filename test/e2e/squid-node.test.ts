@@ -41,7 +41,9 @@ let agent: RunningAgent | null = null;
 let from: number;
 const sent = { requests: 0, allowed: 0, blocked: 0, errors: 0 };
 
+// The origin listens on loopback, which the destination guard refuses unless the policy allows it.
 const policy = {
+  destinations: { allow: ["127.0.0.0/8"] },
   rules: [{ id: "no-blocked-test", action: "block", match: { domains: ["blocked.test"] } }],
   defaultAction: "allow",
 };

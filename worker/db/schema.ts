@@ -241,3 +241,28 @@ export const reportState = sqliteTable("report_state", {
   id: integer("id").primaryKey(),
   compactedBefore: integer("compacted_before").notNull(),
 });
+
+/**
+ * Raw chunks archived in R2, one row per accepted chunk (same D1 batch as its ledger row). The
+ * R2 key is derived from (firstTs, nodeId, epoch, seq); `id` is the acceptance order the export
+ * cursor follows. Request search reads only the chunks this index names for its window.
+ */
+export const logArchive = sqliteTable(
+  "log_archive",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    nodeId: text("node_id").notNull(),
+    epoch: text("epoch").notNull(),
+    seq: integer("seq").notNull(),
+    firstTs: integer("first_ts").notNull(),
+    lastTs: integer("last_ts").notNull(),
+    records: integer("records").notNull(),
+    bytes: integer("bytes").notNull(), // gzip bytes in R2
+    /** Max over records of (newest ts before it − its ts): 0 when the chunk is in time order. */
+    lagMs: integer("lag_ms").notNull(),
+  },
+  (t) => [
+    index("log_archive_first_ts_idx").on(t.firstTs),
+    index("log_archive_wide_idx").on(t.lastTs).where(sql`${t.lastTs} - ${t.firstTs} > 3600000`),
+  ],
+);

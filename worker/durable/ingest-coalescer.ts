@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { guardBoundParameters } from "../db/client";
 import { intVar } from "../env";
+import { type ArchiveMeta, archiveIndexStatements } from "../services/chunk-archive";
 import { admittedId, buildRows, type ChunkFold } from "../services/ingest-fold";
 import {
   chunkKey,
@@ -16,6 +17,8 @@ export interface ChunkMeta {
   records: number;
   firstTs: number;
   lastTs: number;
+  /** The chunk's archive index fields (services/chunk-archive.ts), written in the flush batch. */
+  archive?: ArchiveMeta;
 }
 
 export type AcceptAnswer = { accepted: number; duplicate: boolean } | { busy: true };
@@ -40,6 +43,7 @@ interface PendingRow extends Record<string, SqlStorageValue> {
   first_ts: number;
   last_ts: number;
   fold: string;
+  archive: string | null;
 }
 
 /**
@@ -67,7 +71,11 @@ export class IngestCoalescer extends DurableObject<Env> {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS pending (
       node_id TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, received_at INTEGER NOT NULL,
       records INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, fold TEXT NOT NULL,
-      PRIMARY KEY (node_id, epoch, seq))`);
+      archive TEXT, PRIMARY KEY (node_id, epoch, seq))`);
+    // A buffer created before the archive column: add it (the error says it exists already).
+    try {
+      this.sql.exec("ALTER TABLE pending ADD COLUMN archive TEXT");
+    } catch {}
     this.sql.exec(`CREATE TABLE IF NOT EXISTS seen (
       node_id TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
       PRIMARY KEY (node_id, epoch, seq)) WITHOUT ROWID`);
@@ -98,7 +106,7 @@ export class IngestCoalescer extends DurableObject<Env> {
     const now = Date.now();
     this.sql.exec("INSERT INTO seen (node_id, epoch, seq, at) VALUES (?, ?, ?, ?)", nodeId, epoch, seq, now);
     this.sql.exec(
-      "INSERT INTO pending (node_id, epoch, seq, received_at, records, first_ts, last_ts, fold) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO pending (node_id, epoch, seq, received_at, records, first_ts, last_ts, fold, archive) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
       nodeId,
       epoch,
       seq,
@@ -107,6 +115,7 @@ export class IngestCoalescer extends DurableObject<Env> {
       meta.firstTs,
       meta.lastTs,
       fold,
+      meta.archive ? JSON.stringify(meta.archive) : null,
     );
     this.pendingRecords += meta.records;
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + this.flushMs);
@@ -157,7 +166,7 @@ export class IngestCoalescer extends DurableObject<Env> {
     const batch: PendingRow[] = [];
     let records = 0;
     for (const row of this.sql.exec<PendingRow>(
-      "SELECT node_id, epoch, seq, received_at, records, first_ts, last_ts, fold FROM pending ORDER BY rowid LIMIT ?",
+      "SELECT node_id, epoch, seq, received_at, records, first_ts, last_ts, fold, archive FROM pending ORDER BY rowid LIMIT ?",
       MAX_FLUSH_CHUNKS,
     )) {
       if (batch.length && records + row.records > MAX_FLUSH_RECORDS) break;
@@ -183,7 +192,23 @@ export class IngestCoalescer extends DurableObject<Env> {
     }));
     try {
       // Per-chunk D1 rows that must be exactly as durable as the counts belong in this batch.
-      await d1.batch([...ledgerStatements(d1, ledger), ...upsertRollups(d1, built.rows)]);
+      const archived = batch.flatMap((row) =>
+        row.archive
+          ? [
+              {
+                nodeId: row.node_id,
+                epoch: row.epoch,
+                seq: row.seq,
+                ...(JSON.parse(row.archive) as ArchiveMeta),
+              },
+            ]
+          : [],
+      );
+      await d1.batch([
+        ...ledgerStatements(d1, ledger),
+        ...archiveIndexStatements(d1, archived),
+        ...upsertRollups(d1, built.rows),
+      ]);
     } catch (error) {
       this.admitted.clear();
       const done = await committedChunks(

@@ -16,6 +16,7 @@ import { clientAddress } from "../middleware/context";
 import { createRouter, ErrorSchema, jsonBody, jsonResponse } from "../openapi";
 import { bearerFrom } from "../services/admin-auth";
 import { assertAgentAddressAllowed } from "../services/agent-allowlist";
+import { archiveChunk, readCompressedChunk } from "../services/chunk-archive";
 import { enrollNode } from "../services/enrollment";
 import { parseChunkId, parseRecords, readChunkBody, recordWindow } from "../services/ingest";
 import { acceptChunk } from "../services/ingest-accept";
@@ -221,24 +222,16 @@ agentRoutes.openapi(
       await c.req.raw.body?.cancel();
       return c.json({ accepted: 0, duplicate: true }, 200);
     }
-    const text = await readChunkBody(c.req.raw.body, c.req.header("Content-Encoding"));
+    const gzip = await readCompressedChunk(c.req.raw.body);
+    const text = await readChunkBody(new Blob([gzip]).stream(), c.req.header("Content-Encoding"));
     const records = parseRecords(text, recordWindow(intVar(c.env.RETENTION_DAYS, 90, 1, 3650)));
-    const result = await acceptChunk(c.env, node.id, id, records);
-    if (c.env.LOG_ARCHIVE && !result.duplicate) {
-      c.executionCtx.waitUntil(archiveChunk(c.env.LOG_ARCHIVE, node.id, id, text));
-    }
-    return c.json(result, 200);
+    const archive = await archiveChunk({
+      bucket: c.env.LOG_ARCHIVE,
+      nodeId: node.id,
+      id,
+      gzip,
+      times: records.times,
+    });
+    return c.json(await acceptChunk(c.env, node.id, id, records, archive), 200);
   },
 );
-
-async function archiveChunk(
-  bucket: R2Bucket,
-  nodeId: string,
-  id: { epoch: string; seq: number },
-  text: string,
-) {
-  const body = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
-  await bucket.put(`logs/${nodeId}/${id.epoch}/${id.seq}.ndjson.gz`, await new Response(body).arrayBuffer(), {
-    httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
-  });
-}

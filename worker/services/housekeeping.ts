@@ -1,6 +1,7 @@
 import { getDb } from "../db/client";
 import { intVar } from "../env";
 import { pruneAudit } from "./audit";
+import { pruneArchive } from "./chunk-archive";
 import { pruneNodeEvents } from "./nodes";
 import { pruneRateLimits } from "./rate-limit";
 import { pruneReports } from "./reports";
@@ -20,7 +21,8 @@ const DAY_MS = 24 * 60 * 60_000;
 
 /**
  * Cron: drops expired rate-limit windows and sessions, compacts report rollups older than 48 h
- * and drops those, and node events, past RETENTION_DAYS; audit entries past AUDIT_RETENTION_DAYS.
+ * and drops those, and node events, past RETENTION_DAYS; audit entries past AUDIT_RETENTION_DAYS;
+ * archived raw chunks (R2 objects and their index rows) past ARCHIVE_RETENTION_DAYS.
  */
 export async function runHousekeeping(env: Env, now = Date.now()) {
   const db = getDb(env.DB);
@@ -31,4 +33,5 @@ export async function runHousekeeping(env: Env, now = Date.now()) {
   await pruneReports(db, retentionDays, now);
   await pruneNodeEvents(db, now - retentionDays * DAY_MS);
   await pruneAudit(db, now - intVar(env.AUDIT_RETENTION_DAYS, 365, 1, 3650) * DAY_MS);
+  await pruneArchive(db, env.LOG_ARCHIVE, intVar(env.ARCHIVE_RETENTION_DAYS, 30, 1, 3650), now);
 }

@@ -1,6 +1,7 @@
 import type { LogChunkAnswer } from "../../protocol/wire";
 import type { IngestCoalescer } from "../durable/ingest-coalescer";
 import { AppError } from "../errors";
+import type { ArchiveMeta } from "./chunk-archive";
 import type { ChunkId, ParsedChunk } from "./ingest";
 import { foldChunk } from "./ingest-fold";
 
@@ -30,6 +31,7 @@ export async function acceptChunk(
   nodeId: string,
   id: ChunkId,
   chunk: ParsedChunk,
+  archive?: ArchiveMeta,
 ): Promise<LogChunkAnswer> {
   const fold = foldChunk(chunk);
   let answer: Awaited<ReturnType<IngestCoalescer["accept"]>>;
@@ -38,7 +40,7 @@ export async function acceptChunk(
       nodeId,
       id.epoch,
       id.seq,
-      { records: fold.records, firstTs: fold.firstTs, lastTs: fold.lastTs },
+      { records: fold.records, firstTs: fold.firstTs, lastTs: fold.lastTs, ...(archive ? { archive } : {}) },
       JSON.stringify(fold),
     );
   } catch (error) {

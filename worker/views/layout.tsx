@@ -17,6 +17,7 @@ const SECTIONS = [
   { href: "/nodes", label: "Nodes" },
   { href: "/policy", label: "Policy" },
   { href: "/reports", label: "Reports" },
+  { href: "/requests", label: "Requests" },
   { href: "/settings", label: "Settings" },
 ] as const;
 

@@ -6,9 +6,12 @@
 // Wire: the helper's first line is `fleetgate-helper/1 decide` or `fleetgate-helper/1 auth`; then
 // every line is one Squid request line (with its channel id), answered by one line, in any order.
 
+import { lookup } from "node:dns/promises";
 import { chmod, chown, mkdir, readFile, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
+import { networkInterfaces } from "node:os";
 import path from "node:path";
+import { DestinationGuard, type Resolver, selfAddresses } from "../builtin/destination-guard";
 import type { ActivePolicy, EventLogger } from "../types";
 import { answerAuth, answerDecide } from "./decisions";
 import { LineBatcher } from "./line-batcher";
@@ -24,14 +27,50 @@ export interface DecisionServerOptions {
   current(): ActivePolicy | null;
   nextRequestId(): string;
   now?: () => number;
+  /** Names to addresses for the destination guard (IPv4 first, as the built-in proxy's). */
+  resolve?: Resolver;
+}
+
+/** The system resolver, as the built-in proxy's resolveHost orders it (node:dns, so it runs under Node too). */
+export async function resolveSystem(name: string): Promise<string[]> {
+  const answers = await lookup(name, { all: true });
+  const v4 = answers.filter((a) => a.family === 4).map((a) => a.address);
+  const v6 = answers.filter((a) => a.family !== 4).map((a) => a.address);
+  return [...v4, ...v6];
+}
+
+function ownAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces()))
+    for (const entry of list ?? []) out.push(entry.address);
+  return out;
 }
 
 export class DecisionServer {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
   answered = 0;
+  /** One guard per Squid listening port (the loop check's port); own addresses re-read every 30 s. */
+  private readonly guards = new Map<number, DestinationGuard>();
+  private selfSeenAt = 0;
 
   constructor(private readonly o: DecisionServerOptions) {}
+
+  private guard(listenPort: number): DestinationGuard {
+    const now = Date.now();
+    if (now - this.selfSeenAt > 30_000) {
+      this.selfSeenAt = now;
+      const own = ownAddresses();
+      for (const [port, guard] of this.guards) guard.setSelf(selfAddresses(own, port));
+    }
+    let guard = this.guards.get(listenPort);
+    if (guard === undefined) {
+      guard = new DestinationGuard(this.o.resolve ?? resolveSystem);
+      guard.setSelf(selfAddresses(ownAddresses(), listenPort));
+      this.guards.set(listenPort, guard);
+    }
+    return guard;
+  }
 
   async start(): Promise<void> {
     await mkdir(path.dirname(this.o.socketPath), { recursive: true });
@@ -104,7 +143,12 @@ export class DecisionServer {
     const policy = this.o.current();
     const answering =
       mode === "decide"
-        ? answerDecide(line, { policy, nextRequestId: this.o.nextRequestId, now: this.o.now ?? Date.now })
+        ? answerDecide(line, {
+            policy,
+            nextRequestId: this.o.nextRequestId,
+            now: this.o.now ?? Date.now,
+            guard: (port) => this.guard(port),
+          })
         : answerAuth(line, policy);
     answering
       .catch((error: unknown) => {

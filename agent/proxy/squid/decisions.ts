@@ -5,6 +5,7 @@
 // (concurrency=N): `<id> <fields…>` → `<id> OK|ERR key="value" …`.
 
 import type { CompiledPolicy, Decision, VerifiedUser } from "../../../protocol/policy/types";
+import { type DestinationGuard, normalizeHost } from "../builtin/destination-guard";
 import { escapeHtml } from "../builtin/pages";
 import { parseBasic } from "../builtin/refusals";
 import type { ActivePolicy } from "../types";
@@ -62,9 +63,11 @@ export interface DecideContext {
   policy: ActivePolicy | null;
   nextRequestId(): string;
   now(): number;
+  /** The built-in proxy's destination guard, knowing the node's own addresses and this Squid port. */
+  guard(listenPort: number): DestinationGuard;
 }
 
-/** `<id> client method scheme host port path proxy-authorization [extra…]` → one answer line. */
+/** `<id> client method scheme host port path proxy-authorization listen-port` → one answer line. */
 export async function answerDecide(line: string, ctx: DecideContext): Promise<string> {
   const f = line.split(" ");
   const id = f[0] ?? "0";
@@ -78,7 +81,15 @@ export async function answerDecide(line: string, ctx: DecideContext): Promise<st
   const compiled = policy.compiled;
   const method = field(f[2]);
   const isConnect = method === "CONNECT";
-  const host = field(f[4]);
+  // Squid may hand an IPv6 literal in brackets; the guard and the engine see it bare.
+  const rawHost = field(f[4]).replace(/^\[(.*)\]$/, "$1");
+  // As the built-in proxy: any IPv4 spelling (2130706433, 0x7f.1) is judged as its dotted quad.
+  const normal = normalizeHost(rawHost);
+  if (normal === null) {
+    const text = `${rawHost} ends in a number but is not a valid IPv4 address.`;
+    return refusal(id, "error", "Bad address", `<p>${escapeHtml(text)}</p>`, requestId);
+  }
+  const host = normal;
   const port = Number(field(f[5])) || (isConnect ? 443 : 80);
   const path = isConnect ? undefined : field(f[6]) || "/";
   let user: VerifiedUser | null = null;
@@ -103,6 +114,18 @@ export async function answerDecide(line: string, ctx: DecideContext): Promise<st
   if (action === "allow" && compiled.authRequired && user === null) action = "auth";
   const rule = decision.rule?.id;
   if (action === "allow") {
+    // The same guard, after the same decision, as the built-in proxy's client-session.ts.
+    const verdict = await ctx
+      .guard(Number(field(f[8])) || 0)
+      .judge(compiled.destinations, isConnect, host, port);
+    if (!verdict.ok) {
+      const refused = verdict.status === 403;
+      const html = refused
+        ? `<p>${escapeHtml(`This proxy does not connect there: ${verdict.text} (${verdict.rule})`)}</p>`
+        : `<p>${escapeHtml(verdict.text)}</p>`;
+      const title = refused ? "Destination not allowed" : "Origin unreachable";
+      return refusal(id, refused ? "block" : "error", title, html, requestId, verdict.rule, user?.name);
+    }
     let ok = `${id} OK fg_request=${quote(requestId)}`;
     if (rule !== undefined) ok += ` fg_rule=${quote(rule)}`;
     if (user !== null) ok += ` user=${quote(user.name)}`;

@@ -11,8 +11,13 @@ export const INCLUDE_MARK = "# fleetgate-include v1";
 /** The block page template (Squid error page), written next to the include. */
 export const PAGE_NAME = "fleetgate-page.html";
 
-/** What the helper is asked, one token each, URL-escaped by Squid (logformat codes). */
-export const DECIDE_FORMAT = "%>a %>rm %>rs %>rd %>rP %>rp %{Proxy-Authorization}>h";
+/**
+ * What the helper is asked, one token each, URL-escaped by Squid (logformat codes). `%>lp` is the
+ * Squid port the client came in on: the destination guard refuses the node's own address at it (a
+ * request loop). Squid 5 has no code for the address it will connect to (`%DST` is the requested
+ * host, `%<a` is empty before a server connection), so the agent resolves names itself.
+ */
+export const DECIDE_FORMAT = "%>a %>rm %>rs %>rd %>rP %>rp %{Proxy-Authorization}>h %>lp";
 
 export function pagePath(settings: SquidSettings): string {
   return path.join(path.dirname(settings.includePath), PAGE_NAME);

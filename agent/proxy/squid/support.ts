@@ -1,4 +1,5 @@
-// What a Squid node can and cannot enforce of a policy (docs/squid.md, "What Squid enforces").
+// What a Squid node can and cannot enforce of a policy (docs/squid.md, "What a Squid node enforces").
+// `destinations` is enforced: the decision server runs the built-in proxy's destination guard.
 // A bundle that needs what Squid cannot do is NACKed with the reason, never applied half-way.
 
 import { compileWithEngine } from "../../sync/compile";
@@ -8,15 +9,10 @@ import type { CompileResult } from "../../sync/types";
 export function squidLimitations(policy: unknown): string[] {
   const reasons: string[] = [];
   if (policy === null || typeof policy !== "object") return reasons;
-  const p = policy as { tls?: { sniMismatch?: unknown }; destinations?: unknown };
+  const p = policy as { tls?: { sniMismatch?: unknown } };
   if (p.tls?.sniMismatch === "block") {
     reasons.push(
       'tls.sniMismatch "block" needs the TLS server name of each CONNECT tunnel; Debian\'s Squid has no ssl-bump (peek), so a Squid node cannot read it',
-    );
-  }
-  if (p.destinations !== undefined) {
-    reasons.push(
-      "destinations is judged on the address a request resolves to, which the Squid helper never sees; on Squid nodes squid.conf's own dst, Safe_ports and SSL_ports rules guard destinations",
     );
   }
   return reasons;

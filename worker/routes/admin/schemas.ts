@@ -19,3 +19,17 @@ export const IdParam = (prefix: string) =>
   z.object({ id: z.string().regex(new RegExp(`^${prefix}_[0-9a-z]{8,32}$`), `an id like ${prefix}_…`) });
 
 export const Loose = z.record(z.string(), z.unknown());
+
+/** A query-string time: epoch milliseconds or ISO 8601. */
+export const QueryInstant = z
+  .string()
+  .max(40)
+  .transform((v, ctx) => {
+    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(n)) {
+      ctx.addIssue({ code: "custom", message: "epoch ms or ISO 8601 expected" });
+      return z.NEVER;
+    }
+    return n;
+  })
+  .optional();

@@ -400,9 +400,16 @@ policyPages.post("/versions/:version/rollback", async (c) => {
   return c.redirect(`/policy/history?rolledback=${result.version}`, 303);
 });
 
+const TEST_FIELDS = ["url", "client", "method", "user", "groups", "at", "target"] as const;
+
 policyPages.get("/test", async (c) => {
   const draft = await getDraft(getDb(c.env.DB));
-  return c.html(<TestPage page={pageContext(c)} form={{}} hasDraft={draft.edited} />);
+  // Prefilled from the query string (the request search page links a logged request here).
+  const q = c.req.query();
+  const form = Object.fromEntries(
+    TEST_FIELDS.flatMap((k) => (q[k] ? [[k, q[k].slice(0, 4096)] as const] : [])),
+  );
+  return c.html(<TestPage page={pageContext(c)} form={form} hasDraft={draft.edited} />);
 });
 
 policyPages.post("/test", async (c) => {

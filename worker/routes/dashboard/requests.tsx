@@ -1,0 +1,76 @@
+import { getDb } from "../../db/client";
+import { AppError } from "../../errors";
+import { listNodes } from "../../services/nodes";
+import { searchRequests } from "../../services/request-search";
+import { type RequestFormView, RequestsPage } from "../../views/requests";
+import { filterOf, RequestQuery } from "../admin/requests";
+import { dashboardSection, pageContext } from "./app";
+
+export const requestPages = dashboardSection();
+
+const HOUR = 3_600_000;
+const local = (ms: number) => new Date(ms).toISOString().slice(0, 19);
+/** datetime-local (UTC, as the reports page) or anything the API accepts. */
+const instant = (v: string | undefined) => {
+  if (!v?.trim()) return undefined;
+  const text = v.trim();
+  return /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(text) ? `${text}Z` : text;
+};
+
+requestPages.get("/", async (c) => {
+  const db = getDb(c.env.DB);
+  const query = c.req.query();
+  // Default: the last hour, ending at the next full minute.
+  const end = Math.ceil(Date.now() / 60_000) * 60_000;
+  const form: RequestFormView = {
+    from: query.from ?? local(end - HOUR),
+    to: query.to ?? local(end),
+    node: query.node ?? "",
+    client: query.client ?? "",
+    user: query.user ?? "",
+    host: query.host ?? "",
+    action: query.action ?? "",
+    rule: query.rule ?? "",
+    status: query.status ?? "",
+    limit: query.limit ?? "100",
+  };
+  // The page's own links keep the form's values; the API gets UTC instants.
+  const pageParams = new URLSearchParams();
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(form)) {
+    const value = k === "from" || k === "to" ? instant(v) : v.trim();
+    if (value) params.set(k, value);
+    if (v.trim()) pageParams.set(k, v.trim());
+  }
+  const nodes = (await listNodes(db)).map((n) => ({ id: n.id, hostname: n.hostname }));
+  const render = (extra: { result?: Awaited<ReturnType<typeof searchRequests>>; error?: string }) =>
+    c.html(
+      <RequestsPage
+        page={pageContext(c)}
+        form={form}
+        nodes={nodes}
+        query={pageParams.toString()}
+        apiQuery={params.toString()}
+        {...extra}
+      />,
+    );
+  const parsed = RequestQuery.safeParse({ ...Object.fromEntries(params), cursor: query.cursor });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return render({ error: `${issue.path.join(".")}: ${issue.message}` });
+  }
+  try {
+    const limit = Math.min(500, Math.max(1, Number.parseInt(form.limit, 10) || 100));
+    const result = await searchRequests({
+      db,
+      bucket: c.env.LOG_ARCHIVE,
+      filter: filterOf(parsed.data),
+      limit,
+      cursor: parsed.data.cursor,
+    });
+    return render({ result });
+  } catch (error) {
+    if (error instanceof AppError && error.status < 500) return render({ error: error.message });
+    throw error;
+  }
+});
