@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench`: runs each benchmark in turn (they share two cores, so never in parallel),
 // then prints one table from the JSON each wrote to bench-results/.
-// Usage: npm run bench [-- name ...]   e.g. npm run bench -- engine longpoll
+// Usage: npm run bench [-- name ... --flag value]   e.g. npm run bench -- engine longpoll
+// Flags (--x) go to every benchmark run: npm run bench -- fleet --nodes 5000
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -18,12 +19,17 @@ const BENCHES = {
   proxy: [process.execPath, "test/bench/proxy.bench.mjs"],
   agent: [process.execPath, "test/bench/agent.bench.mjs"],
   reports: [process.execPath, "test/bench/reports.bench.mjs"],
+  fleet: [process.execPath, "test/bench/fleet.bench.mjs"],
   search: [process.execPath, "test/bench/request-search.bench.mjs"],
   apply: [process.execPath, "test/bench/apply.bench.mjs"],
   squid: [process.execPath, "test/bench/squid.bench.mjs"],
 };
 
-const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(BENCHES);
+const argv = process.argv.slice(2);
+const firstFlag = argv.findIndex((a) => a.startsWith("--"));
+const names = firstFlag < 0 ? argv : argv.slice(0, firstFlag);
+const flags = firstFlag < 0 ? [] : argv.slice(firstFlag);
+const wanted = names.length ? names : Object.keys(BENCHES);
 const failures = [];
 for (const name of wanted) {
   const bench = BENCHES[name];
@@ -37,7 +43,11 @@ for (const name of wanted) {
     continue;
   }
   console.log(`\n=== ${name} (${script})`);
-  const status = spawnSync(runtime, [script], { cwd: root, stdio: "inherit", env: process.env }).status;
+  const status = spawnSync(runtime, [script, ...flags], {
+    cwd: root,
+    stdio: "inherit",
+    env: process.env,
+  }).status;
   if (status !== 0) failures.push(name);
 }
 

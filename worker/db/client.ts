@@ -26,12 +26,28 @@ function forward<T extends object>(target: T, prop: string | symbol) {
   return typeof value === "function" ? value.bind(target) : value;
 }
 
+/**
+ * Statements prepared in this isolate, for the fleet figures (GET /api/v1/fleet/stats) and for
+ * tests that prove a code path costs O(1) queries. Drizzle prepares once per execution.
+ */
+export const d1Counter = { statements: 0 };
+type StatementObserver = (sql: string) => void;
+const observers = new Set<StatementObserver>();
+
+/** Calls `observer` with the SQL of every statement prepared from now on; returns the unsubscribe. */
+export function observeStatements(observer: StatementObserver): () => void {
+  observers.add(observer);
+  return () => observers.delete(observer);
+}
+
 export function guardBoundParameters(d1: D1Database): D1Database {
   return new Proxy(d1, {
     get(target, prop) {
       if (prop !== "prepare") return forward(target, prop);
-      return (sql: string) =>
-        new Proxy(target.prepare(sql), {
+      return (sql: string) => {
+        d1Counter.statements++;
+        for (const observer of observers) observer(sql);
+        return new Proxy(target.prepare(sql), {
           get(statement, name) {
             if (name !== "bind") return forward(statement, name);
             return (...values: unknown[]) => {
@@ -40,6 +56,7 @@ export function guardBoundParameters(d1: D1Database): D1Database {
             };
           },
         });
+      };
     },
   });
 }

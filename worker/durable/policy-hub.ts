@@ -1,61 +1,226 @@
 import { DurableObject } from "cloudflare:workers";
+import { getDb } from "../db/client";
+import { recordStatuses, type StatusRow } from "../services/node-status";
+import { touchNodes } from "../services/nodes";
+import { latestHead, type PolicyHead } from "../services/policy";
+
+export type { PolicyHead };
+
+/** What a parked poll comes back with: the newest head, or that the node was revoked meanwhile. */
+export interface HubAnswer {
+  head: PolicyHead | null;
+  revoked?: true;
+}
+
+export interface HubStats {
+  waiting: number;
+  head: PolicyHead | null;
+  pendingSeen: number;
+}
 
 interface Waiter {
-  known: number;
-  resolve: (version: number | null) => void;
+  nodeId: string;
+  known: string | null;
+  resolve: (answer: HubAnswer) => void;
   timer: ReturnType<typeof setTimeout>;
 }
 
+// The hub trusts its own head; it asks D1 again this often, so a notify that failed to arrive
+// (or a hub that just woke up) costs each shard one read, never one per poll.
+const HEAD_RECHECK_MS = 30_000;
+// Last-seen times of the nodes polling here reach D1 in one statement this often.
+const SEEN_FLUSH_MS = 5_000;
+// Status reports are group-committed: the first one waits this long for company.
+const STATUS_GATHER_MS = 100;
+
+interface PendingStatus {
+  row: StatusRow;
+  done: () => void;
+  failed: (error: unknown) => void;
+}
+
 /**
- * Parks agent long-polls until a publish announces a newer version. One instance per shard of
- * nodes; a publish notifies every shard. The latest announced version is kept in storage so a
- * poll that arrives just after a notify (but read D1 just before the publish) returns at once.
+ * Parks agent long-polls and answers them from memory. One instance per shard of nodes; a publish
+ * hands every shard the new head (version + hash), which releases its waiters at once — the
+ * route then serves the bundle from its isolate's cache, so a release costs no D1 query. The hub
+ * is also where heartbeats are coalesced: every poll marks its node seen, and one UPDATE per
+ * shard every few seconds writes them all.
  */
 export class PolicyHub extends DurableObject<Env> {
-  private latest = 0;
+  private head: PolicyHead | null = null;
+  private headCheckedAt = 0;
+  private headLoad: Promise<PolicyHead | null> | null = null;
   private readonly waiters = new Set<Waiter>();
+  private readonly seen = new Set<string>();
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private statuses: PendingStatus[] = [];
+  private statusTimer: ReturnType<typeof setTimeout> | null = null;
+  private statusWrite: Promise<void> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
-      this.latest = (await ctx.storage.get<number>("latest")) ?? 0;
+      this.head = (await ctx.storage.get<PolicyHead>("head")) ?? null;
     });
   }
 
-  /** Resolves with the newest version once it is above `known`, or null after `timeoutMs`. */
-  waitForVersion(known: number, timeoutMs: number): Promise<number | null> {
-    if (this.latest > known) return Promise.resolve(this.latest);
+  /**
+   * Answers at once when the newest head differs from `known` (or `timeoutMs` is 0); otherwise
+   * parks until a newer head arrives, the node is revoked, or `timeoutMs` passes.
+   */
+  async poll(nodeId: string, known: string | null, timeoutMs: number): Promise<HubAnswer> {
+    this.markSeen(nodeId);
+    const head = await this.currentHead();
+    if (!head || head.hash !== known || timeoutMs <= 0) return { head };
     return new Promise((resolve) => {
       const waiter: Waiter = {
+        nodeId,
         known,
         resolve,
         timer: setTimeout(() => {
           this.waiters.delete(waiter);
-          resolve(null);
+          resolve({ head: this.head });
         }, timeoutMs),
       };
       this.waiters.add(waiter);
     });
   }
 
-  async notify(version: number): Promise<number> {
-    if (version > this.latest) {
-      this.latest = version;
-      await this.ctx.storage.put("latest", version);
+  /** A publish or rollback: adopts the head if newer and releases every waiter it concerns. */
+  async notify(head: PolicyHead): Promise<number> {
+    if (this.adopt(head)) await this.ctx.storage.put("head", this.head);
+    this.headCheckedAt = Date.now();
+    return this.release();
+  }
+
+  /** Ends the parked polls of a revoked node, so it is refused without waiting for a timeout. */
+  revoke(nodeId: string): number {
+    let ended = 0;
+    for (const waiter of this.waiters) {
+      if (waiter.nodeId !== nodeId) continue;
+      clearTimeout(waiter.timer);
+      this.waiters.delete(waiter);
+      waiter.resolve({ head: this.head, revoked: true });
+      ended++;
     }
+    return ended;
+  }
+
+  /**
+   * Records a status report (ACK/NACK or heartbeat) together with the others that arrive within
+   * STATUS_GATHER_MS: one D1 batch for all of them. Resolves once the batch holding it committed,
+   * so the agent's 204 still means "stored".
+   */
+  report(row: StatusRow): Promise<void> {
+    return new Promise((done, failed) => {
+      this.statuses.push({ row, done, failed });
+      this.statusTimer ??= setTimeout(() => {
+        this.statusTimer = null;
+        void this.writeStatuses();
+      }, STATUS_GATHER_MS);
+    });
+  }
+
+  stats(): HubStats {
+    return { waiting: this.waiters.size, head: this.head, pendingSeen: this.seen.size };
+  }
+
+  private async writeStatuses(): Promise<void> {
+    // One batch at a time; reports that arrive meanwhile form the next one.
+    if (this.statusWrite) await this.statusWrite;
+    const batch = this.statuses;
+    this.statuses = [];
+    if (batch.length === 0) return;
+    this.statusWrite = recordStatuses(
+      getDb(this.env.DB),
+      batch.map((p) => p.row),
+    )
+      .then(
+        () => {
+          for (const p of batch) p.done();
+        },
+        (error: unknown) => {
+          console.error("policy-hub status batch failed", String(error));
+          for (const p of batch) p.failed(error);
+        },
+      )
+      .finally(() => {
+        this.statusWrite = null;
+      });
+    await this.statusWrite;
+  }
+
+  /** Test hook: writes the pending last-seen times now instead of at the next flush. */
+  async flushSeen(): Promise<number> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    return this.flush();
+  }
+
+  private adopt(head: PolicyHead | null): boolean {
+    if (!head || (this.head && this.head.version >= head.version)) return false;
+    this.head = head;
+    return true;
+  }
+
+  /** Resolving is synchronous: the caller (a publish) never waits for the answers to be sent. */
+  private release(): number {
+    const head = this.head;
+    if (!head) return 0;
     let released = 0;
     for (const waiter of this.waiters) {
-      if (this.latest > waiter.known) {
-        clearTimeout(waiter.timer);
-        this.waiters.delete(waiter);
-        waiter.resolve(this.latest);
-        released++;
-      }
+      if (waiter.known === head.hash) continue;
+      clearTimeout(waiter.timer);
+      this.waiters.delete(waiter);
+      waiter.resolve({ head });
+      released++;
     }
     return released;
   }
 
-  waiting(): number {
-    return this.waiters.size;
+  private async currentHead(): Promise<PolicyHead | null> {
+    if (this.head && Date.now() - this.headCheckedAt < HEAD_RECHECK_MS) return this.head;
+    this.headLoad ??= latestHead(getDb(this.env.DB))
+      .then(async (fromDb) => {
+        this.headCheckedAt = Date.now();
+        if (this.adopt(fromDb)) {
+          await this.ctx.storage.put("head", this.head);
+          this.release();
+        }
+        return this.head;
+      })
+      .finally(() => {
+        this.headLoad = null;
+      });
+    return this.headLoad;
+  }
+
+  private markSeen(nodeId: string) {
+    this.seen.add(nodeId);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush() {
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = null;
+      void this.flush();
+    }, SEEN_FLUSH_MS);
+  }
+
+  private async flush(): Promise<number> {
+    // A parked node was marked when its poll arrived, at most `wait` seconds ago, which the online
+    // window (wait + 30 s) already allows for: it is not written again while it waits.
+    const ids = new Set(this.seen);
+    this.seen.clear();
+    if (ids.size === 0) return 0;
+    try {
+      await touchNodes(getDb(this.env.DB), [...ids], Date.now());
+    } catch (error) {
+      // Kept for the next flush; a lost flush only makes "last seen" a few seconds older.
+      for (const id of ids) this.seen.add(id);
+      console.error("policy-hub last-seen flush failed", String(error));
+    }
+    if (this.seen.size > 0) this.scheduleFlush();
+    return ids.size;
   }
 }

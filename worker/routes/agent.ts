@@ -20,9 +20,11 @@ import { archiveChunk, readCompressedChunk } from "../services/chunk-archive";
 import { enrollNode } from "../services/enrollment";
 import { parseChunkId, parseRecords, readChunkBody, recordWindow } from "../services/ingest";
 import { acceptChunk } from "../services/ingest-accept";
-import { authenticateNode, recordHeartbeat, recordStatus } from "../services/nodes";
-import { bundleText, latestHead, signingKey } from "../services/policy";
-import { waitForNewerVersion } from "../services/policy-hub";
+import { authenticateNodeCached, confirmNode, rememberNodeFields } from "../services/node-auth";
+import { statusRow } from "../services/node-status";
+import { authenticateNode, recordHeartbeat } from "../services/nodes";
+import { bundleText, signingKey } from "../services/policy";
+import { pollHub, reportStatus } from "../services/policy-hub";
 import { hitAddressLimit } from "../services/rate-limit";
 import { chunkExists } from "../services/rollup-store";
 
@@ -127,17 +129,24 @@ agentRoutes.openapi(
     },
   }),
   async (c) => {
+    // Steady state costs no D1 query per poll: the node identity comes from the isolate's cache,
+    // the head from the node's PolicyHub shard (which also batches the last-seen writes), and
+    // the bundle from the isolate's bundle cache. See docs/scale.md.
     const db = getDb(c.env.DB);
-    const node = await authenticateNode(db, bearerFrom(c.req.header("Authorization")));
+    const node = await authenticateNodeCached(db, bearerFrom(c.req.header("Authorization")));
     const agent = /^fleetgate-agent\/(\S{1,64})/.exec(c.req.header("User-Agent") ?? "")?.[1];
-    await recordHeartbeat(db, node.id, clientAddress(c), agent);
+    const address = clientAddress(c);
+    if (node.lastAddress !== address || (agent && node.agentVersion !== agent)) {
+      await recordHeartbeat(db, node.id, address, agent);
+      rememberNodeFields(node, { lastAddress: address, ...(agent ? { agentVersion: agent } : {}) });
+    }
     const { wait } = c.req.valid("query");
     const known = etagHash(c.req.header("If-None-Match"));
-    let head = await latestHead(db);
-    if ((!head || head.hash === known) && wait > 0) {
-      const newer = await waitForNewerVersion(c.env, node.id, head?.version ?? 0, wait * 1000);
-      if (newer !== null) head = await latestHead(db);
-    }
+    const answer = await pollHub(c.env, node.id, known, wait * 1000);
+    // A revoke during the wait ends the poll with 401, as the next poll would.
+    if (answer.revoked || wait > 0) await confirmNode(db, node);
+    if (answer.revoked) throw new AppError("NODE_UNKNOWN", "this node was revoked: re-enroll it");
+    const { head } = answer;
     if (!head || head.hash === known) {
       return c.body(null, 304, head ? { ETag: `"${head.hash}"` } : {});
     }
@@ -165,8 +174,10 @@ agentRoutes.openapi(
   }),
   async (c) => {
     const db = getDb(c.env.DB);
-    const node = await authenticateNode(db, bearerFrom(c.req.header("Authorization")));
-    await recordStatus(db, node, c.req.valid("json"), clientAddress(c));
+    const node = await authenticateNodeCached(db, bearerFrom(c.req.header("Authorization")));
+    // Batched with the other reports reaching the node's hub shard: a publish's ACK wave and
+    // the fleet's heartbeats cost a few D1 batches per second, not two statements per report.
+    await reportStatus(c.env, statusRow(node.id, c.req.valid("json"), clientAddress(c), Date.now()));
     return c.body(null, 204);
   },
 );

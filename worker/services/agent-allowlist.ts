@@ -41,12 +41,26 @@ export async function setAgentAllowlist(db: Db, next: AgentAllowlist, ctx: Audit
       }),
     auditInsert(db, ctx, { action: "settings.agent-allowlist", target: KEY, before, after: next }),
   ]);
+  cachedList = null;
   return next;
+}
+
+// Every agent call passes this check, so each isolate keeps the list for a moment instead of
+// reading it per poll (docs/scale.md); a change reaches every isolate within ALLOWLIST_TTL_MS.
+const ALLOWLIST_TTL_MS = 2_000;
+// Only the resolved list is shared between requests (a pending query belongs to its request).
+let cachedList: { at: number; list: AgentAllowlist } | null = null;
+
+async function allowlistForAgents(db: Db): Promise<AgentAllowlist> {
+  if (cachedList && Date.now() - cachedList.at < ALLOWLIST_TTL_MS) return cachedList.list;
+  const list = await getAgentAllowlist(db);
+  cachedList = { at: Date.now(), list };
+  return list;
 }
 
 /** SafeSquid's "Access Restriction → Allow list" for agents: refuses any address outside it. */
 export async function assertAgentAddressAllowed(db: Db, address: string | null) {
-  const list = await getAgentAllowlist(db);
+  const list = await allowlistForAgents(db);
   if (!list.enabled) return;
   if (!address || !CidrSet.parse(list.cidrs).contains(address)) {
     throw new AppError("IP_NOT_ALLOWED", `address ${address ?? "unknown"} is not in the agent allow list`);

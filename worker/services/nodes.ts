@@ -1,10 +1,11 @@
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
 import type { StatusReport } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { nodeEvents, nodes } from "../db/schema";
 import type { Role } from "../env";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
+import { recordStatuses, statusRow } from "./node-status";
 import { hashSecret } from "./secrets";
 
 export type NodeRow = typeof nodes.$inferSelect;
@@ -16,16 +17,17 @@ export function onlineWindowMs(pollWaitSeconds: number) {
 
 export async function authenticateNode(db: Db, token: string | null): Promise<NodeRow> {
   if (!token) throw new AppError("NODE_UNKNOWN", "missing node token");
-  const [node] = await db
-    .select()
-    .from(nodes)
-    .where(eq(nodes.tokenHash, await hashSecret(token)))
-    .limit(1);
+  return nodeByTokenHash(db, await hashSecret(token));
+}
+
+export async function nodeByTokenHash(db: Db, tokenHash: string): Promise<NodeRow> {
+  const [node] = await db.select().from(nodes).where(eq(nodes.tokenHash, tokenHash)).limit(1);
   if (!node) throw new AppError("NODE_UNKNOWN", "unknown node token: re-enroll this node");
   if (node.revokedAt !== null) throw new AppError("NODE_UNKNOWN", "this node was revoked: re-enroll it");
   return node;
 }
 
+/** Address or agent version changed: written at once (rare); plain last-seen goes through touchNodes. */
 export async function recordHeartbeat(db: Db, nodeId: string, address: string | null, agentVersion?: string) {
   await db
     .update(nodes)
@@ -33,81 +35,40 @@ export async function recordHeartbeat(db: Db, nodeId: string, address: string | 
     .where(eq(nodes.id, nodeId));
 }
 
-/** Records an ACK/NACK; an event is added only when the outcome changes, so heartbeats stay quiet. */
-export async function recordStatus(db: Db, node: NodeRow, report: StatusReport, address: string | null) {
-  const now = Date.now();
-  const changed =
-    node.syncState !== report.state ||
-    node.appliedVersion !== report.appliedVersion ||
-    (report.state === "rejected" && node.lastError !== (report.error ?? null));
-  const update = db
-    .update(nodes)
-    .set({
-      appliedVersion: report.appliedVersion,
-      appliedHash: report.appliedHash,
-      syncState: report.state,
-      lastStatusAt: now,
-      lastSeenAt: now,
-      lastAddress: address,
-      agentVersion: report.agentVersion,
-      proxyKind: report.proxy.kind,
-      proxyListen: report.proxy.listen,
-      proxyVersion: report.proxy.version,
-      uptimeSeconds: Math.floor(report.uptimeSeconds),
-      spool: report.spool,
-      ...(report.state === "rejected"
-        ? { lastError: report.error ?? "rejected without a reason", lastErrorAt: now }
-        : {}),
-    })
-    .where(eq(nodes.id, node.id));
-  if (!changed) {
-    await update;
-    return;
+// Ids are bound as one JSON array each (json_each), so a statement binds two values however many
+// nodes it touches; 2,000 ids of ~30 characters stay far below D1's statement and value limits.
+const TOUCH_IDS_PER_STATEMENT = 2_000;
+
+/** Coalesced heartbeats: one UPDATE per 2,000 nodes seen, in one batch. */
+export async function touchNodes(db: Db, ids: string[], at: number) {
+  const statements = [];
+  for (let i = 0; i < ids.length; i += TOUCH_IDS_PER_STATEMENT) {
+    const slice = JSON.stringify(ids.slice(i, i + TOUCH_IDS_PER_STATEMENT));
+    statements.push(
+      db
+        .update(nodes)
+        .set({ lastSeenAt: sql`max(coalesce(${nodes.lastSeenAt}, 0), ${at})` })
+        .where(inArray(nodes.id, sql`(select value from json_each(${slice}))`)),
+    );
   }
-  const type = report.state === "applied" ? "policy.applied" : "policy.rejected";
-  const detail = report.state === "rejected" ? (report.error ?? null) : null;
-  const d1 = db.$client;
-  const change = update.toSQL();
-  await d1.batch([
-    d1.prepare(change.sql).bind(...change.params),
-    ...eventStatements(d1, node.id, now, type, report.appliedVersion, detail),
-  ]);
+  const [first, ...rest] = statements;
+  if (!first) return;
+  await db.batch([first, ...rest]);
+}
+
+/**
+ * Records one ACK/NACK at once. An event is added only when the outcome changes, so heartbeats
+ * stay quiet; the agent protocol hands reports to the node's PolicyHub shard instead, which
+ * writes them in batches (services/node-status.ts).
+ */
+export async function recordStatus(db: Db, nodeId: string, report: StatusReport, address: string | null) {
+  await recordStatuses(db, [statusRow(nodeId, report, address, Date.now())]);
 }
 
 /** Events a node keeps (newest first); older ones go as new ones arrive. */
 export const NODE_EVENTS_KEPT = 100;
 /** The same event again within this window is not a new event (a flapping node stays quiet). */
-const EVENT_DEDUP_MS = 10 * 60_000;
-
-/**
- * A node-written event, bounded: skipped when the same (type, version, detail) was recorded
- * within EVENT_DEDUP_MS, and the node's timeline trimmed to NODE_EVENTS_KEPT rows.
- */
-function eventStatements(
-  d1: D1Database,
-  nodeId: string,
-  at: number,
-  type: string,
-  version: number | null,
-  detail: string | null,
-) {
-  return [
-    d1
-      .prepare(
-        `INSERT INTO node_events (node_id, at, type, version, detail)
-         SELECT ?1, ?2, ?3, ?4, ?5
-         WHERE NOT EXISTS (SELECT 1 FROM node_events WHERE node_id = ?1 AND at > ?6
-           AND type = ?3 AND version IS ?4 AND detail IS ?5)`,
-      )
-      .bind(nodeId, at, type, version, detail, at - EVENT_DEDUP_MS),
-    d1
-      .prepare(
-        `DELETE FROM node_events WHERE node_id = ?1 AND id <= (
-           SELECT id FROM node_events WHERE node_id = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`,
-      )
-      .bind(nodeId, NODE_EVENTS_KEPT),
-  ];
-}
+export const EVENT_DEDUP_MS = 10 * 60_000;
 
 export async function pruneNodeEvents(db: Db, olderThan: number) {
   await db.delete(nodeEvents).where(lt(nodeEvents.at, olderThan));

@@ -1,11 +1,13 @@
-import type { PolicyHub } from "../durable/policy-hub";
+import type { HubAnswer, HubStats, PolicyHub } from "../durable/policy-hub";
 import { intVar } from "../env";
+import type { StatusRow } from "./node-status";
+import type { PolicyHead } from "./policy";
 
 function hubs(env: Env): DurableObjectNamespace<PolicyHub> {
   return env.POLICY_HUB as unknown as DurableObjectNamespace<PolicyHub>;
 }
 
-function shardCount(env: Env) {
+export function shardCount(env: Env) {
   return intVar(env.POLICY_HUB_SHARDS, 4, 1, 64);
 }
 
@@ -15,20 +17,61 @@ function shardOf(nodeId: string, shards: number) {
   return Math.abs(h) % shards;
 }
 
-export function waitForNewerVersion(env: Env, nodeId: string, known: number, timeoutMs: number) {
+function shard(env: Env, index: number) {
   const ns = hubs(env);
-  return ns.get(ns.idFromName(`shard-${shardOf(nodeId, shardCount(env))}`)).waitForVersion(known, timeoutMs);
+  return ns.get(ns.idFromName(`shard-${index}`));
 }
 
-/** Releases every parked poll on every shard; failures are logged, the next poll catches up. */
-export async function announceVersion(env: Env, version: number) {
-  const ns = hubs(env);
+/**
+ * The newest head as the node's shard knows it: at once when it differs from `known`, else after a
+ * publish or `timeoutMs`. Marks the node seen (the hub writes last-seen times in batches).
+ */
+export function pollHub(
+  env: Env,
+  nodeId: string,
+  known: string | null,
+  timeoutMs: number,
+): Promise<HubAnswer> {
+  return shard(env, shardOf(nodeId, shardCount(env))).poll(nodeId, known, timeoutMs);
+}
+
+/** Stores a status report in the node's shard's next batch; resolves once it is in D1. */
+export function reportStatus(env: Env, row: StatusRow): Promise<void> {
+  return shard(env, shardOf(row.id, shardCount(env))).report(row);
+}
+
+/**
+ * Hands a new head to every shard, which releases its waiters; resolves once every shard has
+ * them queued, not once they are answered. Failures are logged: the hubs re-read D1 within 30 s.
+ */
+export async function announceVersion(env: Env, head: PolicyHead) {
   const results = await Promise.allSettled(
-    Array.from({ length: shardCount(env) }, (_, shard) =>
-      ns.get(ns.idFromName(`shard-${shard}`)).notify(version),
-    ),
+    Array.from({ length: shardCount(env) }, (_, i) => shard(env, i).notify(head)),
   );
   for (const result of results) {
     if (result.status === "rejected") console.error("policy-hub notify failed", String(result.reason));
   }
+}
+
+/** Ends a revoked node's parked poll; best effort (the auth sweep refuses it within seconds anyway). */
+export async function announceRevocation(env: Env, nodeId: string) {
+  try {
+    await shard(env, shardOf(nodeId, shardCount(env))).revoke(nodeId);
+  } catch (error) {
+    console.error("policy-hub revoke failed", String(error));
+  }
+}
+
+export async function hubStats(env: Env): Promise<(HubStats & { shard: number })[]> {
+  return Promise.all(
+    Array.from({ length: shardCount(env) }, async (_, i) => ({ shard: i, ...(await shard(env, i).stats()) })),
+  );
+}
+
+/** Writes every shard's pending last-seen times now (tests; the hubs do it every few seconds). */
+export async function flushHubs(env: Env): Promise<number> {
+  const counts = await Promise.all(
+    Array.from({ length: shardCount(env) }, (_, i) => shard(env, i).flushSeen()),
+  );
+  return counts.reduce((a, b) => a + b, 0);
 }

@@ -132,25 +132,49 @@ async function loadCanonical(db: Db, version: number, chunks: number): Promise<s
   return rows.map((r) => r.data).join("");
 }
 
-// Versions never change once written, so an isolate keeps the last few bundles it served.
-const bundleCache = new Map<number, string>();
+// Versions never change once written, so an isolate keeps the last few bundles it served, keyed
+// by version and checked by hash. The publishing isolate puts the new bundle here itself; a cold
+// isolate loads it from D1 on its first miss. Only loaded bundles are shared between requests: a
+// pending D1 read belongs to the request that started it (another request awaiting it would hang
+// if the first were cancelled).
+type CachedBundle = { text: string; hash: string };
+const bundleCache = new Map<number, CachedBundle>();
 const BUNDLE_CACHE_SIZE = 3;
 
-/** The signed bundle as JSON text; the policy is spliced in as stored, never re-serialised. */
-export async function bundleText(db: Db, version: number): Promise<{ text: string; hash: string } | null> {
+function cacheBundle(version: number, bundle: CachedBundle) {
+  bundleCache.delete(version);
+  bundleCache.set(version, bundle);
+  if (bundleCache.size > BUNDLE_CACHE_SIZE) bundleCache.delete(bundleCache.keys().next().value!);
+}
+
+/** The bundle text: the policy is spliced in as stored (its canonical JSON), never re-serialised. */
+function assembleBundle(row: typeof policyVersions.$inferSelect, canonical: string): CachedBundle {
+  const head = JSON.stringify({ version: row.version, hash: row.hash, issuedAt: row.issuedAt });
+  const signature = JSON.stringify({ kid: row.kid, sig: row.signature });
+  const v2 = JSON.stringify(signedFields(row)).slice(1, -1);
+  return {
+    text: `${head.slice(0, -1)},"policy":${canonical},"signature":${signature},${v2}}`,
+    hash: row.hash,
+  };
+}
+
+async function loadBundle(db: Db, version: number): Promise<CachedBundle | null> {
   const [row] = await db.select().from(policyVersions).where(eq(policyVersions.version, version)).limit(1);
   if (!row) return null;
-  let text = bundleCache.get(version);
-  if (!text) {
-    const policy = await loadCanonical(db, version, row.chunks);
-    const head = JSON.stringify({ version: row.version, hash: row.hash, issuedAt: row.issuedAt });
-    const signature = JSON.stringify({ kid: row.kid, sig: row.signature });
-    const v2 = JSON.stringify(signedFields(row)).slice(1, -1);
-    text = `${head.slice(0, -1)},"policy":${policy},"signature":${signature},${v2}}`;
-    bundleCache.set(version, text);
-    if (bundleCache.size > BUNDLE_CACHE_SIZE) bundleCache.delete(bundleCache.keys().next().value!);
-  }
-  return { text, hash: row.hash };
+  return assembleBundle(row, await loadCanonical(db, version, row.chunks));
+}
+
+/** The signed bundle of `version` as JSON text; from the isolate's cache when it holds it. */
+export async function bundleText(db: Db, version: number): Promise<CachedBundle | null> {
+  const cached = bundleCache.get(version);
+  if (cached) return cached;
+  const bundle = await loadBundle(db, version);
+  if (bundle) cacheBundle(version, bundle);
+  return bundle;
+}
+
+export function cachedBundleVersions(): number[] {
+  return [...bundleCache.keys()];
 }
 
 export async function getVersion(db: Db, version: number) {
@@ -210,7 +234,7 @@ export async function publishPolicy(
   seeds: SigningSeeds | string | undefined,
   input: PublishInput,
   ctx: AuditContext,
-  notify: (version: number) => Promise<void>,
+  notify: (head: PolicyHead) => Promise<void>,
 ): Promise<PublishResult> {
   const policy = parsePolicy(input.policy);
   const keys = typeof seeds === "object" ? seeds : { current: seeds };
@@ -232,25 +256,26 @@ export async function publishPolicy(
     const sig = await signBundle(key, version, issuedAt, hash);
     const sigV2 = await signBundleV2(key, { generation, version, issuedAt, hash, nextKey });
     const pieces = splitChunks(canonical, CHUNK_CHARS);
+    const versionRow: typeof policyVersions.$inferSelect = {
+      version,
+      hash,
+      size: canonical.length,
+      chunks: pieces.length,
+      issuedAt,
+      kid: key.kid,
+      signature: sig,
+      message: input.message,
+      createdBy: ctx.actor.id,
+      rollbackOf: input.rollbackOf ?? null,
+      createdAt: Date.now(),
+      generation,
+      signatureV2: sigV2,
+      nextKey: nextKey ? JSON.stringify(nextKey) : null,
+    };
     const before = head ? await auditedVersion(db, head.version) : null;
     try {
       await db.batch([
-        db.insert(policyVersions).values({
-          version,
-          hash,
-          size: canonical.length,
-          chunks: pieces.length,
-          issuedAt,
-          kid: key.kid,
-          signature: sig,
-          message: input.message,
-          createdBy: ctx.actor.id,
-          rollbackOf: input.rollbackOf ?? null,
-          createdAt: Date.now(),
-          generation,
-          signatureV2: sigV2,
-          nextKey: nextKey ? JSON.stringify(nextKey) : null,
-        }),
+        db.insert(policyVersions).values(versionRow),
         ...pieces.map((data, seq) => db.insert(policyChunks).values({ version, seq, data })),
         auditInsert(db, ctx, {
           action: input.newSeries ? "policy.series" : input.rollbackOf ? "policy.rollback" : "policy.publish",
@@ -273,7 +298,9 @@ export async function publishPolicy(
       if (/UNIQUE|constraint/i.test(String((error as Error).message))) continue;
       throw error;
     }
-    await notify(version);
+    // The new bundle is served from memory: this isolate holds it, the hubs get its head.
+    cacheBundle(version, assembleBundle(versionRow, canonical));
+    await notify({ version, hash, generation });
     return { version, hash, unchanged: false, generation };
   }
   throw new AppError("CONFLICT", "concurrent publishes kept colliding; try again");
@@ -285,7 +312,7 @@ export async function rollbackPolicy(
   version: number,
   message: string | undefined,
   ctx: AuditContext,
-  notify: (version: number) => Promise<void>,
+  notify: (head: PolicyHead) => Promise<void>,
 ) {
   const target = await getVersion(db, version);
   return publishPolicy(
@@ -307,7 +334,7 @@ export async function startSeries(
   seeds: SigningSeeds,
   message: string | undefined,
   ctx: AuditContext,
-  notify: (version: number) => Promise<void>,
+  notify: (head: PolicyHead) => Promise<void>,
 ): Promise<PublishResult> {
   const head = await latestHead(db);
   if (!head) throw new AppError("NOT_FOUND", "no policy has been published yet: publish one first");

@@ -13,6 +13,7 @@ import {
   revokeNode,
 } from "../../services/nodes";
 import { latestHead } from "../../services/policy";
+import { announceRevocation } from "../../services/policy-hub";
 import { IdParam, Loose, Pagination } from "./schemas";
 
 export const nodeRoutes = createRouter();
@@ -84,6 +85,7 @@ nodeRoutes.openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const node = await revokeNode(db, c.req.valid("param").id, auditContext(c));
+    await announceRevocation(c.env, node.id);
     return c.json(describeNode(node, null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
   },
 );

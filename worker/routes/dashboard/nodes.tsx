@@ -2,6 +2,7 @@ import { getDb } from "../../db/client";
 import { intVar } from "../../env";
 import { describeNode, getNode, listNodeEvents, revokeNode } from "../../services/nodes";
 import { latestHead } from "../../services/policy";
+import { announceRevocation } from "../../services/policy-hub";
 import { paginate } from "../../views/components";
 import { NodePage, NodesPage, type NodeView } from "../../views/nodes";
 import { dashboardSection, pageContext } from "./app";
@@ -35,5 +36,6 @@ nodePages.get("/:id", (c) => renderNode(c, c.req.param("id")));
 
 nodePages.post("/:id/revoke", async (c) => {
   const node = await revokeNode(getDb(c.env.DB), c.req.param("id"), auditOf(c));
+  await announceRevocation(c.env, node.id);
   return renderNode(c, node.id, `${node.hostname} is revoked.`);
 });

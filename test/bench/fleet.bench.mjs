@@ -1,0 +1,320 @@
+// Fleet simulator: N nodes (default 1,000; --nodes up to 5,000) in a few Bun processes, each node
+// the agent's real sync code (test/bench/fleet-nodes.ts), against the real local master.
+//  1. enroll through the API, every node holding GET /policy?wait=25 with its hash
+//  2. master CPU and RSS while the nodes wait
+//  3. --rounds publishes: publish call time, publish → received / → ACK recorded (p50/p99/max),
+//     D1 statements per publish (GET /api/v1/fleet/stats, when the master has it)
+//  4. log ingestion at 5 records/s per node through the real /logs path, one more publish under it
+//  5. a master outage (--outage-seconds, default 60): stop, restart with the same state and port,
+//     publish; reconnect histogram, every node back and in sync
+//  6. ingestion drained: exact totals (records sent = accepted = summary.requests)
+// Flags: --nodes N --procs P --rounds R --outage-seconds S --no-outage --no-ingest
+import { spawn } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { startMaster } from "../helpers/master.mjs";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const args = process.argv.slice(2);
+const flag = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const NODES = Math.min(5000, Math.max(1, flag("nodes", 1000)));
+const PROCS = Math.max(1, Math.min(8, flag("procs", Math.min(4, Math.ceil(NODES / 250)))));
+const ROUNDS = Math.max(1, flag("rounds", 3));
+const OUTAGE_S = flag("outage-seconds", 60);
+const OUTAGE = !args.includes("--no-outage");
+const INGEST = !args.includes("--no-ingest");
+const INGEST_S = flag("ingest-seconds", 30);
+const token = `fgb_fleet-${Date.now()}-0123456789`;
+const seed = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+const vars = { ENROLL_RATE_LIMIT: "10000" };
+const started = Date.now();
+const log = (...m) => console.log(`[fleet +${((Date.now() - started) / 1000).toFixed(1)}s]`, ...m);
+
+const pct = (xs, p) => {
+  if (!xs.length) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(s.length * p) - 1))];
+};
+const spread = (xs) => ({ p50: pct(xs, 0.5), p99: pct(xs, 0.99), max: pct(xs, 1) });
+
+let master = await startMaster({ bootstrapToken: token, signingSeed: seed, vars });
+// An interrupted run still ends the master and the node processes (they share no process group).
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    for (const { child } of children) child.kill("SIGKILL");
+    master.stop().finally(() => process.exit(130));
+  });
+}
+const persistDir = master.persistDir;
+const port = master.port;
+const admin = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
+const api = async (p, body) => {
+  const res = await fetch(`${master.url}${p}`, {
+    method: body ? "POST" : "GET",
+    headers: admin,
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${p}: ${res.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+};
+const d1Statements = async () => {
+  const res = await fetch(`${master.url}/api/v1/fleet/stats`, { headers: admin }).catch(() => null);
+  if (!res?.ok) return null;
+  return (await res.json()).isolate.d1Statements;
+};
+const policy = (i) => ({
+  rules: [{ id: "r", action: "block", match: { domains: [`fleet-${i}.example`] } }],
+  defaultAction: "allow",
+});
+
+// ---- the master's process group: CPU ticks and RSS from /proc ----
+function groupUsage(pgid) {
+  let ticks = 0;
+  let rssKb = 0;
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[2]) !== pgid) continue;
+      ticks += Number(fields[11]) + Number(fields[12]);
+      const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      rssKb += rss ? Number(rss[1]) : 0;
+    } catch {}
+  }
+  return { ticks, rssKb };
+}
+
+// ---- children ----
+const children = [];
+let nextId = 0;
+const pendingReplies = new Map();
+const results = { nodes: NODES, procs: PROCS, rounds: [], errors: [] };
+const out = path.join(root, "bench-results");
+
+function spawnChild(count, offset) {
+  const child = spawn(path.join(root, "node_modules/.bin/bun"), ["test/bench/fleet-nodes.ts"], {
+    cwd: root,
+    stdio: ["pipe", "pipe", "inherit"],
+    env: {
+      ...process.env,
+      BUN_CONFIG_MAX_HTTP_REQUESTS: "10000",
+      FLEET_MASTER: master.url,
+      FLEET_KEY: enrollKey,
+      FLEET_COUNT: String(count),
+      FLEET_OFFSET: String(offset),
+      FLEET_RUN: `fleet-${started}`,
+    },
+  });
+  const entry = { child, events: [] };
+  let buf = "";
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (d) => {
+    buf += d;
+    let nl = buf.indexOf("\n");
+    while (nl >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      nl = buf.indexOf("\n");
+      let msg;
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if (msg.event === "error") {
+        results.errors.push(msg.message);
+        console.error("child error:", msg.message);
+      }
+      const waiter = pendingReplies.get(`${children.indexOf(entry)}:${msg.id ?? msg.event}`);
+      if (waiter) waiter(msg);
+    }
+  });
+  children.push(entry);
+  return entry;
+}
+
+/** Sends a command to every child and resolves with their answers. */
+function ask(cmd, fields = {}, answerEvent) {
+  const id = answerEvent ? undefined : `c${nextId++}`;
+  return Promise.all(
+    children.map(
+      (entry, i) =>
+        new Promise((resolve) => {
+          pendingReplies.set(`${i}:${id ?? answerEvent}`, (msg) => {
+            pendingReplies.delete(`${i}:${id ?? answerEvent}`);
+            resolve(msg);
+          });
+          entry.child.stdin.write(`${JSON.stringify({ cmd, id, ...fields })}\n`);
+        }),
+    ),
+  );
+}
+
+async function publishRound(label, i) {
+  const before = await d1Statements();
+  const t0 = Date.now();
+  const published = await api("/api/v1/policy/versions", { policy: policy(i), message: label });
+  const callMs = Date.now() - t0;
+  const answers = await ask("await-version", { version: published.version, t0, timeoutMs: 90_000 });
+  const received = answers.flatMap((a) => a.received);
+  const acked = answers.flatMap((a) => a.acked);
+  const missing = answers.reduce((s, a) => s + a.missing, 0);
+  await new Promise((r) => setTimeout(r, 1000));
+  const after = await d1Statements();
+  const round = {
+    label,
+    version: published.version,
+    callMs,
+    received: spread(received),
+    acked: spread(acked),
+    missing,
+    d1Statements: before === null || after === null ? null : after - before - 2,
+  };
+  log(
+    `${label}: publish ${callMs} ms; received p50/p99/max ${round.received.p50}/${round.received.p99}/${round.received.max} ms;`,
+    `ACK ${round.acked.p50}/${round.acked.p99}/${round.acked.max} ms; missing ${missing}; D1 statements ${round.d1Statements}`,
+  );
+  results.rounds.push(round);
+  return round;
+}
+
+let enrollKey;
+try {
+  ({ key: enrollKey } = await api("/api/v1/enrollment-keys", { name: "fleet bench" }));
+  const first = await api("/api/v1/policy/versions", { policy: policy(0), message: "fleet start" });
+  const per = Math.ceil(NODES / PROCS);
+  for (let p = 0; p < PROCS; p++) spawnChild(Math.min(per, NODES - p * per), p * per);
+  const enrollStart = Date.now();
+  const enrolled = await ask("start", { spreadMs: NODES * 10 }, "enrolled");
+  results.enrollMs = Date.now() - enrollStart;
+  log(`enrolled ${enrolled.reduce((s, e) => s + e.count, 0)} nodes in ${results.enrollMs} ms`);
+  const startup = await ask("await-version", { version: first.version, t0: enrollStart, timeoutMs: 300_000 });
+  log(`all nodes on v${first.version}; missing ${startup.reduce((s, a) => s + a.missing, 0)}`);
+
+  // Waiting fleet: every node parked in a long poll. CPU and RSS over 10 s.
+  await new Promise((r) => setTimeout(r, 5000));
+  const u0 = groupUsage(master.child.pid);
+  const d0 = await d1Statements();
+  await new Promise((r) => setTimeout(r, 10_000));
+  const u1 = groupUsage(master.child.pid);
+  const d1 = await d1Statements();
+  results.waiting = {
+    cpuPercent: (u1.ticks - u0.ticks) / 10,
+    rssMb: Math.round(u1.rssKb / 1024),
+    d1StatementsPerSecond: d0 === null || d1 === null ? null : (d1 - d0 - 1) / 10,
+  };
+  log("master while nodes wait:", results.waiting);
+
+  for (let i = 1; i <= ROUNDS; i++) {
+    await publishRound(`publish ${i}`, i);
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+
+  if (INGEST) {
+    await ask("ingest-start");
+    log(`ingestion on: ${NODES} nodes × 5 records/s`);
+    await new Promise((r) => setTimeout(r, INGEST_S * 1000));
+    await publishRound("publish under ingest", ROUNDS + 1);
+  }
+
+  if (OUTAGE) {
+    await ask("outage-start");
+    log(`master stopping for ${OUTAGE_S} s`);
+    const stopping = master.stop();
+    await stopping;
+    await new Promise((r) => setTimeout(r, OUTAGE_S * 1000));
+    master = await startMaster({ bootstrapToken: token, signingSeed: seed, vars, persistDir, port });
+    const back = Date.now();
+    log("master back; publishing");
+    const reconnect = ask("reconnects", { after: back, timeoutMs: 150_000 });
+    const round = await publishRound("publish after outage", ROUNDS + 2);
+    const delays = (await reconnect).flatMap((a) => a.delays);
+    const lost = delays.filter((d) => d === null).length;
+    const seen = delays.filter((d) => d !== null);
+    const edges = [1, 2, 5, 10, 20, 30, 45, 60, 90, 150];
+    const histogram = {};
+    let lo = Number.NEGATIVE_INFINITY;
+    for (const edge of edges) {
+      histogram[`${Number.isFinite(lo) ? lo : "<0"}–${edge} s`] = seen.filter(
+        (d) => d / 1000 >= (Number.isFinite(lo) ? lo : -1e9) && d / 1000 < edge,
+      ).length;
+      lo = edge;
+    }
+    results.outage = {
+      seconds: OUTAGE_S,
+      reconnect: spread(seen),
+      histogram,
+      neverBack: lost,
+      inSyncMissing: round.missing,
+    };
+    log("reconnects after the outage:", results.outage);
+  }
+
+  if (INGEST) {
+    const answers = await ask("ingest-stop", { timeoutMs: 180_000 });
+    const sent = answers.reduce((s, a) => s + a.sent, 0);
+    const accepted = answers.reduce((s, a) => s + a.acceptedRecords, 0);
+    const latencies = answers.flatMap((a) => a.latencies);
+    const summary = await api(
+      `/api/v1/reports/summary?from=${started - 3_600_000}&to=${Date.now() + 60_000}`,
+    );
+    results.ingest = {
+      recordsSent: sent,
+      recordsAccepted: accepted,
+      summaryRequests: summary.requests,
+      chunks: answers.reduce((s, a) => s + a.chunks, 0),
+      duplicates: answers.reduce((s, a) => s + a.duplicates, 0),
+      retries: answers.reduce((s, a) => s + a.errors, 0),
+      pending: answers.reduce((s, a) => s + a.pending, 0),
+      latencyMs: spread(latencies),
+      exact: sent === accepted && accepted === summary.requests,
+    };
+    log("ingestion:", results.ingest);
+  }
+  const stats = await ask("stats");
+  results.finalNodeStates = stats.map((s) => s.master);
+  log("final node states:", results.finalNodeStates);
+} catch (error) {
+  results.errors.push(String(error?.stack ?? error));
+  console.error("fleet bench failed:", error, "\nmaster log (tail):\n", master.log().slice(-4000));
+  process.exitCode = 1;
+} finally {
+  await Promise.race([ask("stop", {}, "stopped"), new Promise((r) => setTimeout(r, 10_000))]);
+  for (const { child } of children) if (child.exitCode === null) child.kill("SIGKILL");
+  await master.stop();
+  const { rmSync } = await import("node:fs");
+  rmSync(persistDir, { recursive: true, force: true });
+}
+
+const rows = [];
+for (const r of results.rounds) {
+  rows.push({ metric: `${r.label}: publish call`, value: r.callMs, unit: "ms", target: "<= 500" });
+  rows.push({ metric: `${r.label}: received p50`, value: r.received.p50, unit: "ms" });
+  rows.push({ metric: `${r.label}: received p99`, value: r.received.p99, unit: "ms", target: "<= 1000" });
+  rows.push({ metric: `${r.label}: received max`, value: r.received.max, unit: "ms" });
+  rows.push({ metric: `${r.label}: ACK p50`, value: r.acked.p50, unit: "ms" });
+  rows.push({ metric: `${r.label}: ACK p99`, value: r.acked.p99, unit: "ms", target: "<= 2000" });
+  rows.push({ metric: `${r.label}: ACK max`, value: r.acked.max, unit: "ms" });
+  if (r.d1Statements !== null) rows.push({ metric: `${r.label}: D1 statements`, value: r.d1Statements });
+}
+if (results.waiting) {
+  rows.push({ metric: "waiting: master CPU", value: results.waiting.cpuPercent, unit: "%" });
+  rows.push({ metric: "waiting: master RSS", value: results.waiting.rssMb, unit: "MB" });
+}
+if (results.outage) {
+  rows.push({ metric: "outage: reconnect p50", value: results.outage.reconnect.p50, unit: "ms" });
+  rows.push({ metric: "outage: reconnect max", value: results.outage.reconnect.max, unit: "ms" });
+  rows.push({ metric: "outage: nodes never back", value: results.outage.neverBack, target: "0" });
+}
+if (results.ingest) {
+  rows.push({ metric: "ingest: latency p50", value: results.ingest.latencyMs.p50, unit: "ms" });
+  rows.push({ metric: "ingest: latency p99", value: results.ingest.latencyMs.p99, unit: "ms" });
+  rows.push({ metric: "ingest: totals exact", value: results.ingest.exact ? "yes" : "NO", target: "yes" });
+}
+console.log(JSON.stringify(results, null, 2));
+mkdirSync(out, { recursive: true });
+writeFileSync(path.join(out, "fleet.json"), JSON.stringify({ name: "fleet", rows, results }, null, 2));
