@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { importSigningKey, verifyBundle } from "../../protocol/signing";
 import type { PolicyBundle } from "../../protocol/wire";
 import { getDb } from "../../worker/db/client";
-import { publishPolicy } from "../../worker/services/policy";
+import { type PolicyHead, publishPolicy } from "../../worker/services/policy";
+import { announceVersion } from "../../worker/services/policy-hub";
 import { call, expectError, json } from "./helpers/api";
 import { blockPolicy, createApiToken, enrollNode, publish } from "./helpers/factories";
 
@@ -73,7 +74,8 @@ describe("signing-key rotation", () => {
   it("every bundle announces the next key, signed by the current one; after the switch the new key signs", async () => {
     const node = await enrollNode();
     const db = getDb(env.DB);
-    const notify = async () => undefined;
+    // Publishing outside the API still hands the hubs the new head, as every publish path does.
+    const notify = (head: PolicyHead) => announceVersion(env, head);
     const next = await importSigningKey(NEXT_SEED);
     const seeds = { current: env.FLEETGATE_SIGNING_KEY, next: NEXT_SEED };
     await publishPolicy(db, seeds, { policy: blockPolicy("a.example"), message: "announce" }, actor, notify);

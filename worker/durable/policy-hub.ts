@@ -158,7 +158,9 @@ export class PolicyHub extends DurableObject<Env> {
   }
 
   private adopt(head: PolicyHead | null): boolean {
-    if (!head || (this.head && this.head.version >= head.version)) return false;
+    // Heads order by (generation, version): a new signed series after a database restore starts
+    // at a lower version number but a higher generation, and must replace the lost versions' head.
+    if (!head || (this.head && headOrder(this.head, head) >= 0)) return false;
     this.head = head;
     return true;
   }
@@ -223,4 +225,9 @@ export class PolicyHub extends DurableObject<Env> {
     if (this.seen.size > 0) this.scheduleFlush();
     return ids.size;
   }
+}
+
+/** Negative when `a` is older than `b`; heads stored before generations existed count as 0. */
+function headOrder(a: PolicyHead, b: PolicyHead): number {
+  return (a.generation ?? 0) - (b.generation ?? 0) || a.version - b.version;
 }

@@ -150,7 +150,7 @@ agentRoutes.openapi(
     if (!head || head.hash === known) {
       return c.body(null, 304, head ? { ETag: `"${head.hash}"` } : {});
     }
-    const bundle = await bundleText(db, head.version);
+    const bundle = await bundleText(db, head.version, head.hash);
     if (!bundle) throw new AppError("NOT_FOUND", `policy version ${head.version} vanished`);
     return c.body(bundle.text, 200, {
       "Content-Type": "application/json; charset=utf-8",

@@ -165,9 +165,10 @@ async function loadBundle(db: Db, version: number): Promise<CachedBundle | null>
 }
 
 /** The signed bundle of `version` as JSON text; from the isolate's cache when it holds it. */
-export async function bundleText(db: Db, version: number): Promise<CachedBundle | null> {
+export async function bundleText(db: Db, version: number, hash?: string): Promise<CachedBundle | null> {
   const cached = bundleCache.get(version);
-  if (cached) return cached;
+  // A version number can name other content after a restore and a new series: the hash decides.
+  if (cached && (hash === undefined || cached.hash === hash)) return cached;
   const bundle = await loadBundle(db, version);
   if (bundle) cacheBundle(version, bundle);
   return bundle;
