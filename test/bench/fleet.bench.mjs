@@ -10,7 +10,8 @@
 //  6. ingestion drained: exact totals (records sent = accepted = summary.requests)
 // Flags: --nodes N --procs P --rounds R --outage-seconds S --no-outage --no-ingest
 import { spawn } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { startMaster } from "../helpers/master.mjs";
 
@@ -40,7 +41,10 @@ const pct = (xs, p) => {
 };
 const spread = (xs) => ({ p50: pct(xs, 0.5), p99: pct(xs, 0.99), max: pct(xs, 1) });
 
-let master = await startMaster({ bootstrapToken: token, signingSeed: seed, vars });
+// The bench owns the data dir: a master that owned it would delete it on the outage's stop, and
+// the restarted master would come back with an empty database.
+const persistDir = mkdtempSync(path.join(os.tmpdir(), "fleetgate-fleet-"));
+let master = await startMaster({ bootstrapToken: token, signingSeed: seed, vars, persistDir });
 // An interrupted run still ends the master and the node processes (they share no process group).
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.once(signal, () => {
@@ -48,7 +52,6 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
     master.stop().finally(() => process.exit(130));
   });
 }
-const persistDir = master.persistDir;
 const port = master.port;
 const admin = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
 const api = async (p, body) => {
@@ -286,7 +289,6 @@ try {
   await Promise.race([ask("stop", {}, "stopped"), new Promise((r) => setTimeout(r, 10_000))]);
   for (const { child } of children) if (child.exitCode === null) child.kill("SIGKILL");
   await master.stop();
-  const { rmSync } = await import("node:fs");
   rmSync(persistDir, { recursive: true, force: true });
 }
 
