@@ -1,6 +1,5 @@
 import * as nodeFs from "node:fs/promises";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -11,7 +10,7 @@ import { acquireRunLock } from "../../agent/state/run-lock";
 import type { RuntimeState } from "../../agent/state/schemas";
 import { StateDir } from "../../agent/state/state-dir";
 import { systemClock } from "../../agent/sync/clock";
-import { cli, enrollAnswer, fakeMaster, type Handler } from "./cli-fakes";
+import { cli, enrollAnswer, enrollAt, fakeMaster, freePort, type Handler } from "./cli-fakes";
 import { record } from "./spool-helpers";
 import { makeBundle, signingKey } from "./sync-fakes";
 
@@ -22,14 +21,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * What a running agent leaves for doctor: its run lock (held by this test process, which is alive)
@@ -71,17 +62,7 @@ async function doctorWith(
     req.url?.includes("/enroll") ? enrollAnswer(key.publicKey) : policy(req, body),
   );
   try {
-    await cli([
-      "enroll",
-      "--master",
-      master.url,
-      "--key",
-      "k",
-      "--state-dir",
-      dir,
-      "--listen",
-      `127.0.0.1:${await freePort()}`,
-    ]);
+    await enrollAt(master.url, dir);
     const state = new StateDir(dir);
     // enrollAnswer pins kid "kid-<publicKey>"; sign the cache with the matching kid.
     if (withCache) {
@@ -154,17 +135,7 @@ describe("doctor", () => {
       req.url?.includes("/enroll") ? enrollAnswer(key.publicKey) : { status: 304 },
     );
     try {
-      await cli([
-        "enroll",
-        "--master",
-        master.url,
-        "--key",
-        "k",
-        "--state-dir",
-        dir,
-        "--listen",
-        `127.0.0.1:${await freePort()}`,
-      ]);
+      await enrollAt(master.url, dir);
       const bundle = await makeBundle({ ...key, kid: `kid-${key.publicKey}` }, 3, {
         rules: [],
         defaultAction: "block",

@@ -1,6 +1,6 @@
 // A recording Io and a tiny fake master (node:http on a free port) for the CLI tests.
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { runCli } from "../../agent/cli";
 import type { Io } from "../../agent/cli-kit";
 
@@ -49,3 +49,30 @@ export const enrollAnswer = (publicKey = "pk-one") => ({
     pollWaitSeconds: 20,
   },
 });
+
+/** A loopback port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Enrolls the state dir `dir` with the (fake) master at `masterUrl`; returns the proxy's listen port. */
+export async function enrollAt(masterUrl: string, dir: string): Promise<number> {
+  const port = await freePort();
+  const result = await cli([
+    "enroll",
+    "--master",
+    masterUrl,
+    "--key",
+    "k",
+    "--state-dir",
+    dir,
+    "--listen",
+    `127.0.0.1:${port}`,
+  ]);
+  if (result.code !== 0) throw new Error(`enroll failed (${result.code}): ${result.stderr}`);
+  return port;
+}

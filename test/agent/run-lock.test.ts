@@ -13,7 +13,7 @@ import {
   readRunLock,
   runLockPath,
 } from "../../agent/state/run-lock";
-import { cli, enrollAnswer, fakeMaster } from "./cli-fakes";
+import { enrollAnswer, enrollAt, fakeMaster } from "./cli-fakes";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const BUN = path.join(ROOT, "node_modules/.bin/bun");
@@ -36,14 +36,6 @@ afterEach(async () => {
 function exitOf(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function startRun(): { child: ChildProcess; stderr: () => string; listening: Promise<void> } {
@@ -97,19 +89,8 @@ describe("run takes an exclusive lock on the state dir", () => {
     const master = await fakeMaster((req) =>
       req.url?.includes("/enroll") ? enrollAnswer() : { status: 304 },
     );
-    const port = await freePort();
     try {
-      await cli([
-        "enroll",
-        "--master",
-        master.url,
-        "--key",
-        "k",
-        "--state-dir",
-        dir,
-        "--listen",
-        `127.0.0.1:${port}`,
-      ]);
+      const port = await enrollAt(master.url, dir);
       const first = startRun();
       await first.listening;
       const lockBefore = await readFile(runLockPath(dir), "utf8");
@@ -144,17 +125,7 @@ describe("run takes an exclusive lock on the state dir", () => {
       req.url?.includes("/enroll") ? enrollAnswer() : { status: 304 },
     );
     try {
-      await cli([
-        "enroll",
-        "--master",
-        master.url,
-        "--key",
-        "k",
-        "--state-dir",
-        dir,
-        "--listen",
-        `127.0.0.1:${await freePort()}`,
-      ]);
+      await enrollAt(master.url, dir);
       const crashed = startRun();
       await crashed.listening;
       crashed.child.kill("SIGKILL");
