@@ -1,12 +1,13 @@
 import { type Command, EXIT_FAILURE, EXIT_OK, parseFlags, parseListen, STATE_DIR_HELP } from "../cli-kit";
+import { systemClock } from "../clock";
 import { EventLog } from "../events";
+import { MasterClient } from "../master/client";
 import type { ProxyDriver } from "../proxy/types";
 import { nodeSpoolSettings, startSpooling } from "../spool/index";
 import { acquireRunLock, type RunLock, RunLockHeld } from "../state/run-lock";
 import type { NodeConfig, RuntimeState } from "../state/schemas";
 import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
 import { startBundleWorker } from "../sync/bundle-worker";
-import { systemClock } from "../sync/clock";
 import { compileWithEngine } from "../sync/compile";
 import { SyncLoop } from "../sync/loop";
 import { prepareInThread } from "../sync/prepare";
@@ -68,14 +69,20 @@ ${STATE_DIR_HELP}
       return EXIT_FAILURE;
     }
     const events = new EventLog({ file: state.eventsPath, stderr: (line) => io.err(line) });
-    // Opened (and recovered) before the proxy starts, so every access-log record lands in it.
-    const spool = await startSpooling({
-      stateDir: state.root,
+    const clock = systemClock;
+    // One client for the master: the sync loop and the spool uploader share its URL, token and user agent.
+    const master = new MasterClient({
+      fetch: globalThis.fetch,
       masterUrl: config.masterUrl,
       nodeToken: credentials.nodeToken,
       agentVersion: AGENT_VERSION,
-      fetch: globalThis.fetch,
-      clock: systemClock,
+      now: () => clock.now(),
+    });
+    // Opened (and recovered) before the proxy starts, so every access-log record lands in it.
+    const spool = await startSpooling({
+      stateDir: state.root,
+      master,
+      clock,
       random: Math.random,
       events,
       // config.json's spool block, the FLEETGATE_SPOOL_* environment on top.
@@ -111,14 +118,11 @@ ${STATE_DIR_HELP}
       spool: sink.figures(),
     }));
     const loop = new SyncLoop({
-      masterUrl: config.masterUrl,
-      nodeToken: credentials.nodeToken,
+      master,
       masterKey: credentials.masterKey,
       nextMasterKey: credentials.nextMasterKey,
-      agentVersion: AGENT_VERSION,
       pollWaitSeconds: config.pollWaitSeconds,
-      fetch: globalThis.fetch,
-      clock: systemClock,
+      clock,
       random: Math.random,
       store: state,
       driver,

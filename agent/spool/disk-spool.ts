@@ -1,9 +1,8 @@
 import * as nodeFs from "node:fs/promises";
 import path from "node:path";
 import type { LogRecord, SpoolFigures } from "../../protocol/wire";
-import type { AccessLogSink, EventLogger } from "../proxy/types";
-import { monotonicNow } from "../sync/clock";
-import type { Clock } from "../sync/types";
+import { monotonicNow } from "../clock";
+import type { AccessLogSink, Clock, EventLogger } from "../ports";
 import { type ChunkFateContext, quarantineChunk, splitChunk, writeFirstHalf } from "./chunk-fate";
 import { ChunkIndex } from "./chunk-index";
 import { type ChunkInfo, chunkId } from "./chunk-name";

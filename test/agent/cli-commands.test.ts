@@ -4,8 +4,9 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseListen } from "../../agent/cli-kit";
 import { StateDir } from "../../agent/state/state-dir";
-import { cli, enrollAnswer, fakeMaster } from "./cli-fakes";
-import { makeBundle, signingKey } from "./sync-fakes";
+import { cli, fakeMaster } from "./fakes/cli";
+import { enrollAnswer } from "./fakes/master";
+import { makeBundle, signingKey } from "./fakes/seeds";
 
 let dir: string;
 beforeEach(async () => {

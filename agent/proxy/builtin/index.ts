@@ -30,7 +30,8 @@
 
 import type { TcpConnection, TcpHandlers } from "../../platform/tcp";
 import { connectTcp, listenTcp, localAddresses, resolveHost, type TcpListener } from "../../platform/tcp";
-import type { AccessLogSink, ActivePolicy, EventLogger, ProxyDriver } from "../types";
+import type { AccessLogSink, EventLogger } from "../../ports";
+import type { ActivePolicy, ProxyDriver } from "../types";
 import { AuthLimiter } from "./auth-limiter";
 import { ClientSession } from "./client-session";
 import type { ProxyContext } from "./context";

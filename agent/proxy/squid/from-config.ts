@@ -1,8 +1,9 @@
 // How `run` builds the Squid driver from config.json (one import for run.ts).
 
+import type { EventLogger } from "../../ports";
 import type { DiskSpool } from "../../spool/disk-spool";
 import type { NodeConfig } from "../../state/schemas";
-import type { EventLogger, ProxyDriver } from "../types";
+import type { ProxyDriver } from "../types";
 import { createSquidDriver } from "./index";
 import { resolveSquidSettings } from "./settings";
 
