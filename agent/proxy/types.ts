@@ -18,4 +18,6 @@ export interface ProxyDriver {
   /** "host:port" actually bound. */
   listenAddress(): string;
   version(): string;
+  /** Open client connections and tunnels right now (metrics); drivers that cannot see them leave it out. */
+  activity?(): { connections: number; tunnels: number };
 }

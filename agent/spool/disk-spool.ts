@@ -205,6 +205,14 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
     };
   }
 
+  /** Records not yet delivered: in pending chunks and in segments not sealed yet (metrics). */
+  pendingRecords(): number {
+    let records = 0;
+    for (const chunk of this.index.pending()) records += chunk.records;
+    for (const segment of this.segments) records += segment.records;
+    return records;
+  }
+
   /** The current epoch (changes only when the spool directory is recreated). */
   get epoch(): string {
     return this.meta.epoch;

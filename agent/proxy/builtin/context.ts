@@ -28,6 +28,8 @@ export interface ProxyContext {
   readonly guard: DestinationGuard;
   /** Password derives per client address (auth-limiter.ts). */
   readonly authLimiter: AuthLimiter;
+  /** Open CONNECT (and upgraded) tunnels, for the metrics. */
+  readonly activity: { tunnels: number };
   /** Set by stop(): answers say Connection: close and idle connections go. */
   draining: boolean;
   nextRequestId(): string;

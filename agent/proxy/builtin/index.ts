@@ -94,6 +94,7 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
     tunnelIdleTimeoutMs: options.tunnelIdleTimeoutMs ?? PROXY_DEFAULTS.tunnelIdleTimeoutMs,
     guard: new DestinationGuard(options.resolve ?? resolveHost),
     authLimiter: new AuthLimiter(),
+    activity: { tunnels: 0 },
     draining: false,
     nextRequestId: createRequestIds(),
     connect: options.connect ?? connectTcp,
@@ -196,5 +197,7 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
     listenAddress: address,
 
     version: () => DRIVER_VERSION,
+
+    activity: () => ({ connections: sessions.size, tunnels: ctx.activity.tunnels }),
   };
 }
