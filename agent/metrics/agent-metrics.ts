@@ -97,9 +97,10 @@ export function createAgentMetrics(o: {
     ),
   );
   r.gauge(
-    "fleetgate_spool_dropped_records",
+    "fleetgate_spool_dropped_records_total",
     "Records dropped at the spool quota since the spool was created (kept across restarts).",
     spool((f) => f.droppedRecords),
+    "counter",
   );
   const syncFailures = r.counter(
     "fleetgate_sync_failures_total",

@@ -33,11 +33,17 @@ export class Registry {
     }
   }
 
-  gauge(name: string, help: string, read: () => number | null | { labels?: Labels; value: number }[]): void {
+  /** Read at scrape time; `type: "counter"` for a total someone else keeps (e.g. on disk). */
+  gauge(
+    name: string,
+    help: string,
+    read: () => number | null | { labels?: Labels; value: number }[],
+    type: "gauge" | "counter" = "gauge",
+  ): void {
     this.add({
       name,
       help,
-      type: "gauge",
+      type,
       values: new Map(),
       read: () => {
         const value = read();

@@ -145,7 +145,7 @@ export class PolicyPath {
         return;
       }
     }
-    const started = this.o.clock.now();
+    const started = this.mono();
     try {
       await this.o.driver.applyPolicy({
         version: head.version,

@@ -152,7 +152,7 @@ describe("agent metrics", () => {
     // Four records are in the spool, not yet sealed into a chunk.
     expect(value(f, "fleetgate_spool_pending_records")).toBeGreaterThanOrEqual(4);
     expect(value(f, "fleetgate_spool_oldest_pending_age_seconds")).toBeGreaterThanOrEqual(0);
-    expect(value(f, "fleetgate_spool_dropped_records")).toBe(0);
+    expect(value(f, "fleetgate_spool_dropped_records_total")).toBe(0);
     expect(value(f, "fleetgate_sync_failures_total", { kind: "poll" })).toBe(0);
     // Conventions: every family has HELP and TYPE; counters end in _total.
     for (const family of f.values()) {
