@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { appendFile, readdir, readFile, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { systemClock } from "../../agent/clock";
 import { chunkFileName } from "../../agent/spool/chunk-name";
 import type { DiskSpool } from "../../agent/spool/disk-spool";
@@ -12,18 +12,14 @@ import { readMeta } from "../../agent/spool/meta";
 import { readSpoolFigures } from "../../agent/spool/read-figures";
 import { gzipLines } from "../../agent/spool/seal";
 import { recordEvents } from "./fakes/events";
-import { FakeMaster } from "./fakes/master";
-import { openSpool, record, removeDir, tempDir, uploaderFor, waitFor } from "./fakes/spool";
+import type { FakeMaster } from "./fakes/master";
+import { openSpool, record, spoolBench, uploaderFor, waitFor } from "./fakes/spool";
 
 let dir: string;
 let master: FakeMaster;
-beforeEach(async () => {
-  dir = await tempDir();
-  master = await new FakeMaster().listen();
-});
-afterEach(async () => {
-  await master.close();
-  await removeDir(dir);
+spoolBench((d, m) => {
+  dir = d;
+  master = m;
 });
 
 /** Uploads everything the spool holds to the fake master, then stops the uploader. */

@@ -3,38 +3,26 @@
 import * as nodeFs from "node:fs/promises";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { systemClock } from "../../agent/clock";
 import type { Clock } from "../../agent/ports";
 import type { DiskSpool } from "../../agent/spool/disk-spool";
 import type { SpoolSettings } from "../../agent/spool/settings";
 import type { SpoolFs } from "../../agent/spool/spool-fs";
 import { recordEvents } from "./fakes/events";
-import { errorBody, FakeMaster } from "./fakes/master";
-import { FAST_UPLOADS, openSpool, record, removeDir, tempDir, uploaderFor, waitFor } from "./fakes/spool";
+import { errorBody, type FakeMaster } from "./fakes/master";
+import { FAST_UPLOADS, openSpool, record, spoolBench, uploaderFor, waitFor } from "./fakes/spool";
 
 let dir: string;
 let master: FakeMaster;
-let halt: AbortController;
-let running: Promise<void> | null;
-
-beforeEach(async () => {
-  dir = await tempDir();
-  master = await new FakeMaster().listen();
-  halt = new AbortController();
-  running = null;
-});
-afterEach(async () => {
-  halt.abort();
-  await running;
-  await master.close();
-  await removeDir(dir);
+const uploads = spoolBench((d, m) => {
+  dir = d;
+  master = m;
 });
 
 function startUploader(spool: DiskSpool, clock: Clock = systemClock, settings: Partial<SpoolSettings> = {}) {
   const uploader = uploaderFor(spool, master, { clock, random: () => 0.5, settings });
-  running = uploader.run(halt.signal);
-  return uploader;
+  return uploads.run(uploader);
 }
 
 function deferred() {

@@ -2,37 +2,34 @@
 // without a seq gap, 422 quarantines, 429 Retry-After and 5xx back off, 401 stops, rate is bounded.
 import { readdir } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { systemClock } from "../../agent/clock";
 import type { DiskSpool } from "../../agent/spool/disk-spool";
 import { readSpoolFigures } from "../../agent/spool/read-figures";
 import type { SpoolSettings } from "../../agent/spool/settings";
 import { recordEvents } from "./fakes/events";
-import { errorBody, FakeMaster, type Received } from "./fakes/master";
-import { FAST_UPLOADS, openSpool, record, removeDir, tempDir, uploaderFor, waitFor } from "./fakes/spool";
+import { errorBody, type FakeMaster, type Received } from "./fakes/master";
+import {
+  FAST_UPLOADS,
+  openSpool,
+  record,
+  removeDir,
+  spoolBench,
+  tempDir,
+  uploaderFor,
+  waitFor,
+} from "./fakes/spool";
 
 let dir: string;
 let master: FakeMaster;
-let halt: AbortController;
-let running: Promise<void> | null;
-
-beforeEach(async () => {
-  dir = await tempDir();
-  master = await new FakeMaster().listen();
-  halt = new AbortController();
-  running = null;
-});
-afterEach(async () => {
-  halt.abort();
-  await running;
-  await master.close();
-  await removeDir(dir);
+const uploads = spoolBench((d, m) => {
+  dir = d;
+  master = m;
 });
 
 function startUploader(spool: DiskSpool, settings: Partial<SpoolSettings> = {}, events = recordEvents()) {
   const uploader = uploaderFor(spool, master, { clock: systemClock, random: () => 0.5, events, settings });
-  running = uploader.run(halt.signal);
-  return uploader;
+  return uploads.run(uploader);
 }
 
 async function spoolWith(count: number, settings: Partial<SpoolSettings> = {}, events = recordEvents()) {

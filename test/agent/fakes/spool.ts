@@ -3,6 +3,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { afterEach, beforeEach } from "vitest";
 import { systemClock } from "../../../agent/clock";
 import { MasterClient } from "../../../agent/master/client";
 import type { Clock, EventLogger } from "../../../agent/ports";
@@ -10,7 +11,7 @@ import { DiskSpool, type DiskSpoolOptions } from "../../../agent/spool/disk-spoo
 import type { SpoolSettings } from "../../../agent/spool/settings";
 import { ChunkUploader } from "../../../agent/spool/uploader";
 import type { LogRecord } from "../../../protocol/wire";
-import type { FakeMaster } from "./master";
+import { FakeMaster } from "./master";
 
 export function record(i: number, extra: Partial<LogRecord> = {}): LogRecord {
   return {
@@ -84,4 +85,34 @@ export async function waitFor(check: () => boolean, timeoutMs = 5_000, what = "c
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * Per test: a fresh spool dir and a listening fake master (handed to `use`), and uploaders started
+ * with `run` that are stopped, with the master and the dir, after the test.
+ */
+export function spoolBench(use: (dir: string, master: FakeMaster) => void) {
+  let halt = new AbortController();
+  let running: Promise<void>[] = [];
+  let master: FakeMaster | null = null;
+  let dir = "";
+  beforeEach(async () => {
+    dir = await tempDir();
+    master = await new FakeMaster().listen();
+    halt = new AbortController();
+    running = [];
+    use(dir, master);
+  });
+  afterEach(async () => {
+    halt.abort();
+    await Promise.all(running);
+    await master?.close();
+    await removeDir(dir);
+  });
+  return {
+    run(uploader: ChunkUploader): ChunkUploader {
+      running.push(uploader.run(halt.signal));
+      return uploader;
+    },
+  };
 }
