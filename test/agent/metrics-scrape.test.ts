@@ -2,7 +2,6 @@
 // through its built-in proxy, parsed with a real exposition-format parser.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import parsePrometheusTextFormat, { type MetricFamily } from "parse-prometheus-text-format";
@@ -10,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { cli, enrollAt, freePort } from "./fakes/cli";
 import { enrollAnswer, FakeMaster } from "./fakes/master";
 import { makeBundle, signingKey } from "./fakes/seeds";
-import { makePolicy, proxyRequest, RawClient, startOrigin } from "./proxy-helpers";
+import { makePolicy, proxyRequest, RawClient, startEcho, startOrigin } from "./proxy-helpers";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const BUN = path.join(ROOT, "node_modules/.bin/bun");
@@ -89,13 +88,9 @@ describe("agent metrics", () => {
     const { dir, proxyPort } = await enrolledNode();
     const origin = await startOrigin((_req, res) => res.end("hello metrics"));
     cleanups.push(() => origin.close());
-    const echo = net.createServer((socket) => {
-      socket.on("error", () => {});
-      socket.pipe(socket);
-    });
-    await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", resolve));
-    cleanups.push(() => new Promise((resolve) => echo.close(resolve)));
-    const echoPort = (echo.address() as net.AddressInfo).port;
+    const echo = await startEcho();
+    cleanups.push(() => echo.close());
+    const echoPort = echo.port;
     const closedPort = await freePort();
 
     const metricsPort = await freePort();
