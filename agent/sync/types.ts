@@ -1,9 +1,8 @@
-import type { CompiledPolicy } from "../../protocol/policy/types";
 import type { MasterKey, PolicyBundle, SpoolFigures } from "../../protocol/wire";
 import type { MasterClient } from "../master/client";
 import type { Clock, EventLogger } from "../ports";
 import type { ProxyDriver } from "../proxy/types";
-import type { PrepareBundle } from "./prepare";
+import type { CompileResult, PrepareBundle } from "./prepare";
 
 /** What the loop needs from the state dir; the file-backed one is agent/state/state-dir.ts. */
 export interface SyncStore {
@@ -15,7 +14,7 @@ export interface SyncStore {
   saveMasterKeys?(keys: { masterKey: MasterKey; nextMasterKey?: MasterKey }): Promise<void>;
 }
 
-export type CompileResult = { ok: true; compiled: CompiledPolicy } | { ok: false; error: string };
+export type { CompileResult };
 
 /** What the running loop knows, handed to `onState` after every change (status, runtime.json). */
 export interface SyncSnapshot {
