@@ -12,6 +12,7 @@ import { createSquidDriver, type SquidDriver } from "../../agent/proxy/squid/ind
 import { resolveSquidSettings, type SquidSettings } from "../../agent/proxy/squid/settings";
 import { compileForSquid } from "../../agent/proxy/squid/support";
 import type { LogRecord } from "../../protocol/wire";
+import { freePort, waitForPort } from "./fakes/net";
 
 export const SQUID = "/usr/sbin/squid";
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -23,35 +24,7 @@ export function requireSquid(): void {
   if (!existsSync(SQUID)) throw new Error(`${SQUID} is missing: apt-get install -y squid (.ci/run does)`);
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-export function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve();
-      });
-      s.once("error", () => {
-        s.destroy();
-        if (Date.now() > until) reject(new Error(`port ${port} not open after ${timeoutMs} ms`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
-}
+export { freePort, waitForPort };
 
 /** A squid.conf like a node's: Fleetgate's include comes through a conf.d glob, then `deny all`. */
 export function squidConf(dir: string, port: number, extra: string[] = []): string {

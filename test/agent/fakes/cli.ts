@@ -1,8 +1,10 @@
 // The CLI in-process with a recording Io, and the fake master over loopback HTTP for it.
-import net, { type AddressInfo } from "node:net";
 import { runCli } from "../../../agent/cli";
 import type { Io } from "../../../agent/cli-kit";
 import { FakeMaster, type Route } from "./master";
+import { freePort } from "./net";
+
+export { freePort };
 
 export async function cli(args: string[], env: Record<string, string> = {}) {
   let stdout = "";
@@ -25,15 +27,6 @@ export async function fakeMaster(route: Route): Promise<FakeMaster> {
   const master = new FakeMaster();
   master.route = route;
   return master.listen();
-}
-
-/** A loopback port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Enrolls the state dir `dir` with the (fake) master at `masterUrl`; returns the proxy's listen port. */
