@@ -14,6 +14,10 @@ import { makePolicy, proxyRequest, RawClient, startEcho, startOrigin } from "./p
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const BUN = path.join(ROOT, "node_modules/.bin/bun");
 const MAIN = path.join(ROOT, "agent/main.ts");
+// FLEETGATE_AGENT_BIN=dist/fleetgate-agent-linux-x64 runs the same test against the compiled agent.
+const AGENT = process.env.FLEETGATE_AGENT_BIN
+  ? [path.resolve(ROOT, process.env.FLEETGATE_AGENT_BIN)]
+  : [BUN, MAIN];
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -21,7 +25,7 @@ afterEach(async () => {
 });
 
 function startRun(dir: string, extra: string[]) {
-  const child: ChildProcess = spawn(BUN, [MAIN, "run", "--state-dir", dir, ...extra], {
+  const child: ChildProcess = spawn(AGENT[0]!, [...AGENT.slice(1), "run", "--state-dir", dir, ...extra], {
     cwd: ROOT,
     stdio: ["ignore", "ignore", "pipe"],
   });
