@@ -8,6 +8,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { systemClock } from "../../agent/clock";
+import { type AgentMetrics, createAgentMetrics } from "../../agent/metrics/agent-metrics";
 import { createSquidDriver, type SquidDriver } from "../../agent/proxy/squid/index";
 import { resolveSquidSettings, type SquidSettings } from "../../agent/proxy/squid/settings";
 import { compileForSquid } from "../../agent/proxy/squid/support";
@@ -89,6 +91,8 @@ export interface SquidNode {
   squid: SquidProcess;
   records: LogRecord[];
   events: { type: string; fields?: Record<string, unknown> }[];
+  /** The agent's metrics, counting every record the driver reads from Squid's log (as `run` wires them). */
+  metrics: AgentMetrics;
   /** Compiles (with the Squid limits) and applies a policy document as version `version`. */
   apply(policy: Record<string, unknown>, version: number): Promise<void>;
   waitForRecords(count: number, timeoutMs?: number): Promise<void>;
@@ -122,12 +126,15 @@ export async function startSquidNode(
   );
   const records: LogRecord[] = [];
   const events: SquidNode["events"] = [];
+  let metricsDriver: SquidDriver | null = null;
+  const metrics = createAgentMetrics({ clock: systemClock, driver: () => metricsDriver, spool: () => null });
   const driver = createSquidDriver({
     settings,
     listen: `127.0.0.1:${port}`,
-    sink: { write: (record) => records.push(record) },
+    sink: metrics.countingSink({ write: (record) => records.push(record) }),
     events: { emit: (type, fields) => events.push({ type, fields }) },
   });
+  metricsDriver = driver;
   const cacheLog = path.join(dir, "var/cache.log");
   const accepting = () =>
     existsSync(cacheLog)
@@ -172,6 +179,7 @@ export async function startSquidNode(
     squid: squid!,
     records,
     events,
+    metrics,
     apply,
     async waitForRecords(count, timeoutMs = 10_000) {
       const until = Date.now() + timeoutMs;
