@@ -91,6 +91,7 @@ ${STATE_DIR_HELP}
       ...spoolBlock(previous?.spool, quotaMb),
       ...(previous?.proxy ? { proxy: previous.proxy } : {}),
       ...(previous?.squid ? { squid: previous.squid } : {}),
+      ...(previous?.metrics ? { metrics: previous.metrics } : {}),
     };
     // Written before the call: if the answer is lost, a retry re-uses the same instanceId.
     if (!previous) await state.writeConfig(config);

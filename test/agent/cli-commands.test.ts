@@ -270,6 +270,22 @@ describe("spool settings in config.json", () => {
     expect((await state.readConfig())?.proxy).toEqual({ maxConnections: 500 });
   });
 
+  it("re-enrolling keeps a metrics block; a bad one stops run naming the field", async () => {
+    expect((await enrolled()).code).toBe(0);
+    const state = new StateDir(dir);
+    const raw = JSON.parse(await readFile(state.configPath, "utf8"));
+    await writeFile(state.configPath, JSON.stringify({ ...raw, metrics: { listen: "127.0.0.1:9464" } }));
+    expect((await enrolled()).code).toBe(0);
+    expect((await state.readConfig())?.metrics).toEqual({ listen: "127.0.0.1:9464" });
+    await writeFile(
+      state.configPath,
+      JSON.stringify({ ...raw, metrics: { listen: "127.0.0.1:9464", open: true } }),
+    );
+    const run = await cli(["run", "--state-dir", dir]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/cannot start: .*metrics/);
+  });
+
   it("refuses a quota that is not a whole number of MiB with a usage error", async () => {
     for (const bad of ["0", "-5", "1.5", "lots"]) {
       const result = await cli([
