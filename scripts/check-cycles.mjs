@@ -15,7 +15,8 @@ function sourceFiles(dir) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) out.push(...sourceFiles(full));
-    else if (EXTS.some((e) => entry.name.endsWith(e)) && !entry.name.endsWith(".d.ts")) out.push(full);
+    // .d.ts files count too: a global declaration that imports the entry is a node like any other.
+    else if (EXTS.some((e) => entry.name.endsWith(e))) out.push(full);
   }
   return out;
 }

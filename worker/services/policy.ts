@@ -9,6 +9,7 @@ import {
   signBundle,
   signBundleV2,
 } from "../../protocol/signing";
+import { config, type SigningSeeds } from "../config";
 import type { Db } from "../db/client";
 import { policyChunks, policyVersions } from "../db/schema";
 import { AppError } from "../errors";
@@ -50,14 +51,10 @@ export function signingKey(seed: string | undefined, name = "FLEETGATE_SIGNING_K
   });
 }
 
-/** The signing seeds: the current one, and during a rotation the one that signs next. */
-export interface SigningSeeds {
-  current: string | undefined;
-  next?: string | undefined;
-}
+export type { SigningSeeds };
 
-export function signingSeeds(env: { FLEETGATE_SIGNING_KEY?: string; FLEETGATE_NEXT_SIGNING_KEY?: string }) {
-  return { current: env.FLEETGATE_SIGNING_KEY, next: env.FLEETGATE_NEXT_SIGNING_KEY || undefined };
+export function signingSeeds(env: Env): SigningSeeds {
+  return config(env).signingSeeds;
 }
 
 async function announcedNextKey(seeds: SigningSeeds, current: SigningKey): Promise<NextKey | null> {

@@ -1,6 +1,7 @@
 import { getDb } from "../../db/client";
 import type { Role } from "../../env";
 import { AppError } from "../../errors";
+import { auditOf, type DashContext } from "../../middleware/session";
 import { getAgentAllowlist, setAgentAllowlist } from "../../services/agent-allowlist";
 import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
 import { listAudit } from "../../services/audit";
@@ -10,7 +11,6 @@ import { createUser, listUsers, updateUser } from "../../services/users";
 import { paginate } from "../../views/components";
 import { AllowlistPage, AuditPage, KeysPage, TokensPage, UsersPage } from "../../views/settings";
 import { dashboardSection, FORM_STATUS, formFields, pageContext } from "./app";
-import { auditOf, type DashContext } from "./auth";
 
 export const settingsPages = dashboardSection();
 
