@@ -9,9 +9,9 @@ export const READ_ONLY_ROUTES: ReadonlySet<string> = new Set([
   "/policy/test",
 ]);
 
-/** Whether a request only reads: GET, HEAD, or one of the READ_ONLY_ROUTES. */
+/** Whether a request only reads: GET, HEAD, or a POST to one of the READ_ONLY_ROUTES. */
 export function isReadOnly(method: string, path: string): boolean {
-  return method === "GET" || method === "HEAD" || READ_ONLY_ROUTES.has(path);
+  return method === "GET" || method === "HEAD" || (method === "POST" && READ_ONLY_ROUTES.has(path));
 }
 
 /** Whether `role` may send `method path`: admins anything, viewers only what reads. */
