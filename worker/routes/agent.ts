@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import {
+  agentVersionFromUserAgent,
   CHUNK_LIMITS,
   EnrollRequest,
   EnrollResponse,
@@ -132,7 +133,7 @@ agentRoutes.openapi(
     // the bundle from the isolate's bundle cache. See docs/scale.md.
     const db = getDb(c.env.DB);
     const node = c.get("node");
-    const agent = /^fleetgate-agent\/(\S{1,64})/.exec(c.req.header("User-Agent") ?? "")?.[1];
+    const agent = agentVersionFromUserAgent(c.req.header("User-Agent"));
     const address = clientAddress(c);
     if (node.lastAddress !== address || (agent && node.agentVersion !== agent)) {
       await recordHeartbeat(db, node.id, address, agent);
