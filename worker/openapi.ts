@@ -1,4 +1,4 @@
-import { OpenAPIHono, type z } from "@hono/zod-openapi";
+import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { ErrorBody } from "../protocol/wire";
 import type { AppEnv } from "./env";
 import { AppError, formatPath } from "./errors";
@@ -18,8 +18,9 @@ export function createRouter() {
   });
 }
 
-// The one error body (protocol/wire.ts), named for the OpenAPI document.
-export const ErrorSchema = ErrorBody.openapi("Error");
+// The one error body (protocol/wire.ts), named for the OpenAPI document. Wrapped with this
+// module's `z`: only schemas made after @hono/zod-openapi loads carry `.openapi()`.
+export const ErrorSchema = z.object(ErrorBody.shape).openapi("Error");
 
 const errorResponse = (description: string) => ({
   description,

@@ -1,7 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../../db/client";
 import { adminErrors, createRouter, jsonResponse, security } from "../../openapi";
-import { resolveRange, summary, TOP_DIMENSIONS, timeseries, toCsv, top } from "../../services/reports";
+import { exportReportCsv } from "../../services/report-export";
+import { resolveRange, summary, TOP_DIMENSIONS, timeseries, top } from "../../services/reports";
 import { Loose } from "./schemas";
 
 export const reportRoutes = createRouter();
@@ -107,56 +108,13 @@ reportRoutes.openapi(
   }),
   async (c) => {
     const q = c.req.valid("query");
-    const db = getDb(c.env.DB);
-    const filter = filterOf(q);
-    let csv: string;
-    let name: string;
-    if (q.report === "summary") {
-      const s = await summary(db, filter);
-      const fields = [
-        "requests",
-        "allowed",
-        "blocked",
-        "authChallenges",
-        "errors",
-        "bytesIn",
-        "bytesOut",
-        "clients",
-        "users",
-        "nodes",
-      ] as const;
-      csv = toCsv(
-        ["from", "to", ...fields],
-        [[new Date(s.from).toISOString(), new Date(s.to).toISOString(), ...fields.map((f) => s[f])]],
-      );
-      name = "summary";
-    } else if (q.report === "timeseries") {
-      const t = await timeseries(db, filter);
-      csv = toCsv(
-        ["time", "requests", "allowed", "blocked", "bytesIn", "bytesOut"],
-        t.points.map((p) => [
-          new Date(p.t).toISOString(),
-          p.requests,
-          p.allowed,
-          p.blocked,
-          p.bytesIn,
-          p.bytesOut,
-        ]),
-      );
-      name = "timeseries";
-    } else {
-      const by = q.by ?? "host";
-      const t = await top(db, { ...filter, by, action: q.action, limit: q.limit });
-      csv = toCsv(
-        [by, "requests", "blocked", "bytesIn", "bytesOut"],
-        t.rows.map((r) => [r.key, r.requests, r.blocked, r.bytesIn, r.bytesOut]),
-      );
-      name = `top-${by}`;
-    }
-    const stamp = new Date(filter.from).toISOString().slice(0, 10);
+    const { csv, fileName } = await exportReportCsv({
+      db: getDb(c.env.DB),
+      input: { report: q.report, filter: filterOf(q), by: q.by, action: q.action, limit: q.limit },
+    });
     return c.body(csv, 200, {
       "Content-Type": "text/csv; charset=utf-8",
-      "Content-Disposition": `attachment; filename="fleetgate-${name}-${stamp}.csv"`,
+      "Content-Disposition": `attachment; filename="${fileName}"`,
     });
   },
 );
