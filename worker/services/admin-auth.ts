@@ -3,7 +3,7 @@ import type { Db } from "../db/client";
 import { apiTokens, settings, users } from "../db/schema";
 import type { Actor } from "../env";
 import { AppError } from "../errors";
-import { type AuditContext, type AuditedWrite, auditInsert } from "./audit";
+import { type AuditedWrite, auditInsert } from "./audit";
 import { constantTimeEqual, hashSecret } from "./secrets";
 
 const LAST_USED_RESOLUTION_MS = 60_000;

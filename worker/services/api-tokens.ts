@@ -3,7 +3,7 @@ import type { Db } from "../db/client";
 import { apiTokens } from "../db/schema";
 import type { Role } from "../env";
 import { AppError } from "../errors";
-import { type AuditContext, type AuditedWrite, auditInsert } from "./audit";
+import { type AuditedWrite, auditInsert } from "./audit";
 import { displayPrefix, hashSecret, newId, newSecret } from "./secrets";
 
 export interface CreateApiTokenInput {

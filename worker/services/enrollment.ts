@@ -3,7 +3,7 @@ import type { EnrollRequest } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { enrollmentKeys, nodes } from "../db/schema";
 import { AppError } from "../errors";
-import { type AuditContext, type AuditedWrite, auditInsert } from "./audit";
+import { type AuditedWrite, auditInsert } from "./audit";
 import { displayPrefix, hashSecret, newId, newSecret } from "./secrets";
 
 export interface CreateEnrollmentKeyInput {
