@@ -3,30 +3,9 @@ import { getDb } from "../../db/client";
 import { adminErrors, createRouter, jsonResponse, security } from "../../openapi";
 import { exportReportCsv } from "../../services/report-export";
 import { resolveRange, summary, TOP_DIMENSIONS, timeseries, top } from "../../services/reports";
-import { Loose } from "./schemas";
+import { Loose, QueryInstant } from "./schemas";
 
 export const reportRoutes = createRouter();
-
-const MAX_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
-
-/** `from`/`to` as epoch milliseconds or ISO 8601, as the admin API accepts times everywhere. */
-const QueryInstant = z
-  .string()
-  .max(40)
-  .transform((v, ctx) => {
-    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-    if (!Number.isFinite(n)) {
-      ctx.addIssue({ code: "custom", message: "epoch ms or ISO 8601 expected" });
-      return z.NEVER;
-    }
-    // Beyond year 9999 a time cannot be written as ISO 8601 (exports, bucket labels).
-    if (n < 0 || n > MAX_INSTANT) {
-      ctx.addIssue({ code: "custom", message: "a time between 1970 and 9999-12-31 expected" });
-      return z.NEVER;
-    }
-    return n;
-  })
-  .optional();
 
 const RangeQuery = z.object({
   from: QueryInstant,
