@@ -1,3 +1,7 @@
+// Policy versions: validate, sign, store and serve bundles, and the write verbs on them (publish,
+// rollback, new series). Kept in one file past ~300 lines because every write funnels into
+// publishPolicy and shares its chunking, signing and bundle cache; reads and diffs live elsewhere.
+
 import { asc, desc, eq, lt } from "drizzle-orm";
 import { canonicalJson } from "../../protocol/canonical";
 import { type Policy, validatePolicy } from "../../protocol/policy/schema";
