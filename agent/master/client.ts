@@ -3,6 +3,7 @@
 // Sync (poll, status), uploads (logs) and enrollment all go through it; what a result means for
 // each caller (backoff, quarantine, NACK) stays with the caller.
 import {
+  agentUserAgent,
   EnrollRequest,
   EnrollResponse,
   ErrorBody,
@@ -38,15 +39,10 @@ export interface MasterClientOptions {
   masterUrl: string;
   /** The node's bearer token; null before enrollment (and for a first enroll). */
   nodeToken: string | null;
-  /** Sent in the User-Agent: the master records it from every poll (a heartbeat). */
+  /** Sent in the User-Agent (protocol's agentUserAgent): the master records it from every poll (a heartbeat). */
   agentVersion?: string;
   /** Epoch ms for Retry-After dates; default Date.now. */
   now?: () => number;
-}
-
-/** The `fleetgate-agent/<version>` the master reads the agent's version from. */
-export function agentUserAgent(version: string): string {
-  return `fleetgate-agent/${version}`;
 }
 
 export function agentUrl(masterUrl: string, path: string): string {

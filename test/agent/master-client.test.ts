@@ -2,8 +2,9 @@
 // answer becomes a result the same way whoever called (sync, uploads, enroll).
 import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { agentUserAgent, MasterClient } from "../../agent/master/client";
+import { MasterClient } from "../../agent/master/client";
 import { uploadOutcome } from "../../agent/spool/upload-outcome";
+import { agentUserAgent } from "../../protocol/wire";
 import { errorBody, FakeMaster, MASTER } from "./fakes/master";
 import { makeBundle, signingKey } from "./fakes/seeds";
 
