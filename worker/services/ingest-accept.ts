@@ -5,9 +5,9 @@
 // and rollups in one D1 batch about a second later (docs/reports.md, Ingestion).
 import { type ChunkId, parseChunkId } from "../../protocol/chunk-id";
 import { CHUNK_LIMITS, type LogChunkAnswer } from "../../protocol/wire";
+import { config } from "../config";
 import type { Db } from "../db/client";
 import type { IngestCoalescer } from "../durable/ingest-coalescer";
-import { intVar } from "../env";
 import { AppError } from "../errors";
 import { archiveChunk } from "./chunk-archive";
 import { inflateChunk, readCompressedChunk } from "./ingest-body";
@@ -81,7 +81,7 @@ export async function acceptChunk({
   }
   const gzip = await readCompressedChunk(input.body);
   const text = inflateChunk(gzip, input.encoding);
-  const chunk = parseRecords(text, recordWindow(intVar(env.RETENTION_DAYS, 90, 1, 3650)));
+  const chunk = parseRecords(text, recordWindow(config(env).retentionDays));
   const fold = foldChunk(chunk);
   const archive = await archiveChunk({
     bucket: env.LOG_ARCHIVE,
