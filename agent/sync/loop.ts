@@ -1,10 +1,18 @@
 import type { NextKey } from "../../protocol/signing";
-import type { MasterKey, PolicyBundle, SpoolFigures, StatusReport } from "../../protocol/wire";
+import {
+  bundleTag,
+  isBundleTag,
+  type MasterKey,
+  type PolicyBundle,
+  type SpoolFigures,
+  type StatusReport,
+} from "../../protocol/wire";
 import { backoffDelay } from "./backoff";
 import { monotonicNow } from "./clock";
 import { type MasterFailure, pollPolicy, postStatus } from "./master-client";
 import {
   type BundleHead,
+  compareOrder,
   compileOpened,
   openBundle,
   type Position,
@@ -31,6 +39,7 @@ const ZERO_SPOOL: SpoolFigures = {
 // A poll may be held for `wait` seconds; give the network this much more before calling it dead.
 const POLL_GRACE_MS = 20_000;
 const STATUS_TIMEOUT_MS = 15_000;
+const QUICK_FAILURE_MS = 1_000;
 const MIN_POLL_INTERVAL_MS = 1_000;
 // At most this many unsent ACK/NACKs are kept while the master is away; older ones are superseded.
 const MAX_PENDING_REPORTS = 5;
@@ -55,9 +64,11 @@ export class SyncLoop {
     save: PolicyBundle | Uint8Array;
     appliedAt: string;
   } | null = null;
-  /** Hash of the last refused bundle, sent as If-None-Match so the master holds the poll until a new publish. */
+  /** Name (tag or hash) of the last refused bundle, sent as If-None-Match so the master holds the poll until a new publish. */
   private refused: { hash: string; at: number; permanent: boolean } | null = null;
-  /** Hashes refused for good, and how often each transit-refused hash came: never fetched, verified or compiled again. */
+  /** Whether the master names bundles by tag (generation.version.hash) or, before tags, by hash. */
+  private masterTags = true;
+  /** Names refused for good, and how often each transit-refused one came: never fetched, verified or compiled again. */
   private readonly refusals = new Map<string, { permanent: boolean; count: number }>();
   private outcome: Outcome = { state: "applied" };
   private pendingReports: Outcome[] = [];
@@ -219,7 +230,12 @@ export class SyncLoop {
     if (refused && (refused.permanent || this.mono() - refused.at < this.o.refusedRetryMs))
       return refused.hash;
     this.refused = null;
-    return this.applied?.position.hash ?? null;
+    return this.applied ? this.nameOf(this.applied.position) : null;
+  }
+
+  /** A bundle as this master names it: a new series of unchanged content is a different bundle. */
+  private nameOf(position: Position): string {
+    return this.masterTags ? bundleTag(position) : position.hash;
   }
 
   private trusted(): MasterKey[] {
@@ -231,7 +247,8 @@ export class SyncLoop {
     const current = this.applied;
     // The master names the bundle in its ETag: the applied one, or one refused for good (a master
     // ignoring If-None-Match) is neither parsed, verified nor compiled again, and not NACKed twice.
-    if (etag !== null && etag === current?.position.hash) return 0;
+    if (etag !== null) this.masterTags = isBundleTag(etag);
+    if (etag !== null && current && etag === this.nameOf(current.position)) return 0;
     if (etag !== null && this.refusals.get(etag)?.permanent) {
       this.refused = { hash: etag, at: this.mono(), permanent: true };
       return 0;
@@ -247,7 +264,7 @@ export class SyncLoop {
           retryAfterMs: null,
         });
       }
-      const hash = prepared.hash ?? etag;
+      const hash = etag ?? prepared.hash;
       if (hash !== null && this.refusals.get(hash)?.permanent) {
         this.refused = { hash, at: this.mono(), permanent: true };
         return 0;
@@ -259,13 +276,16 @@ export class SyncLoop {
       return this.backoff();
     }
     const { head } = prepared;
-    if (head.hash === current?.position.hash) return 0;
+    // The same (generation, version) is the applied bundle (openBundle refused it if the hash
+    // differed); the same content in a new series is not: it may carry a new key or pin.
+    if (current && compareOrder(prepared.position, current.position) === 0) return 0;
+    const name = { hash: this.nameOf(prepared.position), version: head.version };
     // Persist before enforcing and before the ACK: what the master sees as applied survives a restart.
     try {
       await this.o.store.saveLastGood(prepared.save);
     } catch (error) {
       await this.refuse(
-        head,
+        name,
         `bundle v${head.version} could not be saved: ${(error as Error).message}`,
         "local",
       );
@@ -279,7 +299,7 @@ export class SyncLoop {
       });
     } catch (error) {
       if (current) await this.o.store.saveLastGood(current.save).catch(() => undefined);
-      await this.refuse(head, `proxy could not apply v${head.version}: ${(error as Error).message}`, "local");
+      await this.refuse(name, `proxy could not apply v${head.version}: ${(error as Error).message}`, "local");
       return 0;
     }
     this.markApplied(head, prepared.position, prepared.save, "master");
@@ -397,14 +417,21 @@ export class SyncLoop {
       const queue = this.pendingReports.length > 0 ? [...this.pendingReports] : [this.outcome];
       for (const outcome of queue) {
         const report = this.report(outcome);
-        const result = await postStatus({
-          fetch: this.o.fetch,
-          masterUrl: this.o.masterUrl,
-          nodeToken: this.o.nodeToken,
-          report,
-          signal: AbortSignal.any([signal, AbortSignal.timeout(STATUS_TIMEOUT_MS)]),
-          now: () => this.o.clock.now(),
-        });
+        const post = () =>
+          postStatus({
+            fetch: this.o.fetch,
+            masterUrl: this.o.masterUrl,
+            nodeToken: this.o.nodeToken,
+            report,
+            signal: AbortSignal.any([signal, AbortSignal.timeout(STATUS_TIMEOUT_MS)]),
+            now: () => this.o.clock.now(),
+          });
+        const sentAt = this.mono();
+        let result = await post();
+        // A pooled connection the master closed while idle fails at once; without this retry the
+        // ACK would wait for the next long poll (~wait seconds). A slow failure is not retried.
+        if (!result.ok && result.status === 0 && !signal.aborted && this.mono() - sentAt < QUICK_FAILURE_MS)
+          result = await post();
         if (!result.ok) {
           if (!signal.aborted)
             this.o.events.emit("status.failed", {

@@ -14,7 +14,13 @@ import {
   signBundle,
   signBundleV2,
 } from "../../protocol/signing";
-import type { MasterKey, PolicyBundle, StatusReport } from "../../protocol/wire";
+import {
+  bundleTag,
+  type MasterKey,
+  type PolicyBundle,
+  type StatusReport,
+  tagNames,
+} from "../../protocol/wire";
 
 export const MASTER = "https://master.test";
 export const SEED = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
@@ -152,6 +158,8 @@ export class FakeMaster {
   readonly queue: Reply[] = [];
   /** How long a "nothing new" poll is held, like the real long poll (advances the manual clock). */
   holdMs = 0;
+  /** Name bundles as the master does now (`<generation>.<version>.<hash>`); false: by hash, as before. */
+  tags = false;
   /** Called after every request; tests stop the loop from here. */
   onRequest: () => void = () => {};
   constructor(
@@ -177,11 +185,12 @@ export class FakeMaster {
     if (url.includes("/policy")) {
       const etag = headers.get("if-none-match")?.replace(/"/g, "") ?? null;
       this.polls.push({ url, etag, userAgent: headers.get("user-agent") });
-      if (!this.current || this.current.hash === etag) {
+      if (!this.current || (this.tags ? tagNames(etag, this.current) : this.current.hash === etag)) {
         this.clock.t += this.holdMs;
         return new Response(null, { status: 304 });
       }
-      return Response.json(this.current, { headers: { etag: `"${this.current.hash}"` } });
+      const name = this.tags ? bundleTag(this.current) : this.current.hash;
+      return Response.json(this.current, { headers: { etag: `"${name}"` } });
     }
     if (url.endsWith("/status")) {
       const report = JSON.parse(String(init?.body)) as StatusReport;

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { PolicyBundle } from "../../protocol/wire";
+import { bundleTag, type PolicyBundle } from "../../protocol/wire";
 import { observeStatements } from "../../worker/db/client";
 import { flushHubs, hubStats, shardCount } from "../../worker/services/policy-hub";
 import { call, expectError, json } from "./helpers/api";
@@ -94,7 +94,7 @@ describe("fleet scale: the long-poll path", () => {
       };
     });
     expect(result.status).toBe(200);
-    expect(result.etag).toBe(`"${fresh.hash}"`);
+    expect(result.etag).toBe(`"${bundleTag(result.bundle)}"`);
     expect(result.bundle).toMatchObject({ version: fresh.version, hash: fresh.hash });
     expect(reads(sql, "policy_chunks")).toEqual([]);
     expect(reads(sql, "policy_versions")).toEqual([]);

@@ -14,7 +14,7 @@ import {
   startSeries,
 } from "../../services/policy";
 import { diffPolicies } from "../../services/policy-diff";
-import { announceVersion } from "../../services/policy-hub";
+import { announceInBackground } from "../../services/policy-hub";
 import { simulateRequest } from "../../services/simulate";
 import { Instant, Loose, Pagination } from "./schemas";
 
@@ -80,7 +80,7 @@ policyRoutes.openapi(
       signingSeeds(c.env),
       c.req.valid("json"),
       auditContext(c),
-      (v) => announceVersion(c.env, v),
+      (v) => announceInBackground(c.executionCtx, c.env, v),
     );
     return c.json(result, result.unchanged ? 200 : 201);
   },
@@ -172,7 +172,7 @@ policyRoutes.openapi(
       c.req.valid("param").version,
       body.message,
       auditContext(c),
-      (v) => announceVersion(c.env, v),
+      (v) => announceInBackground(c.executionCtx, c.env, v),
     );
     return c.json(result, result.unchanged ? 200 : 201);
   },
@@ -208,7 +208,7 @@ policyRoutes.openapi(
       signingSeeds(c.env),
       body.message,
       auditContext(c),
-      (v) => announceVersion(c.env, v),
+      (v) => announceInBackground(c.executionCtx, c.env, v),
     );
     return c.json(result, 201);
   },
