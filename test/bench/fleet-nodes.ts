@@ -152,7 +152,7 @@ function startNode(node: SimNode) {
         if (type === "sync.failed") node.failures++;
         if (type === "status.failed") {
           diag.statusFailed++;
-          const code = `${fields?.status}:${fields?.code}`;
+          const code = `${fields?.status}:${fields?.code}:${String(fields?.error ?? "").slice(0, 80)}`;
           diag.statusCodes[code] = (diag.statusCodes[code] ?? 0) + 1;
         }
       },

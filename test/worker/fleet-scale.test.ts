@@ -245,4 +245,15 @@ describe("fleet scale: the long-poll path", () => {
       expect(events.filter((e) => e.type === "policy.applied" && e.version === version)).toHaveLength(1);
     }
   });
+
+  it("a burst of agent calls after the allow list went stale reads it once, not once per call", async () => {
+    const nodes = await Promise.all(Array.from({ length: 20 }, () => enrollFleetNode()));
+    const { hash } = await publish(blockPolicy("herd.example"), "herd");
+    for (const node of nodes) expect((await poll(node, null, 0)).status).toBe(200);
+    // Past the isolate's 2 s allow-list cache: the next calls find it stale together.
+    await new Promise((r) => setTimeout(r, 2_100));
+    const { result, sql } = await statementsDuring(() => Promise.all(nodes.map((n) => poll(n, hash, 0))));
+    for (const res of result) expect(res.status).toBe(304);
+    expect(reads(sql, "settings").length).toBeLessThanOrEqual(1);
+  });
 });
