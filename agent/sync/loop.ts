@@ -39,7 +39,8 @@ const ZERO_SPOOL: SpoolFigures = {
 // A poll may be held for `wait` seconds; give the network this much more before calling it dead.
 const POLL_GRACE_MS = 20_000;
 const STATUS_TIMEOUT_MS = 15_000;
-const QUICK_FAILURE_MS = 1_000;
+const QUICK_FAILURE_MS = 5_000;
+const QUICK_RETRIES = 2;
 const MIN_POLL_INTERVAL_MS = 1_000;
 // At most this many unsent ACK/NACKs are kept while the master is away; older ones are superseded.
 const MAX_PENDING_REPORTS = 5;
@@ -426,12 +427,16 @@ export class SyncLoop {
             signal: AbortSignal.any([signal, AbortSignal.timeout(STATUS_TIMEOUT_MS)]),
             now: () => this.o.clock.now(),
           });
-        const sentAt = this.mono();
-        let result = await post();
-        // A pooled connection the master closed while idle fails at once; without this retry the
-        // ACK would wait for the next long poll (~wait seconds). A slow failure is not retried.
-        if (!result.ok && result.status === 0 && !signal.aborted && this.mono() - sentAt < QUICK_FAILURE_MS)
+        // A pooled keep-alive connection the master closed while idle fails fast (ECONNRESET), and
+        // the pool may hold several: without these retries the ACK would wait for the next long
+        // poll (~wait seconds). A slow failure (a timeout) is not retried.
+        let result: Awaited<ReturnType<typeof post>>;
+        for (let attempt = 0; ; attempt++) {
+          const sentAt = this.mono();
           result = await post();
+          const quick = this.mono() - sentAt < QUICK_FAILURE_MS;
+          if (result.ok || result.status !== 0 || !quick || attempt >= QUICK_RETRIES || signal.aborted) break;
+        }
         if (!result.ok) {
           if (!signal.aborted)
             this.o.events.emit("status.failed", {
