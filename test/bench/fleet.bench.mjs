@@ -252,7 +252,13 @@ try {
     await ask("ingest-start");
     log(`ingestion on: ${NODES} nodes × 5 records/s`);
     await new Promise((r) => setTimeout(r, INGEST_S * 1000));
-    await publishRound("publish under ingest", ROUNDS + 1);
+    // A failure here is a finding, not the end of the run: the outage and the totals still follow.
+    try {
+      await publishRound("publish under ingest", ROUNDS + 1);
+    } catch (error) {
+      results.errors.push(`publish under ingest: ${String(error?.cause ?? error)}`);
+      log("publish under ingest failed:", String(error?.cause ?? error));
+    }
   }
 
   if (OUTAGE) {
