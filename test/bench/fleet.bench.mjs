@@ -60,6 +60,8 @@ let master = await startMaster({
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.once(signal, () => {
     for (const { child } of children) child.kill("SIGKILL");
+    mkdirSync(out, { recursive: true });
+    writeFileSync(path.join(out, "fleet-master.log"), master.log());
     master.stop().finally(() => process.exit(130));
   });
 }

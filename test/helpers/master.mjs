@@ -90,7 +90,11 @@ export async function startMaster({
       encoding: "utf8",
       timeout: 120_000,
     });
-    if (build.status !== 0) throw new Error(`build failed:\n${build.stdout}\n${build.stderr}`);
+    if (build.status !== 0) {
+      rmSync(bundleDir, { recursive: true, force: true });
+      if (ownsDir) rmSync(persist, { recursive: true, force: true });
+      throw new Error(`build failed:\n${build.stdout}\n${build.stderr}`);
+    }
     child = spawn(
       process.execPath,
       [
