@@ -16,16 +16,10 @@ import type { StateDir } from "../state/state-dir";
 import { compileWithEngine } from "../sync/compile";
 import { pollPolicy } from "../sync/master-client";
 import type { FetchLike } from "../sync/types";
+import type { CheckResult, CheckStatus } from "./result";
 import { addSquidChecks } from "./squid";
 
-export type CheckStatus = "ok" | "warn" | "fail" | "skip";
-
-export interface CheckResult {
-  name: string;
-  status: CheckStatus;
-  detail: string;
-  hint?: string;
-}
+export type { CheckResult, CheckStatus };
 
 const NET_TIMEOUT_MS = 5_000;
 const MAX_SKEW_SECONDS = 30;

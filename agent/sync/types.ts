@@ -1,7 +1,6 @@
-import type { CompiledPolicy } from "../../protocol/policy/types";
 import type { MasterKey, PolicyBundle, SpoolFigures } from "../../protocol/wire";
 import type { EventLogger, ProxyDriver } from "../proxy/types";
-import type { PrepareBundle } from "./prepare";
+import type { CompileResult, PrepareBundle } from "./prepare";
 
 /** The part of `fetch` the agent uses; plain functions satisfy it in tests. */
 export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
@@ -28,7 +27,7 @@ export interface SyncStore {
   saveMasterKeys?(keys: { masterKey: MasterKey; nextMasterKey?: MasterKey }): Promise<void>;
 }
 
-export type CompileResult = { ok: true; compiled: CompiledPolicy } | { ok: false; error: string };
+export type { CompileResult };
 
 /** What the running loop knows, handed to `onState` after every change (status, runtime.json). */
 export interface SyncSnapshot {

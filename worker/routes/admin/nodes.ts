@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { config } from "../../config";
 import { getDb } from "../../db/client";
-import { intVar } from "../../env";
 import { auditContext } from "../../middleware/context";
 import { adminErrors, createRouter, jsonResponse, notFound, security } from "../../openapi";
 import {
@@ -44,7 +44,7 @@ nodeRoutes.openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const [rows, head] = [await listNodes(db), await latestHead(db)];
-    const wait = intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55);
+    const wait = config(c.env).pollWaitSeconds;
     const role = c.get("actor").role;
     return c.json(
       { nodes: rows.map((n) => nodeViewFor(role, describeNode(n, head?.version ?? null, wait))) },
@@ -67,7 +67,7 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const node = await getNode(db, c.req.valid("param").id);
     const head = await latestHead(db);
-    const view = describeNode(node, head?.version ?? null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55));
+    const view = describeNode(node, head?.version ?? null, config(c.env).pollWaitSeconds);
     return c.json(nodeViewFor(c.get("actor").role, view), 200);
   },
 );
@@ -86,7 +86,7 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const node = await revokeNode(db, c.req.valid("param").id, auditContext(c));
     await announceRevocation(c.env, node.id);
-    return c.json(describeNode(node, null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
+    return c.json(describeNode(node, null, config(c.env).pollWaitSeconds), 200);
   },
 );
 
@@ -105,7 +105,7 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const node = await restoreNode(db, c.req.valid("param").id, auditContext(c));
     const head = await latestHead(db);
-    return c.json(describeNode(node, head?.version ?? null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
+    return c.json(describeNode(node, head?.version ?? null, config(c.env).pollWaitSeconds), 200);
   },
 );
 
