@@ -2,9 +2,11 @@
 // sent again at once, not after the next long poll (the fleet bench saw ~10 % of a publish's ACKs
 // wait ~30 s for this).
 import { describe, expect, it } from "vitest";
-import type { FetchLike } from "../../agent/sync/types";
+import type { FetchLike } from "../../agent/ports";
 import type { StatusReport } from "../../protocol/wire";
-import { type Harness, makeBundle, runUntil, setup } from "./sync-fakes";
+import { MASTER } from "./fakes/master";
+import { makeBundle } from "./fakes/seeds";
+import { type Harness, nodeClient, runUntil, setup } from "./fakes/sync";
 
 const same = { rules: [], defaultAction: "allow" };
 
@@ -17,7 +19,7 @@ async function pollsBeforeAck(failAcks: number, fail: (t: Harness) => never) {
     if (report?.appliedVersion === 1 && left-- > 0) fail(harness!);
     return harness!.master.fetch(url, init);
   };
-  const t = await setup({ fetch });
+  const t = await setup({ master: nodeClient(fetch, MASTER, () => harness!.clock.now()) });
   harness = t;
   t.master.current = await makeBundle(t.key, 1, same);
   let polls = -1;

@@ -2,7 +2,8 @@
 // new series or a rotation step that republishes unchanged content still reaches a node holding it.
 import { describe, expect, it } from "vitest";
 import { bundleTag } from "../../protocol/wire";
-import { makeBundle, makeBundleV2, OTHER_SEED, setup, signingKey } from "./sync-fakes";
+import { makeBundle, makeBundleV2, OTHER_SEED, signingKey } from "./fakes/seeds";
+import { setup } from "./fakes/sync";
 
 const signal = new AbortController().signal;
 const same = { rules: [], defaultAction: "allow" };
