@@ -62,7 +62,10 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
     for (const { child } of children) child.kill("SIGKILL");
     mkdirSync(out, { recursive: true });
     writeFileSync(path.join(out, "fleet-master.log"), master.log());
-    master.stop().finally(() => process.exit(130));
+    master.stop().finally(() => {
+      rmSync(persistDir, { recursive: true, force: true });
+      process.exit(130);
+    });
   });
 }
 const port = master.port;
