@@ -113,7 +113,10 @@ const masterOptions = {
   bootstrapToken: token,
   signingSeed: "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
   vars: { ENROLL_RATE_LIMIT: "10000" },
-  testScheduled: true,
+  // "wrangler" (wrangler dev, as npm start) or "miniflare" (Miniflare's API: no proxy worker;
+  // ingest phase only, the cron needs wrangler's --test-scheduled).
+  runtime: process.env.BENCH_RUNTIME ?? "wrangler",
+  testScheduled: (process.env.BENCH_RUNTIME ?? "wrangler") === "wrangler",
 };
 const admin = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
 const sorted = (xs) => [...xs].sort((a, b) => a - b);
