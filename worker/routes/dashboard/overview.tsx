@@ -1,26 +1,18 @@
 import { getDb } from "../../db/client";
-import { intVar } from "../../env";
-import { describeNode, listNodes } from "../../services/nodes";
-import { latestHead } from "../../services/policy";
-import type { NodeView } from "../../views/nodes";
+import { listFleet } from "../../services/fleet";
 import { OverviewPage } from "../../views/overview";
 import { dashboardSection, pageContext } from "./app";
-import type { DashContext } from "./auth";
-
-/** The fleet as the API's GET /nodes describes it (same services, same rules). */
-export async function fleet(c: DashContext) {
-  const db = getDb(c.env.DB);
-  const [rows, head] = [await listNodes(db), await latestHead(db)];
-  const wait = intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55);
-  return {
-    nodes: rows.map((n) => describeNode(n, head?.version ?? null, wait) as NodeView),
-    latest: head?.version ?? null,
-  };
-}
 
 export const overviewPages = dashboardSection();
 
 overviewPages.get("/", async (c) => {
-  const { nodes, latest } = await fleet(c);
-  return c.html(<OverviewPage page={pageContext(c)} nodes={nodes} latestVersion={latest} now={Date.now()} />);
+  const fleet = await listFleet({ db: getDb(c.env.DB), env: c.env, all: true });
+  return c.html(
+    <OverviewPage
+      page={pageContext(c)}
+      nodes={fleet.nodes}
+      latestVersion={fleet.latestVersion}
+      now={Date.now()}
+    />,
+  );
 });

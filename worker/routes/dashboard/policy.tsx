@@ -8,12 +8,17 @@ import {
   latestHead,
   listVersions,
   parsePolicy,
-  publishPolicy,
   rollbackPolicy,
   signingSeeds,
 } from "../../services/policy";
-import { diffPolicies } from "../../services/policy-diff";
-import { type DraftPolicy, discardDraft, getDraft, saveDraft } from "../../services/policy-draft";
+import { historyDiff } from "../../services/policy-compare";
+import {
+  type DraftPolicy,
+  discardDraft,
+  editDraft,
+  getDraft,
+  publishDraft,
+} from "../../services/policy-draft";
 import { announceVersion } from "../../services/policy-hub";
 import { simulateRequest } from "../../services/simulate";
 import { listUsers } from "../../services/users";
@@ -98,14 +103,10 @@ policyPages.get("/", (c) => {
   });
 });
 
-/** Loads the draft, applies `change`, saves it, and returns to the tab. */
-async function edit(c: DashContext, tab: PolicyTab, change: (policy: DraftPolicy) => void | string) {
-  const db = getDb(c.env.DB);
-  const draft = await getDraft(db);
-  const policy = structuredClone(draft.policy);
-  const problem = change(policy);
-  if (typeof problem === "string") return renderEditor(c, tab, { error: problem });
-  await saveDraft(db, { policy, baseVersion: draft.baseVersion }, c.get("actor"));
+/** Applies `change` to the draft (service verb) and returns to the tab, or shows the form's problem. */
+async function edit(c: DashContext, tab: PolicyTab, change: (policy: DraftPolicy) => unknown) {
+  const { problem } = await editDraft({ db: getDb(c.env.DB), actor: c.get("actor"), change });
+  if (problem) return renderEditor(c, tab, { error: problem });
   return c.redirect(`/policy?tab=${tab}&saved`, 303);
 }
 
@@ -136,21 +137,24 @@ policyPages.get("/rules/:index", async (c) => {
 });
 
 async function saveRule(c: DashContext, index: number | null) {
-  const db = getDb(c.env.DB);
   const body = await c.req.parseBody({ all: true });
   const form = await formFields(c);
   const schemes = ([] as unknown[])
     .concat(body.schemes ?? [])
     .filter((s): s is string => typeof s === "string");
   const rule = ruleFromForm(form, schemes);
-  const draft = await getDraft(db);
-  const policy = structuredClone(draft.policy);
-  const rules = rulesOf(policy);
-  policy.rules = rules;
-  const at = index === null ? rules.length : indexParam(c, rules.length);
-  if (index === null) rules.push(rule);
-  else rules[at] = rule;
-  await saveDraft(db, { policy, baseVersion: draft.baseVersion }, c.get("actor"));
+  let at = 0;
+  const { policy } = await editDraft({
+    db: getDb(c.env.DB),
+    actor: c.get("actor"),
+    change: (p) => {
+      const rules = rulesOf(p);
+      p.rules = rules;
+      at = index === null ? rules.length : indexParam(c, rules.length);
+      if (index === null) rules.push(rule);
+      else rules[at] = rule;
+    },
+  });
   // Problems in this rule: show the form again with each message beside its field.
   const result = validatePolicy(policy);
   if (!result.ok && indexIssues(result.issues).under(`rules[${at}]`).length)
@@ -322,20 +326,16 @@ policyPages.post("/discard", async (c) => {
 });
 
 policyPages.post("/publish", async (c) => {
-  const db = getDb(c.env.DB);
   const form = await formFields(c);
   const message = (form.message ?? "").trim().slice(0, 500);
   if (!message) return renderEditor(c, "rules", { error: "say what changed in the publish message" });
-  const draft = await getDraft(db);
   try {
-    const result = await publishPolicy(
-      db,
-      signingSeeds(c.env),
-      { policy: draft.policy, message },
-      auditOf(c),
-      (v) => announceVersion(c.env, v),
-    );
-    await discardDraft(db);
+    const result = await publishDraft({
+      db: getDb(c.env.DB),
+      env: c.env,
+      audit: auditOf(c),
+      input: { message },
+    });
     return c.redirect(
       `/policy/history?published=${result.version}${result.unchanged ? "&unchanged" : ""}`,
       303,
@@ -352,16 +352,10 @@ policyPages.get("/history", async (c) => {
   const before = Number(c.req.query("before")) || undefined;
   const versions = await listVersions(db, { limit: 25, ...(before ? { before } : {}) });
   const head = await latestHead(db);
-  let diff = null;
-  const from = Number(c.req.query("from"));
-  const to = Number(c.req.query("to"));
-  if (from > 0 && to > 0) {
-    const [a, b] = [await getVersion(db, from), await getVersion(db, to)];
-    diff = { from, to, sections: diffPolicies(a.policy, b.policy) };
-  } else if (head && head.version > 1 && !before) {
-    const [a, b] = [await getVersion(db, head.version - 1), await getVersion(db, head.version)];
-    diff = { from: head.version - 1, to: head.version, sections: diffPolicies(a.policy, b.policy) };
-  }
+  const diff = await historyDiff({
+    db,
+    input: { from: Number(c.req.query("from")), to: Number(c.req.query("to")), paging: Boolean(before) },
+  });
   const published = c.req.query("published");
   const rolled = c.req.query("rolledback");
   const notice = published

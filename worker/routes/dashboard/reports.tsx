@@ -1,5 +1,5 @@
 import { getDb } from "../../db/client";
-import { listNodes } from "../../services/nodes";
+import { listNodeNames } from "../../services/fleet";
 import { type ReportRangeView, ReportsPage } from "../../views/reports";
 import { dashboardSection, pageContext } from "./app";
 
@@ -28,7 +28,7 @@ export function rangeFrom(query: Record<string, string | undefined>, now = Date.
 }
 
 reportPages.get("/", async (c) => {
-  const nodes = await listNodes(getDb(c.env.DB));
+  const nodes = await listNodeNames({ db: getDb(c.env.DB) });
   return c.html(
     <ReportsPage
       page={pageContext(c)}

@@ -1,6 +1,6 @@
 import { getDb } from "../../db/client";
 import { AppError } from "../../errors";
-import { listNodes } from "../../services/nodes";
+import { listNodeNames } from "../../services/fleet";
 import { searchRequests } from "../../services/request-search";
 import { type RequestFormView, RequestsPage } from "../../views/requests";
 import { filterOf, RequestQuery } from "../admin/requests";
@@ -42,7 +42,7 @@ requestPages.get("/", async (c) => {
     if (value) params.set(k, value);
     if (v.trim()) pageParams.set(k, v.trim());
   }
-  const nodes = (await listNodes(db)).map((n) => ({ id: n.id, hostname: n.hostname }));
+  const nodes = await listNodeNames({ db });
   const render = (extra: { result?: Awaited<ReturnType<typeof searchRequests>>; error?: string }) =>
     c.html(
       <RequestsPage
