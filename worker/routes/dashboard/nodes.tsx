@@ -6,6 +6,7 @@ import { listUsers } from "../../services/users";
 import { NodePage, NodesPage } from "../../views/nodes";
 import { dashboardSection, pageContext } from "./app";
 import { auditOf, type DashContext } from "./auth";
+import { confirmFirst } from "./confirm";
 
 export const nodePages = dashboardSection();
 
@@ -45,8 +46,18 @@ async function renderNode(c: DashContext, id: string, notice?: string) {
 
 nodePages.get("/:id", (c) => renderNode(c, c.req.param("id")));
 
-nodePages.post("/:id/revoke", async (c) => {
-  const node = await revokeNode(getDb(c.env.DB), c.req.param("id"), auditOf(c));
-  await announceRevocation(c.env, node.id);
-  return renderNode(c, node.id, `${node.hostname} is revoked.`);
-});
+nodePages.post(
+  "/:id/revoke",
+  confirmFirst({
+    back: "/nodes",
+    message: async (_f, c) => {
+      const node = await describeFleetNode({ db: getDb(c.env.DB), env: c.env, id: c.req.param("id") ?? "" });
+      return `Revoke ${node.hostname}? Its token stops working at once; it keeps enforcing its last policy.`;
+    },
+  }),
+  async (c) => {
+    const node = await revokeNode(getDb(c.env.DB), c.req.param("id"), auditOf(c));
+    await announceRevocation(c.env, node.id);
+    return renderNode(c, node.id, `${node.hostname} is revoked.`);
+  },
+);

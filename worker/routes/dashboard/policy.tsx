@@ -38,6 +38,7 @@ import {
 import { HistoryPage, TestPage } from "../../views/policy-history";
 import { dashboardSection, FORM_STATUS, formFields, POLICY_FORM_LIMIT, pageContext } from "./app";
 import { auditOf, type DashContext } from "./auth";
+import { confirmFirst } from "./confirm";
 import { domainLines, indexIssues, lines, recordOf, ruleFromForm, rulesOf } from "./policy-forms";
 
 export const policyPages = dashboardSection({ maxBody: POLICY_FORM_LIMIT });
@@ -185,11 +186,17 @@ policyPages.post("/rules/:index/toggle", (c) =>
   }),
 );
 
-policyPages.post("/rules/:index/delete", (c) =>
-  edit(c, "rules", (p) => {
-    const rules = rulesOf(p);
-    rules.splice(indexParam(c, rules.length), 1);
+policyPages.post(
+  "/rules/:index/delete",
+  confirmFirst({
+    back: "/policy?tab=rules",
+    message: (_f, c) => `Delete rule ${Number(c.req.param("index")) + 1} from the draft?`,
   }),
+  (c) =>
+    edit(c, "rules", (p) => {
+      const rules = rulesOf(p);
+      rules.splice(indexParam(c, rules.length), 1);
+    }),
 );
 
 policyPages.post("/lists", async (c) => {
@@ -207,12 +214,16 @@ policyPages.post("/lists", async (c) => {
   });
 });
 
-policyPages.post("/lists/delete", async (c) => {
-  const { name = "" } = await formFields(c);
-  return edit(c, "lists", (p) => {
-    delete recordOf(p, "lists")[name];
-  });
-});
+policyPages.post(
+  "/lists/delete",
+  confirmFirst({ back: "/policy?tab=lists", message: (f) => `Delete list ${f.name ?? ""} from the draft?` }),
+  async (c) => {
+    const { name = "" } = await formFields(c);
+    return edit(c, "lists", (p) => {
+      delete recordOf(p, "lists")[name];
+    });
+  },
+);
 
 policyPages.post("/schedules", async (c) => {
   const body = await c.req.parseBody({ all: true });
@@ -232,12 +243,19 @@ policyPages.post("/schedules", async (c) => {
   });
 });
 
-policyPages.post("/schedules/delete", async (c) => {
-  const { name = "" } = await formFields(c);
-  return edit(c, "schedules", (p) => {
-    delete recordOf(p, "schedules")[name];
-  });
-});
+policyPages.post(
+  "/schedules/delete",
+  confirmFirst({
+    back: "/policy?tab=schedules",
+    message: (f) => `Delete schedule ${f.name ?? ""} from the draft?`,
+  }),
+  async (c) => {
+    const { name = "" } = await formFields(c);
+    return edit(c, "schedules", (p) => {
+      delete recordOf(p, "schedules")[name];
+    });
+  },
+);
 
 policyPages.post("/access", async (c) => {
   const form = await formFields(c);
@@ -284,15 +302,22 @@ policyPages.post("/users", async (c) => {
   });
 });
 
-policyPages.post("/users/delete", async (c) => {
-  const { name = "" } = await formFields(c);
-  return edit(c, "users", (p) => {
-    const auth = authOf(p);
-    auth.users = (Array.isArray(auth.users) ? auth.users : []).filter(
-      (u) => (u as { name?: string }).name !== name,
-    );
-  });
-});
+policyPages.post(
+  "/users/delete",
+  confirmFirst({
+    back: "/policy?tab=users",
+    message: (f) => `Delete proxy user ${f.name ?? ""} from the draft?`,
+  }),
+  async (c) => {
+    const { name = "" } = await formFields(c);
+    return edit(c, "users", (p) => {
+      const auth = authOf(p);
+      auth.users = (Array.isArray(auth.users) ? auth.users : []).filter(
+        (u) => (u as { name?: string }).name !== name,
+      );
+    });
+  },
+);
 
 policyPages.post("/settings", async (c) => {
   const form = await formFields(c);
@@ -320,10 +345,14 @@ policyPages.post("/json", async (c) => {
   });
 });
 
-policyPages.post("/discard", async (c) => {
-  await discardDraft(getDb(c.env.DB));
-  return c.redirect("/policy", 303);
-});
+policyPages.post(
+  "/discard",
+  confirmFirst({ back: "/policy", message: () => "Throw away every unpublished change in the draft?" }),
+  async (c) => {
+    await discardDraft(getDb(c.env.DB));
+    return c.redirect("/policy", 303);
+  },
+);
 
 policyPages.post("/publish", async (c) => {
   const form = await formFields(c);
@@ -381,19 +410,27 @@ policyPages.get("/history", async (c) => {
   );
 });
 
-policyPages.post("/versions/:version/rollback", async (c) => {
-  const version = Number(c.req.param("version"));
-  if (!Number.isInteger(version) || version < 1) throw new AppError("NOT_FOUND", "no such version");
-  const result = await rollbackPolicy(
-    getDb(c.env.DB),
-    signingSeeds(c.env),
-    version,
-    undefined,
-    auditOf(c),
-    (v) => announceVersion(c.env, v),
-  );
-  return c.redirect(`/policy/history?rolledback=${result.version}`, 303);
-});
+policyPages.post(
+  "/versions/:version/rollback",
+  confirmFirst({
+    back: "/policy/history",
+    message: (_f, c) =>
+      `Publish v${c.req.param("version")}'s content as a new version? Every node applies it.`,
+  }),
+  async (c) => {
+    const version = Number(c.req.param("version"));
+    if (!Number.isInteger(version) || version < 1) throw new AppError("NOT_FOUND", "no such version");
+    const result = await rollbackPolicy(
+      getDb(c.env.DB),
+      signingSeeds(c.env),
+      version,
+      undefined,
+      auditOf(c),
+      (v) => announceVersion(c.env, v),
+    );
+    return c.redirect(`/policy/history?rolledback=${result.version}`, 303);
+  },
+);
 
 const TEST_FIELDS = ["url", "client", "method", "user", "groups", "at", "target"] as const;
 

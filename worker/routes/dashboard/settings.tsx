@@ -11,6 +11,7 @@ import { paginate } from "../../views/components";
 import { AllowlistPage, AuditPage, KeysPage, TokensPage, UsersPage } from "../../views/settings";
 import { dashboardSection, FORM_STATUS, formFields, pageContext } from "./app";
 import { auditOf, type DashContext } from "./auth";
+import { confirmFirst } from "./confirm";
 
 export const settingsPages = dashboardSection();
 
@@ -60,10 +61,18 @@ settingsPages.post("/keys", async (c) => {
   }
 });
 
-settingsPages.post("/keys/:id/revoke", async (c) => {
-  await revokeEnrollmentKey(getDb(c.env.DB), c.req.param("id"), auditOf(c));
-  return c.redirect("/settings/keys", 303);
-});
+settingsPages.post(
+  "/keys/:id/revoke",
+  confirmFirst({
+    back: "/settings/keys",
+    message: () =>
+      "Revoke this enrollment key? Nodes can no longer enroll with it; enrolled nodes keep working.",
+  }),
+  async (c) => {
+    await revokeEnrollmentKey(getDb(c.env.DB), c.req.param("id"), auditOf(c));
+    return c.redirect("/settings/keys", 303);
+  },
+);
 
 async function renderAllowlist(
   c: DashContext,
@@ -127,27 +136,37 @@ settingsPages.post("/users", async (c) => {
   }
 });
 
-settingsPages.post("/users/:id", async (c) => {
-  const form = await formFields(c);
-  const db = getDb(c.env.DB);
-  const id = c.req.param("id");
-  try {
-    const password = form.password?.length ? form.password : undefined;
-    const disabled = form.disabled === "1";
-    const user = await updateUser(
-      db,
-      id,
-      { role: role(form.role), disabled, ...(password ? { password } : {}) },
-      auditOf(c),
-    );
-    // A new password or a disabled account ends the sessions that exist.
-    if (password || disabled) await endUserSessions(db, id);
-    if (id === c.get("user")?.id && (password || disabled)) return c.redirect("/login", 303);
-    return renderUsers(c, { notice: `User ${user.name} saved.` });
-  } catch (error) {
-    return renderUsers(c, { error: userError(error) });
-  }
-});
+settingsPages.post(
+  "/users/:id",
+  confirmFirst({
+    back: "/settings/users",
+    when: async (f, c) =>
+      f.disabled === "1" &&
+      (await listUsers(getDb(c.env.DB))).some((u) => u.id === c.req.param("id") && u.disabledAt === null),
+    message: () => "Disable this dashboard user? Their sessions end at once and they cannot sign in.",
+  }),
+  async (c) => {
+    const form = await formFields(c);
+    const db = getDb(c.env.DB);
+    const id = c.req.param("id");
+    try {
+      const password = form.password?.length ? form.password : undefined;
+      const disabled = form.disabled === "1";
+      const user = await updateUser(
+        db,
+        id,
+        { role: role(form.role), disabled, ...(password ? { password } : {}) },
+        auditOf(c),
+      );
+      // A new password or a disabled account ends the sessions that exist.
+      if (password || disabled) await endUserSessions(db, id);
+      if (id === c.get("user")?.id && (password || disabled)) return c.redirect("/login", 303);
+      return renderUsers(c, { notice: `User ${user.name} saved.` });
+    } catch (error) {
+      return renderUsers(c, { error: userError(error) });
+    }
+  },
+);
 
 async function renderTokens(
   c: DashContext,
@@ -178,10 +197,17 @@ settingsPages.post("/tokens", async (c) => {
   }
 });
 
-settingsPages.post("/tokens/:id/revoke", async (c) => {
-  await revokeApiToken(getDb(c.env.DB), c.req.param("id"), auditOf(c));
-  return c.redirect("/settings/tokens", 303);
-});
+settingsPages.post(
+  "/tokens/:id/revoke",
+  confirmFirst({
+    back: "/settings/tokens",
+    message: () => "Revoke this API token? Scripts using it are refused at once.",
+  }),
+  async (c) => {
+    await revokeApiToken(getDb(c.env.DB), c.req.param("id"), auditOf(c));
+    return c.redirect("/settings/tokens", 303);
+  },
+);
 
 const AUDIT_PAGE = 50;
 

@@ -6,7 +6,18 @@
 
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      if (!window.confirm(form.dataset.confirm)) {
+        event.preventDefault();
+        return;
+      }
+      // Confirmed here: the server skips its own confirmation page.
+      if (!form.querySelector('input[name="_confirmed"]')) {
+        const field = document.createElement("input");
+        field.type = "hidden";
+        field.name = "_confirmed";
+        field.value = "1";
+        form.append(field);
+      }
     });
   }
 
