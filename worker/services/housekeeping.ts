@@ -1,5 +1,6 @@
 import { getDb } from "../db/client";
 import { intVar } from "../env";
+import { evaluateAlerts } from "./alerts";
 import { pruneAudit } from "./audit";
 import { pruneArchive } from "./chunk-archive";
 import { pruneNodeEvents } from "./nodes";
@@ -34,4 +35,13 @@ export async function runHousekeeping(env: Env, now = Date.now()) {
   await pruneNodeEvents(db, now - retentionDays * DAY_MS);
   await pruneAudit(db, now - intVar(env.AUDIT_RETENTION_DAYS, 365, 1, 3650) * DAY_MS);
   await pruneArchive(db, env.LOG_ARCHIVE, intVar(env.ARCHIVE_RETENTION_DAYS, 30, 1, 3650), now);
+}
+
+/** The alert check's cron (wrangler.toml); every other cron is housekeeping. */
+export const ALERT_CRON = "*/5 * * * *";
+
+/** The scheduled handler: alerts every few minutes, housekeeping hourly (and alerts with it). */
+export async function runScheduled(env: Env, cron: string, now = Date.now()) {
+  if (cron !== ALERT_CRON) await runHousekeeping(env, now);
+  await evaluateAlerts({ db: getDb(env.DB), env, now });
 }

@@ -82,6 +82,8 @@ const BADGE: Record<string, string> = {
   rejected: "bad",
   block: "bad",
   auth: "warn",
+  sent: "ok",
+  failed: "bad",
 };
 
 export function Badge(props: { value: string }) {

@@ -56,6 +56,9 @@ export function Layout(props: {
     <html lang="en">
       <Head title={props.title} nonce={page.nonce} charts={props.charts} />
       <body data-csrf={page.csrf}>
+        <a class="skip" href="#main">
+          Skip to content
+        </a>
         <header class="top">
           <a class="brand" href="/overview">
             Fleetgate
@@ -78,7 +81,9 @@ export function Layout(props: {
             </form>
           </div>
         </header>
-        <main>{props.children}</main>
+        <main id="main" tabindex={-1}>
+          {props.children}
+        </main>
         <Scripts nonce={page.nonce} charts={props.charts} />
       </body>
     </html>

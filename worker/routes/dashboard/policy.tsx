@@ -3,6 +3,7 @@ import { hashPassword } from "../../../protocol/policy/password";
 import { validatePolicy } from "../../../protocol/policy/schema";
 import { getDb } from "../../db/client";
 import { AppError } from "../../errors";
+import { appliedCount } from "../../services/fleet";
 import {
   getVersion,
   latestHead,
@@ -11,7 +12,7 @@ import {
   rollbackPolicy,
   signingSeeds,
 } from "../../services/policy";
-import { historyDiff } from "../../services/policy-compare";
+import { diffDraft, historyDiff } from "../../services/policy-compare";
 import {
   type DraftPolicy,
   discardDraft,
@@ -20,6 +21,7 @@ import {
   publishDraft,
 } from "../../services/policy-draft";
 import { announceVersion } from "../../services/policy-hub";
+import { ruleHits } from "../../services/rule-hits";
 import { simulateRequest } from "../../services/simulate";
 import { listUsers } from "../../services/users";
 import {
@@ -68,6 +70,8 @@ async function renderEditor(
 ) {
   const state = await editorState(c);
   const page = pageContext(c);
+  const db = getDb(c.env.DB);
+  const diff = state.edited ? await diffDraft({ db }) : null;
   const body =
     tab === "lists" ? (
       <ListsTab page={page} state={state} editing={c.req.query("list")} />
@@ -82,7 +86,7 @@ async function renderEditor(
     ) : tab === "json" ? (
       <JsonTab page={page} state={state} raw={extra.raw} />
     ) : (
-      <RulesTab page={page} state={state} />
+      <RulesTab page={page} state={state} hits={await ruleHits({ db }).catch(() => null)} />
     );
   return c.html(
     <PolicyEditor
@@ -92,6 +96,7 @@ async function renderEditor(
       notice={extra.notice}
       error={extra.error}
       body={body}
+      diff={diff}
     />,
     FORM_STATUS,
   );
@@ -386,6 +391,11 @@ policyPages.get("/history", async (c) => {
     input: { from: Number(c.req.query("from")), to: Number(c.req.query("to")), paging: Boolean(before) },
   });
   const published = c.req.query("published");
+  const publishedVersion = Number(published ?? c.req.query("rolledback"));
+  const applied =
+    Number.isInteger(publishedVersion) && publishedVersion > 0
+      ? { version: publishedVersion, ...(await appliedCount({ db, version: publishedVersion })) }
+      : undefined;
   const rolled = c.req.query("rolledback");
   const notice = published
     ? c.req.query("unchanged") !== undefined
@@ -406,8 +416,17 @@ policyPages.get("/history", async (c) => {
       older={older}
       notice={notice}
       actors={actors}
+      applied={applied}
     />,
   );
+});
+
+/** "Applied on x of y nodes" for the history page's live line (polled by the page script). */
+policyPages.get("/applied", async (c) => {
+  const version = Number(c.req.query("version"));
+  if (!Number.isInteger(version) || version < 1)
+    throw new AppError("BAD_REQUEST", "version: a positive integer");
+  return c.json({ version, ...(await appliedCount({ db: getDb(c.env.DB), version })) });
 });
 
 policyPages.post(

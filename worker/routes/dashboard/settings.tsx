@@ -2,13 +2,20 @@ import { getDb } from "../../db/client";
 import type { Role } from "../../env";
 import { AppError } from "../../errors";
 import { getAgentAllowlist, setAgentAllowlist } from "../../services/agent-allowlist";
+import {
+  alertConfigView,
+  CONDITION_KINDS,
+  fireAlert,
+  listAlerts,
+  saveAlertConfig,
+} from "../../services/alerts";
 import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
 import { listAudit } from "../../services/audit";
 import { createEnrollmentKey, listEnrollmentKeys, revokeEnrollmentKey } from "../../services/enrollment";
 import { endUserSessions } from "../../services/sessions";
 import { createUser, listUsers, updateUser } from "../../services/users";
 import { paginate } from "../../views/components";
-import { AllowlistPage, AuditPage, KeysPage, TokensPage, UsersPage } from "../../views/settings";
+import { AlertsPage, AllowlistPage, AuditPage, KeysPage, TokensPage, UsersPage } from "../../views/settings";
 import { dashboardSection, FORM_STATUS, formFields, pageContext } from "./app";
 import { auditOf, type DashContext } from "./auth";
 import { confirmFirst } from "./confirm";
@@ -219,4 +226,58 @@ settingsPages.get("/audit", async (c) => {
   for (const u of await listUsers(db)) actors[`user:${u.id}`] = u.name;
   const next = entries.length === AUDIT_PAGE ? entries[entries.length - 1]?.id : undefined;
   return c.html(<AuditPage page={pageContext(c)} entries={entries} next={next} actors={actors} />);
+});
+
+async function renderAlerts(c: DashContext, extra: { notice?: string; error?: string } = {}) {
+  const db = getDb(c.env.DB);
+  return c.html(
+    <AlertsPage
+      page={pageContext(c)}
+      config={await alertConfigView({ db })}
+      kinds={CONDITION_KINDS}
+      alerts={await listAlerts({ db, limit: 50 })}
+      {...extra}
+    />,
+    FORM_STATUS,
+  );
+}
+
+settingsPages.get("/alerts", (c) => renderAlerts(c));
+
+settingsPages.post("/alerts", async (c) => {
+  const body = await c.req.parseBody({ all: true });
+  const form = await formFields(c);
+  const kinds = ([] as unknown[]).concat(body.kinds ?? []).filter((k): k is string => typeof k === "string");
+  try {
+    await saveAlertConfig({
+      db: getDb(c.env.DB),
+      audit: auditOf(c),
+      input: {
+        url: form.url ?? "",
+        secret: form.secret,
+        clearSecret: form.clearSecret === "1",
+        kinds,
+        backlogMinutes: Number(form.backlogMinutes ?? 30),
+      },
+    });
+    return renderAlerts(c, { notice: "Alerts saved." });
+  } catch (error) {
+    return renderAlerts(c, { error: userError(error) });
+  }
+});
+
+settingsPages.post("/alerts/test", async (c) => {
+  const result = await fireAlert({
+    db: getDb(c.env.DB),
+    env: c.env,
+    kind: "test",
+    subject: `test-${Date.now()}`,
+    summary: `Test alert sent by ${c.get("user")?.name ?? "an admin"} from the dashboard`,
+    details: { by: c.get("user")?.name ?? null },
+  });
+  if (result.delivery === "sent")
+    return renderAlerts(c, { notice: "Test alert delivered (the webhook answered 2xx)." });
+  if (result.delivery === "off")
+    return renderAlerts(c, { error: "No webhook is configured: save a URL and secret first." });
+  return renderAlerts(c, { error: `Test alert not delivered: ${result.error ?? "unknown error"}` });
 });

@@ -167,6 +167,25 @@
     }
   };
 
+  // "Applied on x of y nodes" after a publish: polled until every node has it (at most 10 min).
+  for (const el of document.querySelectorAll("[data-applied]")) {
+    let rounds = 0;
+    const tick = async () => {
+      rounds++;
+      const r = await fetch(el.dataset.applied, { credentials: "same-origin" }).catch(() => null);
+      const data = r?.ok ? await r.json() : null;
+      if (data) {
+        el.querySelector('[data-key="applied"]').textContent = String(data.applied);
+        el.querySelector('[data-key="total"]').textContent = String(data.total);
+        el.querySelector('[data-key="rejected-text"]').textContent = data.rejected
+          ? `, ${data.rejected} rejected it`
+          : "";
+      }
+      if (rounds < 300 && (!data || data.applied + data.rejected < data.total)) setTimeout(tick, 2000);
+    };
+    setTimeout(tick, 1000);
+  }
+
   for (const el of document.querySelectorAll("[data-summary]")) fillSummary(el);
   for (const el of document.querySelectorAll("[data-chart]")) drawChart(el);
   for (const el of document.querySelectorAll("table[data-top]")) fillTop(el);

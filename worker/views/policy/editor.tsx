@@ -1,7 +1,9 @@
 import type { Child } from "hono/jsx";
 import type { IssueIndex } from "../../routes/dashboard/policy-forms";
+import type { SectionDiff } from "../../services/policy-diff";
 import { ActionButton, Badge, Csrf, Notice, Time } from "../components";
 import { Layout, type PageContext } from "../layout";
+import { DiffSections } from "./diff";
 import { PolicyNav } from "./nav";
 import { type EditorState, type PolicyTab, TABS } from "./shared";
 
@@ -12,6 +14,8 @@ export function PolicyEditor(props: {
   notice?: string;
   error?: string;
   body: Child;
+  /** The draft against the latest published version (only when the draft was edited). */
+  diff?: { against: number | null; sections: SectionDiff[] } | null;
 }) {
   const { state, page } = props;
   const admin = page.user.role === "admin";
@@ -86,6 +90,19 @@ export function PolicyEditor(props: {
           </div>
         ) : null}
       </section>
+      {state.edited && props.diff ? (
+        <section class="panel diff" data-testid="draft-diff">
+          <details open={props.diff.sections.length <= 12}>
+            <summary>
+              <strong>
+                Draft against {props.diff.against === null ? "nothing published" : `v${props.diff.against}`}:{" "}
+                {props.diff.sections.reduce((n, s) => n + s.changes.length, 0)} change(s)
+              </strong>
+            </summary>
+            <DiffSections sections={props.diff.sections} />
+          </details>
+        </section>
+      ) : null}
       <nav class="tabs" aria-label="Policy sections">
         {TABS.map(([id, label]) => (
           <a href={`/policy?tab=${id}`} aria-current={props.tab === id ? "page" : undefined}>

@@ -12,7 +12,11 @@ function matchSummary(match: Obj): string {
   return parts.length ? parts.join("; ") : "every request";
 }
 
-export function RulesTab(props: { page: PageContext; state: EditorState }) {
+/** Rule id → requests it decided in the last 24 h (fleet rollups); null when reports are unavailable. */
+export type RuleHits = Record<string, number> | null;
+
+export function RulesTab(props: { page: PageContext; state: EditorState; hits?: RuleHits }) {
+  const hits = props.hits ?? null;
   const rules = arr(props.state.policy.rules).map(obj);
   const admin = props.page.user.role === "admin";
   const csrf = props.page.csrf;
@@ -26,7 +30,7 @@ export function RulesTab(props: { page: PageContext; state: EditorState }) {
           </a>
         ) : null}
       </div>
-      <div class="table-wrap">
+      <section class="table-wrap" tabindex={0} aria-label="Rules table">
         <table data-testid="rules">
           <thead>
             <tr>
@@ -36,7 +40,14 @@ export function RulesTab(props: { page: PageContext; state: EditorState }) {
               <th>Action</th>
               <th>Match</th>
               <th>State</th>
-              {admin ? <th /> : null}
+              <th class="num" title="Requests this rule decided in the last 24 hours, whole fleet">
+                Hits (24 h)
+              </th>
+              {admin ? (
+                <th class="row-actions">
+                  <span class="sr-only">Actions</span>
+                </th>
+              ) : null}
             </tr>
           </thead>
           <tbody>
@@ -46,7 +57,7 @@ export function RulesTab(props: { page: PageContext; state: EditorState }) {
               return (
                 <tr class={`${enabled ? "" : "disabled"} ${errors.length ? "has-error" : ""}`}>
                   <td>{i + 1}</td>
-                  <td>
+                  <td class="key">
                     <code>{String(r.id ?? "")}</code>
                   </td>
                   <td>
@@ -63,8 +74,11 @@ export function RulesTab(props: { page: PageContext; state: EditorState }) {
                   </td>
                   <td>{matchSummary(obj(r.match))}</td>
                   <td>{enabled ? "enabled" : "disabled"}</td>
+                  <td class="num hits" data-testid={`hits-${String(r.id ?? "")}`}>
+                    {hits === null ? "–" : (hits[String(r.id ?? "")] ?? 0).toLocaleString("en")}
+                  </td>
                   {admin ? (
-                    <td>
+                    <td class="row-actions">
                       <div class="actions">
                         <a class="button small" href={`/policy/rules/${i}`}>
                           Edit
@@ -105,7 +119,7 @@ export function RulesTab(props: { page: PageContext; state: EditorState }) {
             })}
           </tbody>
         </table>
-      </div>
+      </section>
       {rules.length === 0 ? (
         <p class="muted">
           No rules: every request gets the default action (

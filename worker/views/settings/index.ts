@@ -1,4 +1,5 @@
 // Settings pages, one file each; routes import from here.
+export { AlertsPage } from "./alerts";
 export { AllowlistPage } from "./allowlist";
 export { AuditPage, type AuditRow } from "./audit";
 export { type KeyRow, KeysPage } from "./keys";

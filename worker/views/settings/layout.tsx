@@ -7,6 +7,7 @@ const TABS = [
   { href: "/settings/allowlist", label: "Agent allow list" },
   { href: "/settings/users", label: "Users and roles" },
   { href: "/settings/tokens", label: "API tokens" },
+  { href: "/settings/alerts", label: "Alerts" },
   { href: "/settings/audit", label: "Audit log" },
 ];
 
