@@ -264,13 +264,15 @@ export async function evaluateAlerts(args: { db: Db; env: Env; now?: number }) {
         summary: `${n.hostname} dropped ${spool?.droppedRecords} log records`,
         details: { hostname: n.hostname, droppedRecords: spool?.droppedRecords },
       });
-    if (spool?.oldestPendingAt && spool.oldestPendingAt < now - config.backlogMinutes * 60_000)
+    // The agent reports oldestPendingAt as an ISO string (older agents: epoch ms).
+    const oldest = spool?.oldestPendingAt ? new Date(spool.oldestPendingAt).getTime() : Number.NaN;
+    if (spool && Number.isFinite(oldest) && oldest < now - config.backlogMinutes * 60_000)
       found["spool.backlog"]!.push({
         subject: n.id,
         summary: `${n.hostname} has log chunks waiting for over ${config.backlogMinutes} min`,
         details: {
           hostname: n.hostname,
-          oldestPendingAt: spool.oldestPendingAt,
+          oldestPendingAt: new Date(oldest).toISOString(),
           pendingChunks: spool.pendingChunks,
           pendingBytes: spool.pendingBytes,
         },

@@ -34,7 +34,7 @@ export type FleetQuery = z.infer<typeof FleetQuery>;
 export interface SpoolState {
   pendingChunks?: number;
   pendingBytes?: number;
-  oldestPendingAt?: number | null;
+  oldestPendingAt?: string | number | null;
   droppedRecords?: number;
 }
 export type FleetNode = Omit<NodeView, "spool"> & { spool: SpoolState | null };
