@@ -20,7 +20,7 @@ export interface NodeView {
   spool: {
     pendingChunks?: number;
     pendingBytes?: number;
-    oldestPendingAt?: number | null;
+    oldestPendingAt?: string | number | null;
     droppedRecords?: number;
   } | null;
   revokedAt: number | null;
