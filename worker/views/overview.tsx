@@ -69,7 +69,7 @@ export function OverviewPage(props: {
               : "All nodes are online and in sync."}
           </p>
         ) : (
-          <div class="table-wrap">
+          <section class="table-wrap" tabindex={0} aria-label="Nodes needing attention table">
             <table>
               <thead>
                 <tr>
@@ -109,7 +109,7 @@ export function OverviewPage(props: {
                 ))}
               </tbody>
             </table>
-          </div>
+          </section>
         )}
       </section>
     </Layout>

@@ -74,7 +74,7 @@ export function HistoryPage(props: {
           </section>
           <section class="panel">
             <h2>Versions</h2>
-            <div class="table-wrap">
+            <section class="table-wrap" tabindex={0} aria-label="Versions table">
               <table data-testid="versions">
                 <thead>
                   <tr>
@@ -126,7 +126,7 @@ export function HistoryPage(props: {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </section>
             <nav class="pager">
               <a href="/policy/history">Newest</a>
               {props.older ? <a href={`/policy/history?before=${props.older}`}>Older →</a> : null}

@@ -29,7 +29,10 @@ export function validZone(zone: string): boolean {
 export function zoneFromCookie(value: string | undefined): TimeZoneChoice {
   if (value === "UTC") return { zone: "UTC", mode: "utc" };
   if (value?.startsWith("auto:")) {
-    const zone = value.slice(5);
+    let zone = "";
+    try {
+      zone = decodeURIComponent(value.slice(5));
+    } catch {}
     if (validZone(zone)) return { zone, mode: "browser" };
   }
   return { zone: "UTC", mode: "browser" };

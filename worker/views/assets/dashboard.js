@@ -9,7 +9,8 @@
     const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
     if (browserZone !== zone) {
       const secure = location.protocol === "https:" ? "; Secure" : "";
-      document.cookie = `fg_tz=auto:${encodeURIComponent(browserZone)}; Path=/; Max-Age=31536000; SameSite=Lax${secure}`;
+      // IANA names (letters, "/", "_", "-", "+") are cookie-safe as they are.
+      document.cookie = `fg_tz=auto:${browserZone}; Path=/; Max-Age=31536000; SameSite=Lax${secure}`;
       if (!sessionStorage.getItem("fg_tz_reloaded")) {
         sessionStorage.setItem("fg_tz_reloaded", "1");
         location.reload();

@@ -11,7 +11,8 @@ export function JsonTab(props: { page: PageContext; state: EditorState; raw?: st
       <p class="muted">The draft as the policy language (docs/policy.md). Saving replaces the whole draft.</p>
       <form method="post" action="/policy/json" class="stack">
         <Csrf token={props.page.csrf} />
-        <textarea name="json" rows={24} class="mono" readonly={!admin}>
+        <label for="policy-json">Policy JSON</label>
+        <textarea id="policy-json" name="json" rows={24} class="mono" readonly={!admin}>
           {raw.length > 2_000_000 ? `${raw.slice(0, 2_000_000)}\n… (truncated)` : raw}
         </textarea>
         {admin ? (

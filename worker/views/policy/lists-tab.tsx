@@ -11,7 +11,7 @@ export function ListsTab(props: { page: PageContext; state: EditorState; editing
       <section class="panel">
         <h2>Lists</h2>
         <p class="muted">Rules refer to a list as @name. A list holds domains and/or client CIDRs.</p>
-        <div class="table-wrap">
+        <section class="table-wrap" tabindex={0} aria-label="Lists table">
           <table>
             <thead>
               <tr>
@@ -61,7 +61,7 @@ export function ListsTab(props: { page: PageContext; state: EditorState; editing
               })}
             </tbody>
           </table>
-        </div>
+        </section>
       </section>
       {admin ? (
         <section class="panel">

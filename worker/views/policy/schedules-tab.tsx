@@ -13,7 +13,7 @@ export function SchedulesTab(props: { page: PageContext; state: EditorState; edi
     <>
       <section class="panel">
         <h2>Schedules</h2>
-        <div class="table-wrap">
+        <section class="table-wrap" tabindex={0} aria-label="Schedules table">
           <table>
             <thead>
               <tr>
@@ -67,7 +67,7 @@ export function SchedulesTab(props: { page: PageContext; state: EditorState; edi
               })}
             </tbody>
           </table>
-        </div>
+        </section>
       </section>
       {admin ? (
         <section class="panel">

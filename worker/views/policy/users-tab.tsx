@@ -33,7 +33,7 @@ export function UsersTab(props: { page: PageContext; state: EditorState }) {
       </section>
       <section class="panel">
         <h2>Proxy users</h2>
-        <div class="table-wrap">
+        <section class="table-wrap" tabindex={0} aria-label="Proxy users table">
           <table>
             <thead>
               <tr>
@@ -74,7 +74,7 @@ export function UsersTab(props: { page: PageContext; state: EditorState }) {
               })}
             </tbody>
           </table>
-        </div>
+        </section>
         {users.length === 0 ? <p class="muted">No proxy users.</p> : null}
       </section>
       {admin ? (

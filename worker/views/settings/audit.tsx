@@ -24,7 +24,7 @@ export function AuditPage(props: {
   return (
     <SettingsLayout page={props.page} tab="/settings/audit" title="Audit log">
       <section class="panel">
-        <div class="table-wrap">
+        <section class="table-wrap" tabindex={0} aria-label="Audit log table">
           <table>
             <thead>
               <tr>
@@ -70,7 +70,7 @@ export function AuditPage(props: {
               ))}
             </tbody>
           </table>
-        </div>
+        </section>
         <nav class="pager">
           <a href="/settings/audit">Newest</a>
           {props.next ? (

@@ -61,7 +61,7 @@ export function KeysPage(props: {
         </section>
       ) : null}
       <section class="panel">
-        <div class="table-wrap">
+        <section class="table-wrap" tabindex={0} aria-label="Enrollment keys table">
           <table>
             <thead>
               <tr>
@@ -111,7 +111,7 @@ export function KeysPage(props: {
               ))}
             </tbody>
           </table>
-        </div>
+        </section>
         {props.keys.length === 0 ? <p class="muted">No enrollment keys yet.</p> : null}
         <Pager info={props.info} base="/settings/keys" />
       </section>

@@ -56,7 +56,7 @@ export function TokensPage(props: {
         </section>
       ) : null}
       <section class="panel">
-        <div class="table-wrap">
+        <section class="table-wrap" tabindex={0} aria-label="API tokens table">
           <table>
             <thead>
               <tr>
@@ -105,7 +105,7 @@ export function TokensPage(props: {
               ))}
             </tbody>
           </table>
-        </div>
+        </section>
         {props.tokens.length === 0 ? <p class="muted">No API tokens yet.</p> : null}
         <Pager info={props.info} base="/settings/tokens" />
       </section>

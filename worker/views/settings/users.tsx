@@ -58,7 +58,7 @@ export function UsersPage(props: {
         </section>
       ) : null}
       <section class="panel">
-        <div class="table-wrap">
+        <section class="table-wrap" tabindex={0} aria-label="Dashboard users table">
           <table>
             <thead>
               <tr>
@@ -132,7 +132,7 @@ export function UsersPage(props: {
               ))}
             </tbody>
           </table>
-        </div>
+        </section>
         <Pager info={props.info} base="/settings/users" />
       </section>
     </SettingsLayout>
