@@ -4,9 +4,9 @@
 
 import { and, asc, count, desc, eq, isNotNull, isNull, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
+import { config } from "../config";
 import type { Db } from "../db/client";
 import { nodes } from "../db/schema";
-import { intVar } from "../env";
 import { AppError } from "../errors";
 import { describeNode, getNode, type NodeView, onlineWindowMs } from "./nodes";
 import { latestHead } from "./policy";
@@ -52,7 +52,7 @@ export interface FleetPage {
   counts: Record<string, number>;
 }
 
-export const pollWaitSeconds = (env: Env) => intVar(env.POLL_WAIT_SECONDS, 25, 0, 55);
+export const pollWaitSeconds = (env: Env) => config(env).pollWaitSeconds;
 
 /** Parses a query object (from the URL) into FleetQuery; bad values are a 400, not a silent default. */
 export function parseFleetQuery(query: Record<string, string | undefined>): FleetQuery {

@@ -94,13 +94,13 @@ export async function publishDraft(args: {
   input: { message: string };
 }): Promise<PublishResult> {
   const draft = await getDraft(args.db);
-  const result = await publishPolicy(
-    args.db,
-    signingSeeds(args.env),
-    { policy: draft.policy, message: args.input.message },
-    args.audit,
-    (v) => announceVersion(args.env, v),
-  );
+  const result = await publishPolicy({
+    db: args.db,
+    seeds: signingSeeds(args.env),
+    actor: args.audit,
+    notify: (v) => announceVersion(args.env, v),
+    input: { policy: draft.policy, message: args.input.message },
+  });
   await discardDraft(args.db);
   return result;
 }

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { config } from "../../config";
 import { getDb } from "../../db/client";
-import { intVar } from "../../env";
 import { auditContext } from "../../middleware/context";
 import { adminErrors, createRouter, jsonResponse, notFound, security } from "../../openapi";
 import { describeFleetNode, listFleet } from "../../services/fleet";
@@ -71,7 +71,7 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const node = await revokeNode(db, c.req.valid("param").id, auditContext(c));
     await announceRevocation(c.env, node.id);
-    return c.json(describeNode(node, null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
+    return c.json(describeNode(node, null, config(c.env).pollWaitSeconds), 200);
   },
 );
 
@@ -90,7 +90,7 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const node = await restoreNode(db, c.req.valid("param").id, auditContext(c));
     const head = await latestHead(db);
-    return c.json(describeNode(node, head?.version ?? null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
+    return c.json(describeNode(node, head?.version ?? null, config(c.env).pollWaitSeconds), 200);
   },
 );
 

@@ -1,11 +1,11 @@
 import { getDb } from "../../db/client";
+import { auditOf, type DashContext } from "../../middleware/session";
 import { describeFleetNode, listFleet, parseFleetQuery } from "../../services/fleet";
 import { listNodeEvents, revokeNode } from "../../services/nodes";
 import { announceRevocation } from "../../services/policy-hub";
 import { listUsers } from "../../services/users";
 import { NodePage, NodesPage } from "../../views/nodes";
 import { dashboardSection, pageContext } from "./app";
-import { auditOf, type DashContext } from "./auth";
 import { confirmFirst } from "./confirm";
 
 export const nodePages = dashboardSection();

@@ -439,14 +439,13 @@ policyPages.post(
   async (c) => {
     const version = Number(c.req.param("version"));
     if (!Number.isInteger(version) || version < 1) throw new AppError("NOT_FOUND", "no such version");
-    const result = await rollbackPolicy(
-      getDb(c.env.DB),
-      signingSeeds(c.env),
-      version,
-      undefined,
-      auditOf(c),
-      (v) => announceVersion(c.env, v),
-    );
+    const result = await rollbackPolicy({
+      db: getDb(c.env.DB),
+      seeds: signingSeeds(c.env),
+      actor: auditOf(c),
+      notify: (v) => announceVersion(c.env, v),
+      input: { version },
+    });
     return c.redirect(`/policy/history?rolledback=${result.version}`, 303);
   },
 );
