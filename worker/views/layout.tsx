@@ -109,9 +109,7 @@ function ZoneFooter(props: { page: PageContext }) {
           Times shown in
           <select name="tz">
             <option value="browser" selected={tz.mode === "browser"}>
-              {tz.mode === "browser" && tz.zone !== "UTC"
-                ? `browser time zone (${tz.zone})`
-                : "browser time zone (needs JavaScript; UTC until known)"}
+              {`browser time zone (now ${tz.zone})`}
             </option>
             <option value="UTC" selected={tz.mode === "utc"}>
               UTC

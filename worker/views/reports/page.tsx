@@ -177,17 +177,19 @@ function ReportsBody(props: Parameters<typeof ReportsPage>[0]) {
       <div class="stats" data-testid="summary">
         {(
           [
-            [s.requests.toLocaleString("en"), "requests"],
-            [s.blocked.toLocaleString("en"), "blocked"],
-            [s.allowed.toLocaleString("en"), "allowed"],
-            [formatBytes(s.bytesIn + s.bytesOut), "transferred"],
-            [s.clients.toLocaleString("en"), "clients"],
-            [s.users.toLocaleString("en"), "users"],
-            [s.nodes.toLocaleString("en"), "nodes reporting"],
+            ["requests", s.requests.toLocaleString("en"), "requests"],
+            ["blocked", s.blocked.toLocaleString("en"), "blocked"],
+            ["allowed", s.allowed.toLocaleString("en"), "allowed"],
+            ["bytes", formatBytes(s.bytesIn + s.bytesOut), "transferred"],
+            ["clients", s.clients.toLocaleString("en"), "clients"],
+            ["users", s.users.toLocaleString("en"), "users"],
+            ["nodes", s.nodes.toLocaleString("en"), "nodes reporting"],
           ] as const
-        ).map(([n, label]) => (
+        ).map(([key, n, label]) => (
           <div class="stat">
-            <div class="n">{n}</div>
+            <div class="n" data-key={key}>
+              {n}
+            </div>
             <div class="l">{label}</div>
           </div>
         ))}
