@@ -53,6 +53,20 @@ export async function announceVersion(env: Env, head: PolicyHead) {
   }
 }
 
+/**
+ * announceVersion without holding the publish: the answer goes out while the shards release their
+ * waiters (the isolate that answers the publish also sends those answers). The version is in D1
+ * before this is called, so a lost hand-off costs nodes at most the hubs' 30 s re-read.
+ */
+export function announceInBackground(
+  ctx: Pick<ExecutionContext, "waitUntil">,
+  env: Env,
+  head: PolicyHead,
+): Promise<void> {
+  ctx.waitUntil(announceVersion(env, head));
+  return Promise.resolve();
+}
+
 /** Ends a revoked node's parked poll; best effort (the auth sweep refuses it within seconds anyway). */
 export async function announceRevocation(env: Env, nodeId: string) {
   try {
