@@ -17,6 +17,7 @@ import { assetRoutes } from "./routes/dashboard/assets";
 import { nodePages } from "./routes/dashboard/nodes";
 import { overviewPages } from "./routes/dashboard/overview";
 import { policyPages } from "./routes/dashboard/policy";
+import { prefPages } from "./routes/dashboard/prefs";
 import { reportPages } from "./routes/dashboard/reports";
 import { requestPages } from "./routes/dashboard/requests";
 import { settingsPages } from "./routes/dashboard/settings";
@@ -92,6 +93,7 @@ app.route("/policy", policyPages);
 app.route("/reports", reportPages);
 app.route("/requests", requestPages);
 app.route("/settings", settingsPages);
+app.route("/prefs", prefPages);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
   type: "http",

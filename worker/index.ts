@@ -1,10 +1,10 @@
 import { app } from "./app";
-import { runHousekeeping } from "./services/housekeeping";
+import { runScheduled } from "./services/housekeeping";
 
 export { IngestCoalescer } from "./durable/ingest-coalescer";
 export { PolicyHub } from "./durable/policy-hub";
 
 export default {
   fetch: app.fetch,
-  scheduled: (_controller, env, ctx) => ctx.waitUntil(runHousekeeping(env)),
+  scheduled: (controller, env, ctx) => ctx.waitUntil(runScheduled(env, controller.cron)),
 } satisfies ExportedHandler<Env>;

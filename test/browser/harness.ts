@@ -16,9 +16,11 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(): Promise<Harness> {
+export async function startHarness(
+  options: { vars?: Record<string, string>; testScheduled?: boolean } = {},
+): Promise<Harness> {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  const master = await startMaster({ bootstrapToken: BOOTSTRAP, signingSeed: SIGNING_SEED });
+  const master = await startMaster({ bootstrapToken: BOOTSTRAP, signingSeed: SIGNING_SEED, ...options });
   let browser: Browser;
   try {
     browser = await chromium.launch({
@@ -58,10 +60,18 @@ export interface Tab {
 /** A fresh context (no cookies) with console errors and page errors collected. */
 export async function openTab(
   h: Harness,
-  options: { width?: number; height?: number; dark?: boolean } = {},
+  options: {
+    width?: number;
+    height?: number;
+    dark?: boolean;
+    timezoneId?: string;
+    javaScript?: boolean;
+  } = {},
 ): Promise<Tab> {
   const context = await h.browser.newContext({
     baseURL: h.url,
+    ...(options.timezoneId ? { timezoneId: options.timezoneId } : {}),
+    javaScriptEnabled: options.javaScript ?? true,
     viewport: { width: options.width ?? 1280, height: options.height ?? 860 },
     colorScheme: options.dark ? "dark" : "light",
     acceptDownloads: true,
@@ -88,7 +98,7 @@ export async function signIn(page: Page, name: string, password: string) {
   await Promise.all([page.waitForURL("**/overview"), page.click('button[type="submit"]')]);
 }
 
-async function api<T>(
+export async function api<T>(
   h: Harness,
   method: string,
   apiPath: string,

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { rulesOf } from "../../worker/routes/dashboard/policy-forms";
 import { getDraft } from "../../worker/services/policy-draft";
 import { db, page, signedIn, submit } from "./dashboard-helpers";
 import { call, json } from "./helpers/api";
@@ -108,13 +109,17 @@ describe("dashboard policy flow (server side)", () => {
     const versions = await json<{ latest: number }>(await call("/api/v1/policy/versions"), 200);
     expect(versions.latest).toBe(1);
 
-    await submit("/policy/rules/1/delete", s);
+    // Destructive: the first POST only asks (a confirmation page, nothing deleted).
+    const asked = await submit("/policy/rules/1/delete", s);
+    expect(await asked.text()).toContain("Yes, continue");
+    expect(rulesOf((await getDraft(db())).policy)).toHaveLength(2);
+    await submit("/policy/rules/1/delete", s, { _confirmed: "1" });
     await submit("/policy/publish", s, { message: "drop the social rule" });
     const history = await (await page("/policy/history", { cookie: s.cookie })).text();
     expect(history).toContain("v1 → v2");
     expect(history).toContain("rule no-social removed");
 
-    const rolled = await submit("/policy/versions/1/rollback", s);
+    const rolled = await submit("/policy/versions/1/rollback", s, { _confirmed: "1" });
     expect(rolled.headers.get("Location")).toBe("/policy/history?rolledback=3");
     const v3 = await json<{ policy: { rules: { id: string }[] }; rollbackOf: number }>(
       await call("/api/v1/policy/versions/3"),

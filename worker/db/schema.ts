@@ -272,3 +272,26 @@ export const logArchive = sqliteTable(
     index("log_archive_wide_idx").on(t.lastTs).where(sql`${t.lastTs} - ${t.firstTs} > 3600000`),
   ],
 );
+
+/** Alerts sent (or tried) to the webhook; one open row per kind and subject (services/alerts.ts). */
+export const alerts = sqliteTable(
+  "alerts",
+  {
+    id: text("id").primaryKey(), // alr_…
+    kind: text("kind").notNull(),
+    subject: text("subject").notNull(),
+    summary: text("summary").notNull(),
+    details: text("details", { mode: "json" }).notNull(),
+    firedAt: integer("fired_at").notNull(),
+    lastSeenAt: integer("last_seen_at").notNull(),
+    resolvedAt: integer("resolved_at"),
+    /** "sent", "failed" or "off" (no webhook configured, or the kind switched off). */
+    delivery: text("delivery", { enum: ["sent", "failed", "off"] }).notNull(),
+    deliveredAt: integer("delivered_at"),
+    deliveryError: text("delivery_error"),
+  },
+  (t) => [
+    uniqueIndex("alerts_open_idx").on(t.kind, t.subject).where(sql`${t.resolvedAt} is null`),
+    index("alerts_fired_idx").on(t.firedAt),
+  ],
+);

@@ -1,5 +1,6 @@
 import { config } from "../config";
 import { getDb } from "../db/client";
+import { evaluateAlerts } from "./alerts";
 import { pruneAudit } from "./audit";
 import { pruneArchive } from "./chunk-archive";
 import { pruneNodeEvents } from "./nodes";
@@ -25,4 +26,13 @@ export async function runHousekeeping(env: Env, now = Date.now()) {
   await pruneNodeEvents(db, now - retentionDays * DAY_MS);
   await pruneAudit(db, now - auditRetentionDays * DAY_MS);
   await pruneArchive(db, env.LOG_ARCHIVE, archiveRetentionDays, now);
+}
+
+/** The alert check's cron (wrangler.toml); every other cron is housekeeping. */
+export const ALERT_CRON = "*/5 * * * *";
+
+/** The scheduled handler: alerts every few minutes, housekeeping hourly (and alerts with it). */
+export async function runScheduled(env: Env, cron: string, now = Date.now()) {
+  if (cron !== ALERT_CRON) await runHousekeeping(env, now);
+  await evaluateAlerts({ db: getDb(env.DB), env, now });
 }

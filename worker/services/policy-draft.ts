@@ -7,7 +7,9 @@ import type { Db } from "../db/client";
 import { settings } from "../db/schema";
 import type { Actor } from "../env";
 import { AppError } from "../errors";
-import { getVersion, latestHead } from "./policy";
+import type { AuditContext } from "./audit";
+import { getVersion, latestHead, type PublishResult, publishPolicy, signingSeeds } from "./policy";
+import { announceVersion } from "./policy-hub";
 
 const KEY = "policy-draft";
 // The draft lives in one settings row; D1 refuses rows over 2 MB. Bigger policies go through the API.
@@ -65,4 +67,40 @@ export async function saveDraft(db: Db, draft: Pick<PolicyDraft, "policy" | "bas
 /** Throws the draft away: the next read starts again from the latest published version. */
 export async function discardDraft(db: Db) {
   await db.delete(settings).where(eq(settings.key, KEY));
+}
+
+/**
+ * Loads the draft, applies `change` to a copy and saves it. `change` returns a message when the
+ * form it came from makes no sense (nothing is saved then).
+ */
+export async function editDraft(args: {
+  db: Db;
+  actor: Actor;
+  change: (policy: DraftPolicy) => unknown;
+}): Promise<{ problem?: string; policy: DraftPolicy }> {
+  const draft = await getDraft(args.db);
+  const policy = structuredClone(draft.policy);
+  const problem = args.change(policy);
+  if (typeof problem === "string") return { problem, policy: draft.policy };
+  await saveDraft(args.db, { policy, baseVersion: draft.baseVersion }, args.actor);
+  return { policy };
+}
+
+/** Publishes the draft as the next version and throws the draft away (one verb, one outcome). */
+export async function publishDraft(args: {
+  db: Db;
+  env: Env;
+  audit: AuditContext;
+  input: { message: string };
+}): Promise<PublishResult> {
+  const draft = await getDraft(args.db);
+  const result = await publishPolicy({
+    db: args.db,
+    seeds: signingSeeds(args.env),
+    actor: args.audit,
+    notify: (v) => announceVersion(args.env, v),
+    input: { policy: draft.policy, message: args.input.message },
+  });
+  await discardDraft(args.db);
+  return result;
 }

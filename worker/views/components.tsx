@@ -1,4 +1,5 @@
 import type { Child } from "hono/jsx";
+import { formatInstant, useZone } from "./time";
 
 export function Csrf(props: { token: string }) {
   return <input type="hidden" name="_csrf" value={props.token} />;
@@ -46,12 +47,14 @@ export function FieldErrors(props: { messages?: string[] }) {
   );
 }
 
-export function Time(props: { at: number | null | undefined }) {
+/** An instant in the person's chosen zone (TimeZoneContext), the UTC instant in `datetime`. */
+export function Time(props: { at: number | null | undefined; seconds?: boolean }) {
+  const zone = useZone();
   if (!props.at) return <span class="muted">never</span>;
   const iso = new Date(props.at).toISOString();
   return (
     <time datetime={iso} title={iso}>
-      {`${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`}
+      {formatInstant(props.at, zone, { seconds: props.seconds })}
     </time>
   );
 }
@@ -82,6 +85,8 @@ const BADGE: Record<string, string> = {
   rejected: "bad",
   block: "bad",
   auth: "warn",
+  sent: "ok",
+  failed: "bad",
 };
 
 export function Badge(props: { value: string }) {
@@ -136,23 +141,4 @@ export function formatBytes(n: number | null | undefined): string {
     i++;
   }
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
-
-/** A top list the dashboard script fills from `/api/v1/reports/top` (see assets/dashboard.js). */
-export function TopTable(props: { src: string; keyLabel: string }) {
-  return (
-    <div class="table-wrap">
-      <table data-top data-src={props.src}>
-        <thead>
-          <tr>
-            <th>{props.keyLabel}</th>
-            <th class="num">Requests</th>
-            <th class="num">Blocked</th>
-            <th class="num">Bytes</th>
-          </tr>
-        </thead>
-        <tbody />
-      </table>
-    </div>
-  );
 }

@@ -1,5 +1,6 @@
 import type { Child } from "hono/jsx";
 import type { Role } from "../env";
+import { type TimeZoneChoice, TimeZoneContext } from "./time";
 
 export interface PageUser {
   name: string;
@@ -10,6 +11,10 @@ export interface PageContext {
   nonce: string;
   csrf: string;
   user: PageUser;
+  /** The time zone every time on the page is shown in. */
+  tz?: TimeZoneChoice;
+  /** The path and query of this page (the time-zone switch returns here). */
+  path?: string;
 }
 
 const SECTIONS = [
@@ -55,7 +60,10 @@ export function Layout(props: {
   return (
     <html lang="en">
       <Head title={props.title} nonce={page.nonce} charts={props.charts} />
-      <body data-csrf={page.csrf}>
+      <body data-csrf={page.csrf} data-tz={page.tz?.zone ?? "UTC"} data-tz-mode={page.tz?.mode ?? "browser"}>
+        <a class="skip" href="#main">
+          Skip to content
+        </a>
         <header class="top">
           <a class="brand" href="/overview">
             Fleetgate
@@ -78,10 +86,41 @@ export function Layout(props: {
             </form>
           </div>
         </header>
-        <main>{props.children}</main>
+        <TimeZoneContext.Provider value={page.tz?.zone ?? "UTC"}>
+          <main id="main" tabindex={-1}>
+            {props.children}
+          </main>
+          <ZoneFooter page={page} />
+        </TimeZoneContext.Provider>
         <Scripts nonce={page.nonce} charts={props.charts} />
       </body>
     </html>
+  );
+}
+
+/** Which zone the page uses, and a switch (a GET that only sets the cookie, so it works without JS). */
+function ZoneFooter(props: { page: PageContext }) {
+  const tz = props.page.tz ?? { zone: "UTC", mode: "browser" as const };
+  return (
+    <footer class="zone">
+      <form method="get" action="/prefs/tz" class="row" data-testid="tz-form">
+        <input type="hidden" name="back" value={props.page.path ?? "/overview"} />
+        <label>
+          Times shown in
+          <select name="tz">
+            <option value="browser" selected={tz.mode === "browser"}>
+              {`browser time zone (now ${tz.zone})`}
+            </option>
+            <option value="UTC" selected={tz.mode === "utc"}>
+              UTC
+            </option>
+          </select>
+        </label>
+        <button type="submit" class="small">
+          Set
+        </button>
+      </form>
+    </footer>
   );
 }
 

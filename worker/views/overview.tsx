@@ -1,12 +1,15 @@
-import { Ago, Badge, TopTable } from "./components";
+import type { TopRow } from "../services/reports";
+import { Ago, Badge, Time } from "./components";
 import { Layout, type PageContext } from "./layout";
 import { type NodeView, reportQuery } from "./nodes";
+import { TopList } from "./reports";
 
 export function OverviewPage(props: {
   page: PageContext;
   nodes: NodeView[];
   latestVersion: number | null;
   now: number;
+  topBlocked: TopRow[];
 }) {
   const live = props.nodes.filter((n) => n.status !== "revoked");
   const online = live.filter((n) => n.status === "online").length;
@@ -23,7 +26,12 @@ export function OverviewPage(props: {
   const range = { from: props.now - 24 * 3600_000, to: props.now };
   return (
     <Layout title="Overview" section="/overview" page={props.page} charts>
-      <h1>Overview</h1>
+      <div class="row">
+        <h1>Overview</h1>
+        <p class="asof" role="status" data-refresh="60" data-testid="as-of">
+          As of <Time at={props.now} seconds />; refreshes every minute. <a href="/overview">Refresh now</a>
+        </p>
+      </div>
       <div class="stats">
         <Stat n={online} label="nodes online" />
         <Stat n={live.length - online} label="nodes offline" />
@@ -49,10 +57,7 @@ export function OverviewPage(props: {
         </section>
         <section class="panel">
           <h2>Top blocked hosts, last 24 h</h2>
-          <TopTable
-            keyLabel="Host"
-            src={`/api/v1/reports/top?by=host&action=block&limit=10&${reportQuery(range)}`}
-          />
+          <TopList by="host" rows={props.topBlocked} range={{ preset: "24h", ...range, action: "block" }} />
         </section>
       </div>
       <section class="panel">
@@ -64,7 +69,7 @@ export function OverviewPage(props: {
               : "All nodes are online and in sync."}
           </p>
         ) : (
-          <div class="table-wrap">
+          <section class="table-wrap" tabindex={0} aria-label="Nodes needing attention table">
             <table>
               <thead>
                 <tr>
@@ -104,7 +109,7 @@ export function OverviewPage(props: {
                 ))}
               </tbody>
             </table>
-          </div>
+          </section>
         )}
       </section>
     </Layout>

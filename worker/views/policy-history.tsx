@@ -2,6 +2,7 @@ import type { SectionDiff } from "../services/policy-diff";
 import { ActionButton, Csrf, Notice, Time } from "./components";
 import { Layout, type PageContext } from "./layout";
 import { PolicyNav } from "./policy";
+import { DiffSections } from "./policy/diff";
 
 export interface VersionRow {
   version: number;
@@ -13,11 +14,6 @@ export interface VersionRow {
   rollbackOf: number | null;
 }
 
-const short = (v: unknown) => {
-  const s = JSON.stringify(v);
-  return s && s.length > 400 ? `${s.slice(0, 400)}…` : (s ?? "");
-};
-
 export function HistoryPage(props: {
   page: PageContext;
   versions: VersionRow[];
@@ -26,6 +22,8 @@ export function HistoryPage(props: {
   older?: number;
   notice?: string;
   actors: Record<string, string>;
+  /** After a publish: how many live nodes run it (refreshed by the page script). */
+  applied?: { version: number; applied: number; rejected: number; total: number };
 }) {
   const admin = props.page.user.role === "admin";
   const all = props.versions.map((v) => v.version);
@@ -34,6 +32,8 @@ export function HistoryPage(props: {
       <h1>Policy</h1>
       <PolicyNav current="/policy/history" />
       {props.notice ? <Notice kind="ok">{props.notice}</Notice> : null}
+      {props.applied ? <AppliedLine {...props.applied} /> : null}
+      {/* Slot: the rollout panel of the sites and rollout work (issue 15) goes here. */}
       {props.latest === null ? (
         <p class="panel muted">Nothing published yet.</p>
       ) : (
@@ -68,32 +68,13 @@ export function HistoryPage(props: {
                 <h3>
                   v{props.diff.from} → v{props.diff.to}
                 </h3>
-                {props.diff.sections.length === 0 ? <p class="muted">No differences.</p> : null}
-                {props.diff.sections.map((s) => (
-                  <div>
-                    <h3>{s.section}</h3>
-                    <ul>
-                      {s.changes.map((ch) => (
-                        <li class={ch.kind}>
-                          <strong>{ch.kind}</strong> {ch.summary}
-                          {ch.before !== undefined || ch.after !== undefined ? (
-                            <details>
-                              <summary>details</summary>
-                              {ch.before !== undefined ? <pre>- {short(ch.before)}</pre> : null}
-                              {ch.after !== undefined ? <pre>+ {short(ch.after)}</pre> : null}
-                            </details>
-                          ) : null}
-                        </li>
-                      ))}
-                    </ul>
-                  </div>
-                ))}
+                <DiffSections sections={props.diff.sections} />
               </div>
             ) : null}
           </section>
           <section class="panel">
             <h2>Versions</h2>
-            <div class="table-wrap">
+            <section class="table-wrap" tabindex={0} aria-label="Versions table">
               <table data-testid="versions">
                 <thead>
                   <tr>
@@ -145,7 +126,7 @@ export function HistoryPage(props: {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </section>
             <nav class="pager">
               <a href="/policy/history">Newest</a>
               {props.older ? <a href={`/policy/history?before=${props.older}`}>Older →</a> : null}
@@ -154,6 +135,24 @@ export function HistoryPage(props: {
         </>
       )}
     </Layout>
+  );
+}
+
+function AppliedLine(props: { version: number; applied: number; rejected: number; total: number }) {
+  return (
+    <p
+      class="panel"
+      role="status"
+      aria-live="polite"
+      data-applied={`/policy/applied?version=${props.version}`}
+      data-testid="applied"
+    >
+      v{props.version} applied on <strong data-key="applied">{props.applied}</strong> of{" "}
+      <strong data-key="total">{props.total}</strong> nodes
+      <span data-key="rejected-text">{props.rejected ? `, ${props.rejected} rejected it` : ""}</span>.{" "}
+      <a href={`/policy/history?published=${props.version}`}>Refresh</a>{" "}
+      <a href="/nodes?sync=behind">Nodes still behind</a>
+    </p>
   );
 }
 

@@ -1,9 +1,9 @@
 import type { RequestRow, SearchPage } from "../services/request-search";
-import { Badge, formatBytes, Notice } from "./components";
+import { Badge, formatBytes, Notice, Time } from "./components";
 import { Layout, type PageContext } from "./layout";
 
 export interface RequestFormView {
-  /** datetime-local values (UTC) */
+  /** datetime-local values in the page's time zone */
   from: string;
   to: string;
   node: string;
@@ -33,6 +33,47 @@ function shown(value: string | null, fallback = "–") {
   return value ?? <span class="muted">{fallback}</span>;
 }
 
+/** Who and what is in these results: the drill-down from a top host to its clients, and back. */
+function ResultBreakdown(props: { rows: RequestRow[]; query: string }) {
+  const dims = [
+    ["client", "Clients"],
+    ["host", "Hosts"],
+    ["user", "Users"],
+  ] as const;
+  if (props.rows.length === 0) return null;
+  return (
+    <div class="grid" data-testid="breakdown">
+      {dims.map(([key, title]) => {
+        const counts = new Map<string, number>();
+        for (const row of props.rows) {
+          const k = row[key] ?? "";
+          if (k) counts.set(k, (counts.get(k) ?? 0) + 1);
+        }
+        const top = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 10);
+        if (top.length === 0) return null;
+        return (
+          <section class="panel" data-breakdown={key}>
+            <h2>
+              {title} in these {props.rows.length} results
+            </h2>
+            <ul>
+              {top.map(([k, n]) => {
+                const q = new URLSearchParams(props.query);
+                q.set(key, k);
+                return (
+                  <li>
+                    <a href={`/requests?${q}`}>{k}</a> <span class="muted">({n})</span>
+                  </li>
+                );
+              })}
+            </ul>
+          </section>
+        );
+      })}
+    </div>
+  );
+}
+
 export function RequestsPage(props: {
   page: PageContext;
   form: RequestFormView;
@@ -46,6 +87,7 @@ export function RequestsPage(props: {
 }) {
   const f = props.form;
   const r = props.result;
+  const zone = props.page.tz?.zone ?? "UTC";
   return (
     <Layout title="Requests" section="/requests" page={props.page}>
       <h1>Requests</h1>
@@ -56,11 +98,11 @@ export function RequestsPage(props: {
         <form method="get" action="/requests" class="stack" data-testid="request-search">
           <div class="row">
             <label>
-              From (UTC)
+              From ({zone})
               <input type="datetime-local" name="from" value={f.from} step="1" required />
             </label>
             <label>
-              To (UTC)
+              To ({zone})
               <input type="datetime-local" name="to" value={f.to} step="1" required />
             </label>
             <label>
@@ -118,13 +160,14 @@ export function RequestsPage(props: {
         </form>
       </section>
       {props.error ? <Notice kind="error">{props.error}</Notice> : null}
+      {r ? <ResultBreakdown rows={r.rows} query={props.query} /> : null}
       {r ? (
         <section class="panel">
-          <div class="table-wrap">
+          <section class="table-wrap" tabindex={0} aria-label="Requests table">
             <table data-testid="requests">
               <thead>
                 <tr>
-                  <th>Time (UTC)</th>
+                  <th>Time ({zone})</th>
                   <th>Node</th>
                   <th>Client</th>
                   <th>User</th>
@@ -149,7 +192,7 @@ export function RequestsPage(props: {
                   r.rows.map((row) => (
                     <tr data-request={row.requestId}>
                       <td>
-                        <time datetime={row.ts}>{row.ts.replace("T", " ").slice(0, 23)}</time>
+                        <Time at={Date.parse(row.ts)} seconds />
                       </td>
                       <td>{row.node}</td>
                       <td>{row.client}</td>
@@ -179,7 +222,7 @@ export function RequestsPage(props: {
                 )}
               </tbody>
             </table>
-          </div>
+          </section>
           <nav class="pager" aria-label="Pages">
             <span class="muted">
               {r.rows.length} shown · {r.scanned.chunks} chunks, {r.scanned.records.toLocaleString("en")}{" "}

@@ -3,15 +3,8 @@ import { config } from "../../config";
 import { getDb } from "../../db/client";
 import { auditContext } from "../../middleware/context";
 import { adminErrors, createRouter, jsonResponse, notFound, security } from "../../openapi";
-import {
-  describeNode,
-  getNode,
-  listNodeEvents,
-  listNodes,
-  nodeViewFor,
-  restoreNode,
-  revokeNode,
-} from "../../services/nodes";
+import { describeFleetNode, listFleet } from "../../services/fleet";
+import { describeNode, listNodeEvents, nodeViewFor, restoreNode, revokeNode } from "../../services/nodes";
 import { latestHead } from "../../services/policy";
 import { announceRevocation } from "../../services/policy-hub";
 import { IdParam, Loose, Pagination } from "./schemas";
@@ -42,14 +35,9 @@ nodeRoutes.openapi(
     responses: { 200: jsonResponse(z.object({ nodes: z.array(NodeView) }), "Nodes"), ...adminErrors },
   }),
   async (c) => {
-    const db = getDb(c.env.DB);
-    const [rows, head] = [await listNodes(db), await latestHead(db)];
-    const wait = config(c.env).pollWaitSeconds;
+    const fleet = await listFleet({ db: getDb(c.env.DB), env: c.env, all: true });
     const role = c.get("actor").role;
-    return c.json(
-      { nodes: rows.map((n) => nodeViewFor(role, describeNode(n, head?.version ?? null, wait))) },
-      200,
-    );
+    return c.json({ nodes: fleet.nodes.map((n) => nodeViewFor(role, n)) }, 200);
   },
 );
 
@@ -64,10 +52,7 @@ nodeRoutes.openapi(
     responses: { 200: jsonResponse(NodeView, "Node"), ...notFound, ...adminErrors },
   }),
   async (c) => {
-    const db = getDb(c.env.DB);
-    const node = await getNode(db, c.req.valid("param").id);
-    const head = await latestHead(db);
-    const view = describeNode(node, head?.version ?? null, config(c.env).pollWaitSeconds);
+    const view = await describeFleetNode({ db: getDb(c.env.DB), env: c.env, id: c.req.valid("param").id });
     return c.json(nodeViewFor(c.get("actor").role, view), 200);
   },
 );

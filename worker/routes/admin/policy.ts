@@ -14,7 +14,7 @@ import {
   signingSeeds,
   startSeries,
 } from "../../services/policy";
-import { diffPolicies } from "../../services/policy-diff";
+import { diffVersions } from "../../services/policy-compare";
 import { announceInBackground } from "../../services/policy-hub";
 import { simulateAgainst } from "../../services/simulate";
 import { Instant, Loose, Pagination } from "./schemas";
@@ -136,10 +136,7 @@ policyRoutes.openapi(
     responses: { 200: jsonResponse(Loose, "Diff"), ...notFound, ...adminErrors },
   }),
   async (c) => {
-    const db = getDb(c.env.DB);
-    const { from, to } = c.req.valid("query");
-    const [a, b] = [await getVersion(db, from), await getVersion(db, to)];
-    return c.json({ from, to, sections: diffPolicies(a.policy, b.policy) }, 200);
+    return c.json(await diffVersions({ db: getDb(c.env.DB), input: c.req.valid("query") }), 200);
   },
 );
 

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { getCookie } from "hono/cookie";
 import { csrf } from "hono/csrf";
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
@@ -10,6 +11,7 @@ import { type DashContext, type DashEnv, loadViewer, requireUser } from "../../m
 import { guardWrites } from "../../middleware/write-guard";
 import type { PageContext } from "../../views/layout";
 import { ErrorPage } from "../../views/sign-in";
+import { TZ_COOKIE, zoneFromCookie } from "../../views/time";
 
 // Every dashboard page: a nonce CSP with nothing from another origin (assets come from /assets).
 export const dashboardHeaders = secureHeaders({
@@ -117,7 +119,14 @@ export const FORM_STATUS = 200;
 
 export function pageContext(c: DashContext): PageContext {
   const user = c.get("user")!;
-  return { nonce: c.get("secureHeadersNonce") ?? "", csrf: c.get("session")?.csrf ?? "", user };
+  const url = new URL(c.req.url);
+  return {
+    nonce: c.get("secureHeadersNonce") ?? "",
+    csrf: c.get("session")?.csrf ?? "",
+    user,
+    tz: zoneFromCookie(getCookie(c, TZ_COOKIE)),
+    path: c.req.method === "GET" ? `${url.pathname}${url.search}` : url.pathname,
+  };
 }
 
 /** Form fields as strings (files and repeated fields handled by the caller). */

@@ -1,37 +1,63 @@
-import { config } from "../../config";
 import { getDb } from "../../db/client";
 import { auditOf, type DashContext } from "../../middleware/session";
-import { describeNode, getNode, listNodeEvents, revokeNode } from "../../services/nodes";
-import { latestHead } from "../../services/policy";
+import { describeFleetNode, listFleet, parseFleetQuery } from "../../services/fleet";
+import { listNodeEvents, revokeNode } from "../../services/nodes";
 import { announceRevocation } from "../../services/policy-hub";
-import { paginate } from "../../views/components";
-import { NodePage, NodesPage, type NodeView } from "../../views/nodes";
+import { listUsers } from "../../services/users";
+import { NodePage, NodesPage } from "../../views/nodes";
 import { dashboardSection, pageContext } from "./app";
-import { fleet } from "./overview";
+import { confirmFirst } from "./confirm";
 
 export const nodePages = dashboardSection();
 
 nodePages.get("/", async (c) => {
-  const { nodes } = await fleet(c);
-  const { rows, info } = paginate(nodes, Number(c.req.query("page") ?? 1));
-  return c.html(<NodesPage page={pageContext(c)} nodes={rows} info={info} now={Date.now()} />);
+  const query = parseFleetQuery(c.req.query());
+  const fleet = await listFleet({ db: getDb(c.env.DB), env: c.env, input: query });
+  return c.html(
+    <NodesPage
+      page={pageContext(c)}
+      nodes={fleet.nodes}
+      info={{ page: fleet.page, pages: fleet.pages, total: fleet.total }}
+      query={query}
+      versions={fleet.agentVersions}
+      fleetSize={fleet.counts.all ?? 0}
+      now={Date.now()}
+    />,
+  );
 });
 
 async function renderNode(c: DashContext, id: string, notice?: string) {
   const db = getDb(c.env.DB);
-  const node = await getNode(db, id);
-  const head = await latestHead(db);
-  const view = describeNode(node, head?.version ?? null, config(c.env).pollWaitSeconds) as NodeView;
+  const view = await describeFleetNode({ db, env: c.env, id });
   const events = await listNodeEvents(db, id, { limit: 100 });
+  const actors: Record<string, string> = {};
+  for (const u of await listUsers(db)) actors[`user:${u.id}`] = u.name;
   return c.html(
-    <NodePage page={pageContext(c)} node={view} events={events} now={Date.now()} notice={notice} />,
+    <NodePage
+      page={pageContext(c)}
+      node={view}
+      events={events}
+      actors={actors}
+      now={Date.now()}
+      notice={notice}
+    />,
   );
 }
 
 nodePages.get("/:id", (c) => renderNode(c, c.req.param("id")));
 
-nodePages.post("/:id/revoke", async (c) => {
-  const node = await revokeNode(getDb(c.env.DB), c.req.param("id"), auditOf(c));
-  await announceRevocation(c.env, node.id);
-  return renderNode(c, node.id, `${node.hostname} is revoked.`);
-});
+nodePages.post(
+  "/:id/revoke",
+  confirmFirst({
+    back: "/nodes",
+    message: async (_f, c) => {
+      const node = await describeFleetNode({ db: getDb(c.env.DB), env: c.env, id: c.req.param("id") ?? "" });
+      return `Revoke ${node.hostname}? Its token stops working at once; it keeps enforcing its last policy.`;
+    },
+  }),
+  async (c) => {
+    const node = await revokeNode(getDb(c.env.DB), c.req.param("id"), auditOf(c));
+    await announceRevocation(c.env, node.id);
+    return renderNode(c, node.id, `${node.hostname} is revoked.`);
+  },
+);

@@ -3,18 +3,25 @@ import { hashPassword } from "../../../protocol/policy/password";
 import { validatePolicy } from "../../../protocol/policy/schema";
 import { getDb } from "../../db/client";
 import { AppError } from "../../errors";
+import { appliedCount } from "../../services/fleet";
 import {
   getVersion,
   latestHead,
   listVersions,
   parsePolicy,
-  publishPolicy,
   rollbackPolicy,
   signingSeeds,
 } from "../../services/policy";
-import { diffPolicies } from "../../services/policy-diff";
-import { type DraftPolicy, discardDraft, getDraft, saveDraft } from "../../services/policy-draft";
+import { diffDraft, historyDiff } from "../../services/policy-compare";
+import {
+  type DraftPolicy,
+  discardDraft,
+  editDraft,
+  getDraft,
+  publishDraft,
+} from "../../services/policy-draft";
 import { announceVersion } from "../../services/policy-hub";
+import { ruleHits } from "../../services/rule-hits";
 import { simulateRequest } from "../../services/simulate";
 import { listUsers } from "../../services/users";
 import {
@@ -33,6 +40,7 @@ import {
 import { HistoryPage, TestPage } from "../../views/policy-history";
 import { dashboardSection, FORM_STATUS, formFields, POLICY_FORM_LIMIT, pageContext } from "./app";
 import { auditOf, type DashContext } from "./auth";
+import { confirmFirst } from "./confirm";
 import { domainLines, indexIssues, lines, recordOf, ruleFromForm, rulesOf } from "./policy-forms";
 
 export const policyPages = dashboardSection({ maxBody: POLICY_FORM_LIMIT });
@@ -62,6 +70,8 @@ async function renderEditor(
 ) {
   const state = await editorState(c);
   const page = pageContext(c);
+  const db = getDb(c.env.DB);
+  const diff = state.edited ? await diffDraft({ db }) : null;
   const body =
     tab === "lists" ? (
       <ListsTab page={page} state={state} editing={c.req.query("list")} />
@@ -76,7 +86,7 @@ async function renderEditor(
     ) : tab === "json" ? (
       <JsonTab page={page} state={state} raw={extra.raw} />
     ) : (
-      <RulesTab page={page} state={state} />
+      <RulesTab page={page} state={state} hits={await ruleHits({ db }).catch(() => null)} />
     );
   return c.html(
     <PolicyEditor
@@ -86,6 +96,7 @@ async function renderEditor(
       notice={extra.notice}
       error={extra.error}
       body={body}
+      diff={diff}
     />,
     FORM_STATUS,
   );
@@ -98,14 +109,10 @@ policyPages.get("/", (c) => {
   });
 });
 
-/** Loads the draft, applies `change`, saves it, and returns to the tab. */
-async function edit(c: DashContext, tab: PolicyTab, change: (policy: DraftPolicy) => void | string) {
-  const db = getDb(c.env.DB);
-  const draft = await getDraft(db);
-  const policy = structuredClone(draft.policy);
-  const problem = change(policy);
-  if (typeof problem === "string") return renderEditor(c, tab, { error: problem });
-  await saveDraft(db, { policy, baseVersion: draft.baseVersion }, c.get("actor"));
+/** Applies `change` to the draft (service verb) and returns to the tab, or shows the form's problem. */
+async function edit(c: DashContext, tab: PolicyTab, change: (policy: DraftPolicy) => unknown) {
+  const { problem } = await editDraft({ db: getDb(c.env.DB), actor: c.get("actor"), change });
+  if (problem) return renderEditor(c, tab, { error: problem });
   return c.redirect(`/policy?tab=${tab}&saved`, 303);
 }
 
@@ -136,21 +143,24 @@ policyPages.get("/rules/:index", async (c) => {
 });
 
 async function saveRule(c: DashContext, index: number | null) {
-  const db = getDb(c.env.DB);
   const body = await c.req.parseBody({ all: true });
   const form = await formFields(c);
   const schemes = ([] as unknown[])
     .concat(body.schemes ?? [])
     .filter((s): s is string => typeof s === "string");
   const rule = ruleFromForm(form, schemes);
-  const draft = await getDraft(db);
-  const policy = structuredClone(draft.policy);
-  const rules = rulesOf(policy);
-  policy.rules = rules;
-  const at = index === null ? rules.length : indexParam(c, rules.length);
-  if (index === null) rules.push(rule);
-  else rules[at] = rule;
-  await saveDraft(db, { policy, baseVersion: draft.baseVersion }, c.get("actor"));
+  let at = 0;
+  const { policy } = await editDraft({
+    db: getDb(c.env.DB),
+    actor: c.get("actor"),
+    change: (p) => {
+      const rules = rulesOf(p);
+      p.rules = rules;
+      at = index === null ? rules.length : indexParam(c, rules.length);
+      if (index === null) rules.push(rule);
+      else rules[at] = rule;
+    },
+  });
   // Problems in this rule: show the form again with each message beside its field.
   const result = validatePolicy(policy);
   if (!result.ok && indexIssues(result.issues).under(`rules[${at}]`).length)
@@ -181,11 +191,17 @@ policyPages.post("/rules/:index/toggle", (c) =>
   }),
 );
 
-policyPages.post("/rules/:index/delete", (c) =>
-  edit(c, "rules", (p) => {
-    const rules = rulesOf(p);
-    rules.splice(indexParam(c, rules.length), 1);
+policyPages.post(
+  "/rules/:index/delete",
+  confirmFirst({
+    back: "/policy?tab=rules",
+    message: (_f, c) => `Delete rule ${Number(c.req.param("index")) + 1} from the draft?`,
   }),
+  (c) =>
+    edit(c, "rules", (p) => {
+      const rules = rulesOf(p);
+      rules.splice(indexParam(c, rules.length), 1);
+    }),
 );
 
 policyPages.post("/lists", async (c) => {
@@ -203,12 +219,16 @@ policyPages.post("/lists", async (c) => {
   });
 });
 
-policyPages.post("/lists/delete", async (c) => {
-  const { name = "" } = await formFields(c);
-  return edit(c, "lists", (p) => {
-    delete recordOf(p, "lists")[name];
-  });
-});
+policyPages.post(
+  "/lists/delete",
+  confirmFirst({ back: "/policy?tab=lists", message: (f) => `Delete list ${f.name ?? ""} from the draft?` }),
+  async (c) => {
+    const { name = "" } = await formFields(c);
+    return edit(c, "lists", (p) => {
+      delete recordOf(p, "lists")[name];
+    });
+  },
+);
 
 policyPages.post("/schedules", async (c) => {
   const body = await c.req.parseBody({ all: true });
@@ -228,12 +248,19 @@ policyPages.post("/schedules", async (c) => {
   });
 });
 
-policyPages.post("/schedules/delete", async (c) => {
-  const { name = "" } = await formFields(c);
-  return edit(c, "schedules", (p) => {
-    delete recordOf(p, "schedules")[name];
-  });
-});
+policyPages.post(
+  "/schedules/delete",
+  confirmFirst({
+    back: "/policy?tab=schedules",
+    message: (f) => `Delete schedule ${f.name ?? ""} from the draft?`,
+  }),
+  async (c) => {
+    const { name = "" } = await formFields(c);
+    return edit(c, "schedules", (p) => {
+      delete recordOf(p, "schedules")[name];
+    });
+  },
+);
 
 policyPages.post("/access", async (c) => {
   const form = await formFields(c);
@@ -280,15 +307,22 @@ policyPages.post("/users", async (c) => {
   });
 });
 
-policyPages.post("/users/delete", async (c) => {
-  const { name = "" } = await formFields(c);
-  return edit(c, "users", (p) => {
-    const auth = authOf(p);
-    auth.users = (Array.isArray(auth.users) ? auth.users : []).filter(
-      (u) => (u as { name?: string }).name !== name,
-    );
-  });
-});
+policyPages.post(
+  "/users/delete",
+  confirmFirst({
+    back: "/policy?tab=users",
+    message: (f) => `Delete proxy user ${f.name ?? ""} from the draft?`,
+  }),
+  async (c) => {
+    const { name = "" } = await formFields(c);
+    return edit(c, "users", (p) => {
+      const auth = authOf(p);
+      auth.users = (Array.isArray(auth.users) ? auth.users : []).filter(
+        (u) => (u as { name?: string }).name !== name,
+      );
+    });
+  },
+);
 
 policyPages.post("/settings", async (c) => {
   const form = await formFields(c);
@@ -316,26 +350,26 @@ policyPages.post("/json", async (c) => {
   });
 });
 
-policyPages.post("/discard", async (c) => {
-  await discardDraft(getDb(c.env.DB));
-  return c.redirect("/policy", 303);
-});
+policyPages.post(
+  "/discard",
+  confirmFirst({ back: "/policy", message: () => "Throw away every unpublished change in the draft?" }),
+  async (c) => {
+    await discardDraft(getDb(c.env.DB));
+    return c.redirect("/policy", 303);
+  },
+);
 
 policyPages.post("/publish", async (c) => {
-  const db = getDb(c.env.DB);
   const form = await formFields(c);
   const message = (form.message ?? "").trim().slice(0, 500);
   if (!message) return renderEditor(c, "rules", { error: "say what changed in the publish message" });
-  const draft = await getDraft(db);
   try {
-    const result = await publishPolicy({
-      db,
-      seeds: signingSeeds(c.env),
-      actor: auditOf(c),
-      notify: (v) => announceVersion(c.env, v),
-      input: { policy: draft.policy, message },
+    const result = await publishDraft({
+      db: getDb(c.env.DB),
+      env: c.env,
+      audit: auditOf(c),
+      input: { message },
     });
-    await discardDraft(db);
     return c.redirect(
       `/policy/history?published=${result.version}${result.unchanged ? "&unchanged" : ""}`,
       303,
@@ -352,17 +386,16 @@ policyPages.get("/history", async (c) => {
   const before = Number(c.req.query("before")) || undefined;
   const versions = await listVersions(db, { limit: 25, ...(before ? { before } : {}) });
   const head = await latestHead(db);
-  let diff = null;
-  const from = Number(c.req.query("from"));
-  const to = Number(c.req.query("to"));
-  if (from > 0 && to > 0) {
-    const [a, b] = [await getVersion(db, from), await getVersion(db, to)];
-    diff = { from, to, sections: diffPolicies(a.policy, b.policy) };
-  } else if (head && head.version > 1 && !before) {
-    const [a, b] = [await getVersion(db, head.version - 1), await getVersion(db, head.version)];
-    diff = { from: head.version - 1, to: head.version, sections: diffPolicies(a.policy, b.policy) };
-  }
+  const diff = await historyDiff({
+    db,
+    input: { from: Number(c.req.query("from")), to: Number(c.req.query("to")), paging: Boolean(before) },
+  });
   const published = c.req.query("published");
+  const publishedVersion = Number(published ?? c.req.query("rolledback"));
+  const applied =
+    Number.isInteger(publishedVersion) && publishedVersion > 0
+      ? { version: publishedVersion, ...(await appliedCount({ db, version: publishedVersion })) }
+      : undefined;
   const rolled = c.req.query("rolledback");
   const notice = published
     ? c.req.query("unchanged") !== undefined
@@ -383,22 +416,39 @@ policyPages.get("/history", async (c) => {
       older={older}
       notice={notice}
       actors={actors}
+      applied={applied}
     />,
   );
 });
 
-policyPages.post("/versions/:version/rollback", async (c) => {
-  const version = Number(c.req.param("version"));
-  if (!Number.isInteger(version) || version < 1) throw new AppError("NOT_FOUND", "no such version");
-  const result = await rollbackPolicy({
-    db: getDb(c.env.DB),
-    seeds: signingSeeds(c.env),
-    actor: auditOf(c),
-    notify: (v) => announceVersion(c.env, v),
-    input: { version },
-  });
-  return c.redirect(`/policy/history?rolledback=${result.version}`, 303);
+/** "Applied on x of y nodes" for the history page's live line (polled by the page script). */
+policyPages.get("/applied", async (c) => {
+  const version = Number(c.req.query("version"));
+  if (!Number.isInteger(version) || version < 1)
+    throw new AppError("BAD_REQUEST", "version: a positive integer");
+  return c.json({ version, ...(await appliedCount({ db: getDb(c.env.DB), version })) });
 });
+
+policyPages.post(
+  "/versions/:version/rollback",
+  confirmFirst({
+    back: "/policy/history",
+    message: (_f, c) =>
+      `Publish v${c.req.param("version")}'s content as a new version? Every node applies it.`,
+  }),
+  async (c) => {
+    const version = Number(c.req.param("version"));
+    if (!Number.isInteger(version) || version < 1) throw new AppError("NOT_FOUND", "no such version");
+    const result = await rollbackPolicy({
+      db: getDb(c.env.DB),
+      seeds: signingSeeds(c.env),
+      actor: auditOf(c),
+      notify: (v) => announceVersion(c.env, v),
+      input: { version },
+    });
+    return c.redirect(`/policy/history?rolledback=${result.version}`, 303);
+  },
+);
 
 const TEST_FIELDS = ["url", "client", "method", "user", "groups", "at", "target"] as const;
 

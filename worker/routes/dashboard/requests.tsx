@@ -1,25 +1,28 @@
 import { getDb } from "../../db/client";
 import { AppError } from "../../errors";
-import { listNodes } from "../../services/nodes";
+import { listNodeNames } from "../../services/fleet";
 import { searchRequests } from "../../services/request-search";
 import { type RequestFormView, RequestsPage } from "../../views/requests";
+import { fromLocalInput, toLocalInput } from "../../views/time";
 import { filterOf, RequestQuery } from "../admin/requests";
 import { dashboardSection, pageContext } from "./app";
 
 export const requestPages = dashboardSection();
 
 const HOUR = 3_600_000;
-const local = (ms: number) => new Date(ms).toISOString().slice(0, 19);
-/** datetime-local (UTC, as the reports page) or anything the API accepts. */
-const instant = (v: string | undefined) => {
+/** datetime-local in the page's zone (as on the reports page), or anything the API accepts. */
+const instant = (v: string | undefined, zone: string) => {
   if (!v?.trim()) return undefined;
   const text = v.trim();
-  return /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(text) ? `${text}Z` : text;
+  const ms = fromLocalInput(text, zone);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : text;
 };
 
 requestPages.get("/", async (c) => {
   const db = getDb(c.env.DB);
   const query = c.req.query();
+  const zone = pageContext(c).tz?.zone ?? "UTC";
+  const local = (ms: number) => toLocalInput(ms, zone, true);
   // Default: the last hour, ending at the next full minute.
   const end = Math.ceil(Date.now() / 60_000) * 60_000;
   const form: RequestFormView = {
@@ -38,11 +41,11 @@ requestPages.get("/", async (c) => {
   const pageParams = new URLSearchParams();
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(form)) {
-    const value = k === "from" || k === "to" ? instant(v) : v.trim();
+    const value = k === "from" || k === "to" ? instant(v, zone) : v.trim();
     if (value) params.set(k, value);
     if (v.trim()) pageParams.set(k, v.trim());
   }
-  const nodes = (await listNodes(db)).map((n) => ({ id: n.id, hostname: n.hostname }));
+  const nodes = await listNodeNames({ db });
   const render = (extra: { result?: Awaited<ReturnType<typeof searchRequests>>; error?: string }) =>
     c.html(
       <RequestsPage

@@ -3,14 +3,22 @@ import type { Role } from "../../env";
 import { AppError } from "../../errors";
 import { auditOf, type DashContext } from "../../middleware/session";
 import { getAgentAllowlist, setAgentAllowlist } from "../../services/agent-allowlist";
+import {
+  alertConfigView,
+  CONDITION_KINDS,
+  fireAlert,
+  listAlerts,
+  saveAlertConfig,
+} from "../../services/alerts";
 import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
 import { listAudit } from "../../services/audit";
 import { createEnrollmentKey, listEnrollmentKeys, revokeEnrollmentKey } from "../../services/enrollment";
 import { endUserSessions } from "../../services/sessions";
 import { createUser, listUsers, updateUser } from "../../services/users";
 import { paginate } from "../../views/components";
-import { AllowlistPage, AuditPage, KeysPage, TokensPage, UsersPage } from "../../views/settings";
+import { AlertsPage, AllowlistPage, AuditPage, KeysPage, TokensPage, UsersPage } from "../../views/settings";
 import { dashboardSection, FORM_STATUS, formFields, pageContext } from "./app";
+import { confirmFirst } from "./confirm";
 
 export const settingsPages = dashboardSection();
 
@@ -60,10 +68,18 @@ settingsPages.post("/keys", async (c) => {
   }
 });
 
-settingsPages.post("/keys/:id/revoke", async (c) => {
-  await revokeEnrollmentKey({ db: getDb(c.env.DB), actor: auditOf(c), input: { id: c.req.param("id") } });
-  return c.redirect("/settings/keys", 303);
-});
+settingsPages.post(
+  "/keys/:id/revoke",
+  confirmFirst({
+    back: "/settings/keys",
+    message: () =>
+      "Revoke this enrollment key? Nodes can no longer enroll with it; enrolled nodes keep working.",
+  }),
+  async (c) => {
+    await revokeEnrollmentKey({ db: getDb(c.env.DB), actor: auditOf(c), input: { id: c.req.param("id") } });
+    return c.redirect("/settings/keys", 303);
+  },
+);
 
 async function renderAllowlist(
   c: DashContext,
@@ -127,26 +143,36 @@ settingsPages.post("/users", async (c) => {
   }
 });
 
-settingsPages.post("/users/:id", async (c) => {
-  const form = await formFields(c);
-  const db = getDb(c.env.DB);
-  const id = c.req.param("id");
-  try {
-    const password = form.password?.length ? form.password : undefined;
-    const disabled = form.disabled === "1";
-    const user = await updateUser({
-      db,
-      actor: auditOf(c),
-      input: { id, role: role(form.role), disabled, ...(password ? { password } : {}) },
-    });
-    // A new password or a disabled account ends the sessions that exist.
-    if (password || disabled) await endUserSessions(db, id);
-    if (id === c.get("user")?.id && (password || disabled)) return c.redirect("/login", 303);
-    return renderUsers(c, { notice: `User ${user.name} saved.` });
-  } catch (error) {
-    return renderUsers(c, { error: userError(error) });
-  }
-});
+settingsPages.post(
+  "/users/:id",
+  confirmFirst({
+    back: "/settings/users",
+    when: async (f, c) =>
+      f.disabled === "1" &&
+      (await listUsers(getDb(c.env.DB))).some((u) => u.id === c.req.param("id") && u.disabledAt === null),
+    message: () => "Disable this dashboard user? Their sessions end at once and they cannot sign in.",
+  }),
+  async (c) => {
+    const form = await formFields(c);
+    const db = getDb(c.env.DB);
+    const id = c.req.param("id");
+    try {
+      const password = form.password?.length ? form.password : undefined;
+      const disabled = form.disabled === "1";
+      const user = await updateUser({
+        db,
+        actor: auditOf(c),
+        input: { id, role: role(form.role), disabled, ...(password ? { password } : {}) },
+      });
+      // A new password or a disabled account ends the sessions that exist.
+      if (password || disabled) await endUserSessions(db, id);
+      if (id === c.get("user")?.id && (password || disabled)) return c.redirect("/login", 303);
+      return renderUsers(c, { notice: `User ${user.name} saved.` });
+    } catch (error) {
+      return renderUsers(c, { error: userError(error) });
+    }
+  },
+);
 
 async function renderTokens(
   c: DashContext,
@@ -177,10 +203,17 @@ settingsPages.post("/tokens", async (c) => {
   }
 });
 
-settingsPages.post("/tokens/:id/revoke", async (c) => {
-  await revokeApiToken({ db: getDb(c.env.DB), actor: auditOf(c), input: { id: c.req.param("id") } });
-  return c.redirect("/settings/tokens", 303);
-});
+settingsPages.post(
+  "/tokens/:id/revoke",
+  confirmFirst({
+    back: "/settings/tokens",
+    message: () => "Revoke this API token? Scripts using it are refused at once.",
+  }),
+  async (c) => {
+    await revokeApiToken({ db: getDb(c.env.DB), actor: auditOf(c), input: { id: c.req.param("id") } });
+    return c.redirect("/settings/tokens", 303);
+  },
+);
 
 const AUDIT_PAGE = 50;
 
@@ -192,4 +225,58 @@ settingsPages.get("/audit", async (c) => {
   for (const u of await listUsers(db)) actors[`user:${u.id}`] = u.name;
   const next = entries.length === AUDIT_PAGE ? entries[entries.length - 1]?.id : undefined;
   return c.html(<AuditPage page={pageContext(c)} entries={entries} next={next} actors={actors} />);
+});
+
+async function renderAlerts(c: DashContext, extra: { notice?: string; error?: string } = {}) {
+  const db = getDb(c.env.DB);
+  return c.html(
+    <AlertsPage
+      page={pageContext(c)}
+      config={await alertConfigView({ db })}
+      kinds={CONDITION_KINDS}
+      alerts={await listAlerts({ db, limit: 50 })}
+      {...extra}
+    />,
+    FORM_STATUS,
+  );
+}
+
+settingsPages.get("/alerts", (c) => renderAlerts(c));
+
+settingsPages.post("/alerts", async (c) => {
+  const body = await c.req.parseBody({ all: true });
+  const form = await formFields(c);
+  const kinds = ([] as unknown[]).concat(body.kinds ?? []).filter((k): k is string => typeof k === "string");
+  try {
+    await saveAlertConfig({
+      db: getDb(c.env.DB),
+      audit: auditOf(c),
+      input: {
+        url: form.url ?? "",
+        secret: form.secret,
+        clearSecret: form.clearSecret === "1",
+        kinds,
+        backlogMinutes: Number(form.backlogMinutes ?? 30),
+      },
+    });
+    return renderAlerts(c, { notice: "Alerts saved." });
+  } catch (error) {
+    return renderAlerts(c, { error: userError(error) });
+  }
+});
+
+settingsPages.post("/alerts/test", async (c) => {
+  const result = await fireAlert({
+    db: getDb(c.env.DB),
+    env: c.env,
+    kind: "test",
+    subject: `test-${Date.now()}`,
+    summary: `Test alert sent by ${c.get("user")?.name ?? "an admin"} from the dashboard`,
+    details: { by: c.get("user")?.name ?? null },
+  });
+  if (result.delivery === "sent")
+    return renderAlerts(c, { notice: "Test alert delivered (the webhook answered 2xx)." });
+  if (result.delivery === "off")
+    return renderAlerts(c, { error: "No webhook is configured: save a URL and secret first." });
+  return renderAlerts(c, { error: `Test alert not delivered: ${result.error ?? "unknown error"}` });
 });

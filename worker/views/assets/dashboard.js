@@ -2,11 +2,39 @@
 // report tables filled from the same /api/v1 the API clients use. Never builds HTML from data:
 // every value goes through textContent.
 (() => {
+  // The browser's time zone, remembered for the server (cookie fg_tz = "auto:<zone>") unless the
+  // person chose UTC. When the page was rendered in another zone, it is rendered again once.
+  const zone = document.body.dataset.tz || "UTC";
+  if (document.body.dataset.tzMode === "browser") {
+    const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+    if (browserZone !== zone) {
+      const secure = location.protocol === "https:" ? "; Secure" : "";
+      // IANA names (letters, "/", "_", "-", "+") are cookie-safe as they are.
+      document.cookie = `fg_tz=auto:${browserZone}; Path=/; Max-Age=31536000; SameSite=Lax${secure}`;
+      if (!sessionStorage.getItem("fg_tz_reloaded")) {
+        sessionStorage.setItem("fg_tz_reloaded", "1");
+        location.reload();
+        return;
+      }
+    }
+  }
+
   const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      if (!window.confirm(form.dataset.confirm)) {
+        event.preventDefault();
+        return;
+      }
+      // Confirmed here: the server skips its own confirmation page.
+      if (!form.querySelector('input[name="_confirmed"]')) {
+        const field = document.createElement("input");
+        field.type = "hidden";
+        field.name = "_confirmed";
+        field.value = "1";
+        form.append(field);
+      }
     });
   }
 
@@ -59,6 +87,10 @@
     bytesOut: { label: "Bytes out", color: "--chart-3" },
   };
 
+  const BYTE_STEPS = [];
+  for (let unit = 1; unit <= 1024 ** 5; unit *= 1024)
+    for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500]) BYTE_STEPS.push(m * unit);
+
   const charts = [];
   const drawChart = async (el) => {
     const data = await load(el.dataset.src);
@@ -78,12 +110,16 @@
       width: Math.max(280, el.clientWidth),
       height: 240,
       scales: { x: { time: true } },
+      // Axes and legend in the page's zone (the same one the tables and range fields use).
+      tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), zone),
       axes: [
         axis,
         {
           ...axis,
           size: bytes ? 80 : 60,
           values: (_u, ticks) => ticks.map(bytes ? formatBytes : formatNumber),
+          // Byte axes tick at 1024-based steps (1 MiB, 2 MiB, 5 MiB…), not 190.7 MiB.
+          ...(bytes ? { incrs: BYTE_STEPS } : {}),
         },
       ],
       series: [
@@ -101,64 +137,34 @@
     charts.push({ el, plot: new window.uPlot(opts, series, el) });
   };
 
-  const fillTop = async (table) => {
-    const data = await load(table.dataset.src);
-    const body = table.tBodies[0];
-    const rows = data?.rows ?? [];
-    if (rows.length === 0) {
-      const tr = body.insertRow();
-      const td = tr.insertCell();
-      td.colSpan = table.tHead.rows[0].cells.length;
-      td.className = "empty";
-      td.textContent = data ? "No data in this range." : "No report data available yet.";
-      return;
-    }
-    // Top-K lists: traffic of keys outside a node-hour's (or day's) top K is one "(other)" line.
-    const shown = data.other ? [...rows, { ...data.other, label: "(other: outside the top K)" }] : rows;
-    if (data.topK)
-      table.title = `Top-K: ${data.topK.perNodeHour} keys per node-hour, ${data.topK.perDay} per day`;
-    for (const row of shown) {
-      const tr = body.insertRow();
-      tr.insertCell().textContent = row.label ?? row.key;
-      for (const [value, format] of [
-        [row.requests, formatNumber],
-        [row.blocked, formatNumber],
-        [(row.bytesIn ?? 0) + (row.bytesOut ?? 0), formatBytes],
-      ]) {
-        const td = tr.insertCell();
-        td.className = "num";
-        td.textContent = format(value);
+  // "Applied on x of y nodes" after a publish: polled until every node has it (at most 10 min).
+  for (const el of document.querySelectorAll("[data-applied]")) {
+    let rounds = 0;
+    const tick = async () => {
+      rounds++;
+      const r = await fetch(el.dataset.applied, { credentials: "same-origin" }).catch(() => null);
+      const data = r?.ok ? await r.json() : null;
+      if (data) {
+        el.querySelector('[data-key="applied"]').textContent = String(data.applied);
+        el.querySelector('[data-key="total"]').textContent = String(data.total);
+        el.querySelector('[data-key="rejected-text"]').textContent = data.rejected
+          ? `, ${data.rejected} rejected it`
+          : "";
       }
-    }
-  };
+      if (rounds < 300 && (!data || data.applied + data.rejected < data.total)) setTimeout(tick, 2000);
+    };
+    setTimeout(tick, 1000);
+  }
 
-  const fillSummary = async (el) => {
-    const data = await load(el.dataset.src);
-    for (const out of el.querySelectorAll("[data-key]")) {
-      const key = out.dataset.key;
-      const value = data ? (key === "bytes" ? (data.bytesIn ?? 0) + (data.bytesOut ?? 0) : data[key]) : null;
-      out.textContent = key === "bytes" ? formatBytes(value) : formatNumber(value);
-    }
-    const gaps = document.querySelector("[data-gaps]");
-    const incomplete = data?.incomplete ?? [];
-    if (gaps && incomplete.length) {
-      const list = gaps.querySelector("ul");
-      for (const gap of incomplete) {
-        const li = document.createElement("li");
-        li.textContent = `${gap.hostname ?? gap.nodeId}: ${gap.missing ?? "records missing"}`;
-        list.append(li);
-      }
-      gaps.hidden = false;
-    }
-    if (!data) {
-      const none = document.querySelector("[data-nodata]");
-      if (none) none.hidden = false;
-    }
-  };
-
-  for (const el of document.querySelectorAll("[data-summary]")) fillSummary(el);
   for (const el of document.querySelectorAll("[data-chart]")) drawChart(el);
-  for (const el of document.querySelectorAll("table[data-top]")) fillTop(el);
+
+  // Overview: reload itself every data-refresh seconds while visible (the "as of" time says when).
+  const refresh = document.querySelector("[data-refresh]");
+  if (refresh) {
+    setInterval(() => {
+      if (document.visibilityState === "visible" && !document.querySelector("form :focus")) location.reload();
+    }, Number(refresh.dataset.refresh) * 1000);
+  }
 
   let resizeTimer;
   window.addEventListener("resize", () => {
