@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import os from "node:os";
+import { verifySiteAssertion } from "../../protocol/site";
 import { ProxyKind } from "../../protocol/wire";
 import {
   type Command,
@@ -12,6 +13,7 @@ import {
   UsageError,
 } from "../cli-kit";
 import { EventLog } from "../events";
+import { writeSiteFile } from "../node-site";
 import type { NodeConfig, SpoolConfig } from "../state/schemas";
 import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
 import { enrollNode } from "../sync/master-client";
@@ -119,6 +121,13 @@ ${STATE_DIR_HELP}
       await state.clearLastGood();
     }
     await state.writeCredentials({ nodeToken: enrollment.nodeToken, masterKey: enrollment.masterKey });
+    // The site comes signed with the key just pinned; `run` applies it and follows later moves.
+    if (
+      enrollment.site &&
+      (await verifySiteAssertion(enrollment.site, enrollment.nodeId, [enrollment.masterKey]))
+    ) {
+      await writeSiteFile(state.root, enrollment.site);
+    }
     await state.writeConfig({
       ...config,
       nodeId: enrollment.nodeId,

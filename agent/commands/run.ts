@@ -1,5 +1,6 @@
 import { type Command, EXIT_FAILURE, EXIT_OK, parseFlags, parseListen, STATE_DIR_HELP } from "../cli-kit";
 import { EventLog } from "../events";
+import { NodeSite, readSiteFile } from "../node-site";
 import type { ProxyDriver } from "../proxy/types";
 import { nodeSpoolSettings, startSpooling } from "../spool/index";
 import { acquireRunLock, type RunLock, RunLockHeld } from "../state/run-lock";
@@ -99,6 +100,16 @@ ${STATE_DIR_HELP}
           events,
         });
 
+    // The node's site (signed by the master): set on every policy, moved by poll answers.
+    const nodeSite = new NodeSite(await readSiteFile(state.root), {
+      nodeId: config.nodeId ?? "",
+      stateDir: state.root,
+      trusted: async () => {
+        const now = (await state.readCredentials()) ?? credentials;
+        return now.nextMasterKey ? [now.masterKey, now.nextMasterKey] : [now.masterKey];
+      },
+      events,
+    });
     const startedAt = new Date().toISOString();
     const writeRuntime = runtimeWriter(state, (snapshot) => ({
       pid: process.pid,
@@ -117,11 +128,11 @@ ${STATE_DIR_HELP}
       nextMasterKey: credentials.nextMasterKey,
       agentVersion: AGENT_VERSION,
       pollWaitSeconds: config.pollWaitSeconds,
-      fetch: globalThis.fetch,
+      fetch: nodeSite.wrapFetch(globalThis.fetch),
       clock: systemClock,
       random: Math.random,
       store: state,
-      driver,
+      driver: nodeSite.wrapDriver(driver),
       events,
       compile: squid ? squid.compileForSquid : compileWithEngine,
       // Parse, verify and compile a downloaded bundle off the event loop the proxy runs on.

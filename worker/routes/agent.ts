@@ -26,7 +26,9 @@ import { authenticateNode, recordHeartbeat } from "../services/nodes";
 import { bundleText, signingKey } from "../services/policy";
 import { pollHub, reportStatus } from "../services/policy-hub";
 import { hitAddressLimit } from "../services/rate-limit";
+import { onNodeReport } from "../services/rollout";
 import { chunkExists } from "../services/rollup-store";
+import { pollSiteHeader, signedSite } from "../services/sites";
 
 const errors = (codes: Record<number, string>) =>
   Object.fromEntries(
@@ -99,6 +101,7 @@ agentRoutes.openapi(
         nodeToken: result.nodeToken,
         masterKey: { kid: key.kid, alg: "Ed25519" as const, publicKey: key.publicKey },
         pollWaitSeconds: intVar(c.env.POLL_WAIT_SECONDS, 25, 0, MAX_POLL_WAIT_SECONDS),
+        site: await signedSite(key, result.nodeId, result.site, result.siteSince),
       },
       201,
     );
@@ -147,6 +150,8 @@ agentRoutes.openapi(
     if (answer.revoked || wait > 0) await confirmNode(db, node);
     if (answer.revoked) throw new AppError("NODE_UNKNOWN", "this node was revoked: re-enroll it");
     const { head } = answer;
+    // The node's site, signed: its site rules depend on it (docs/fleet.md); the hub chose `head` per node.
+    c.header(...(await pollSiteHeader(c.env, node)));
     if (!head || head.hash === known) {
       return c.body(null, 304, head ? { ETag: `"${head.hash}"` } : {});
     }
@@ -178,6 +183,7 @@ agentRoutes.openapi(
     // Batched with the other reports reaching the node's hub shard: a publish's ACK wave and
     // the fleet's heartbeats cost a few D1 batches per second, not two statements per report.
     await reportStatus(c.env, statusRow(node.id, c.req.valid("json"), clientAddress(c), Date.now()));
+    await onNodeReport(c.env, node.id, c.req.valid("json").state);
     return c.body(null, 204);
   },
 );

@@ -13,6 +13,7 @@ import type { Db } from "../db/client";
 import { policyChunks, policyVersions } from "../db/schema";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
+import { assertNoActiveRollout } from "./rollout-active";
 
 // ≤ 500k characters is ≤ 1.5 MB of UTF-8, under D1's 2 MB row limit.
 const CHUNK_CHARS = 500_000;
@@ -217,6 +218,8 @@ export interface PublishInput {
    * than the latest), published even when the content is unchanged. See `startSeries`.
    */
   newSeries?: boolean;
+  /** Set only by services/rollout.ts, which publishes while its own rollout is active. */
+  duringRollout?: boolean;
 }
 
 export interface PublishResult {
@@ -238,6 +241,7 @@ export async function publishPolicy(
   notify: (head: PolicyHead) => Promise<void>,
 ): Promise<PublishResult> {
   const policy = parsePolicy(input.policy);
+  if (!input.duringRollout) await assertNoActiveRollout(db);
   const keys = typeof seeds === "object" ? seeds : { current: seeds };
   const key = await signingKey(keys.current);
   const nextKey = await announcedNextKey(keys, key);

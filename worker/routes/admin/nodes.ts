@@ -14,6 +14,7 @@ import {
 } from "../../services/nodes";
 import { latestHead } from "../../services/policy";
 import { announceRevocation } from "../../services/policy-hub";
+import { activeRollout, rolloutSync } from "../../services/rollout-active";
 import { IdParam, Loose, Pagination } from "./schemas";
 
 export const nodeRoutes = createRouter();
@@ -23,7 +24,8 @@ const NodeView = z
     id: z.string(),
     hostname: z.string(),
     status: z.enum(["online", "offline", "revoked"]),
-    sync: z.enum(["in-sync", "behind", "rejected", "never"]),
+    sync: z.enum(["in-sync", "behind", "rejected", "never", "held"]),
+    site: z.string().nullable(),
     appliedVersion: z.number().nullable(),
     latestVersion: z.number().nullable(),
     lastError: z.string().nullable(),
@@ -38,16 +40,24 @@ nodeRoutes.openapi(
     path: "/nodes",
     tags: ["nodes"],
     summary: "The fleet: each node's state, applied versus latest version, last error",
+    description:
+      "`site` lists one site's nodes. While a rollout soaks, nodes outside its ring show sync `held`.",
     security,
+    request: { query: z.object({ site: z.string().min(1).max(64).optional() }) },
     responses: { 200: jsonResponse(z.object({ nodes: z.array(NodeView) }), "Nodes"), ...adminErrors },
   }),
   async (c) => {
     const db = getDb(c.env.DB);
-    const [rows, head] = [await listNodes(db), await latestHead(db)];
+    const { site } = c.req.valid("query");
+    const [rows, head, rollout] = [await listNodes(db, site), await latestHead(db), await activeRollout(db)];
     const wait = intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55);
     const role = c.get("actor").role;
     return c.json(
-      { nodes: rows.map((n) => nodeViewFor(role, describeNode(n, head?.version ?? null, wait))) },
+      {
+        nodes: rows.map((n) =>
+          nodeViewFor(role, rolloutSync(describeNode(n, head?.version ?? null, wait), rollout)),
+        ),
+      },
       200,
     );
   },
