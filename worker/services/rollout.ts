@@ -271,6 +271,7 @@ interface Window {
   errors: number;
 }
 
+/** The ring's minute rollups with bucket in [from, to). */
 async function ringTraffic(db: Db, ring: string[], from: number, to: number): Promise<Window> {
   const [row] = await db
     .select({
@@ -283,7 +284,7 @@ async function ringTraffic(db: Db, ring: string[], from: number, to: number): Pr
       and(
         eq(rollups.kind, KIND.totalMinute),
         inArray(rollups.nodeId, sql`(select value from json_each(${JSON.stringify(ring)}))`),
-        sql`${rollups.bucket} >= ${Math.floor(from / MINUTE) * MINUTE} and ${rollups.bucket} <= ${to}`,
+        sql`${rollups.bucket} >= ${from} and ${rollups.bucket} < ${to}`,
       ),
     );
   return row ?? { requests: 0, blocked: 0, errors: 0 };
@@ -328,8 +329,15 @@ export async function gateFigures(env: Env, row: RolloutRow, now = Date.now()): 
     .map((n) => ({ nodeId: n.id, error: n.lastError }));
   const ringAppliedAt = row.ringAppliedAt;
   const since = ringAppliedAt ?? row.startedAt;
-  const before = await ringTraffic(db, ring, row.startedAt - BASELINE_MS, row.startedAt - 1);
-  const during = await ringTraffic(db, ring, since, now);
+  // Minute grain: the minute the rollout started counts as "during" (the gate errs towards caution).
+  const startMinute = Math.floor(row.startedAt / MINUTE) * MINUTE;
+  const before = await ringTraffic(db, ring, startMinute - BASELINE_MS, startMinute);
+  const during = await ringTraffic(
+    db,
+    ring,
+    Math.min(startMinute, Math.floor(since / MINUTE) * MINUTE),
+    now + 1,
+  );
   const figures = (w: Window) => ({
     ...w,
     errorShare: share(w.errors, w.requests),
