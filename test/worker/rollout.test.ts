@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
-import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import worker from "../../worker/index";
 import { ack, createSite, enrollInSite, pollNow } from "./fleet-helpers";
 import { call, expectError, json } from "./helpers/api";
 import { blockPolicy, publish } from "./helpers/factories";
@@ -19,7 +19,14 @@ interface Rollout {
 
 /** Runs the cron trigger the way Cloudflare does (the gates-only cron). */
 async function cron() {
-  await exports.default.scheduled?.({ cron: "* * * * *", scheduledTime: Date.now(), noRetry() {} } as never);
+  const pending: Promise<unknown>[] = [];
+  const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {} };
+  worker.scheduled(
+    { cron: "* * * * *", scheduledTime: Date.now(), noRetry() {} } as never,
+    env,
+    ctx as never,
+  );
+  await Promise.all(pending);
 }
 
 async function getRollout(id: string) {
