@@ -22,6 +22,7 @@ import { overviewPages } from "./routes/dashboard/overview";
 import { policyPages } from "./routes/dashboard/policy";
 import { reportPages } from "./routes/dashboard/reports";
 import { requestPages } from "./routes/dashboard/requests";
+import { rolloutPages } from "./routes/dashboard/rollouts";
 import { settingsPages } from "./routes/dashboard/settings";
 import { loginPages, logoutPages, setupPages } from "./routes/dashboard/sign-in";
 import { pacRoutes } from "./routes/pac";
@@ -98,6 +99,7 @@ app.route("/nodes", nodePages);
 app.route("/policy", policyPages);
 app.route("/reports", reportPages);
 app.route("/requests", requestPages);
+app.route("/rollouts", rolloutPages);
 app.route("/settings", settingsPages);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

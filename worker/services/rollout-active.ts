@@ -51,12 +51,12 @@ export async function assertNoActiveRollout(db: Db): Promise<void> {
  * A node view's sync, seen through the active rollout: a node outside the ring that runs the
  * rollout's previous version is "held", not "behind"; a node that runs its target's content is in sync.
  */
-export function rolloutSync<T extends { id: string; sync: string; appliedHash: string | null }>(
+export function rolloutSync<T extends { id: string; sync: string; appliedHash?: string | null }>(
   view: T,
   rollout: RolloutRow | null,
 ): T & { held: boolean } {
   if (!rollout || view.sync === "rejected" || view.sync === "never") return { ...view, held: false };
   const held = !rollout.ringNodes.includes(view.id);
-  if (held && view.appliedHash === rollout.fromHash) return { ...view, sync: "held", held: true };
+  if (held && view.appliedHash === rollout.fromHash) return { ...view, sync: "held" as T["sync"], held: true };
   return { ...view, held };
 }

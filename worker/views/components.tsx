@@ -82,6 +82,11 @@ const BADGE: Record<string, string> = {
   rejected: "bad",
   block: "bad",
   auth: "warn",
+  held: "warn",
+  soaking: "warn",
+  promoted: "ok",
+  halted: "bad",
+  "rolled-back": "warn",
 };
 
 export function Badge(props: { value: string }) {

@@ -1,3 +1,4 @@
+import type { Child } from "hono/jsx";
 import { ActionButton, Ago, Badge, formatBytes, type PageInfo, Pager, Time } from "./components";
 import { Layout, type PageContext } from "./layout";
 
@@ -5,7 +6,9 @@ export interface NodeView {
   id: string;
   hostname: string;
   status: "online" | "offline" | "revoked";
-  sync: "in-sync" | "behind" | "rejected" | "never";
+  sync: "in-sync" | "behind" | "rejected" | "never" | "held";
+  site?: string | null;
+  appliedHash?: string | null;
   appliedVersion: number | null;
   latestVersion: number | null;
   agentVersion: string;
@@ -49,10 +52,17 @@ function Spool(props: { spool: NodeView["spool"] }) {
   );
 }
 
-export function NodesPage(props: { page: PageContext; nodes: NodeView[]; info: PageInfo; now: number }) {
+export function NodesPage(props: {
+  page: PageContext;
+  nodes: NodeView[];
+  info: PageInfo;
+  now: number;
+  filter?: Child;
+}) {
   return (
     <Layout title="Nodes" section="/nodes" page={props.page}>
       <h1>Nodes</h1>
+      {props.filter}
       {props.info.total === 0 ? (
         <p class="panel muted">
           No nodes yet. Create an enrollment key under Settings and run the printed command on a node.
@@ -64,6 +74,7 @@ export function NodesPage(props: { page: PageContext; nodes: NodeView[]; info: P
               <thead>
                 <tr>
                   <th>Name</th>
+                  <th>Site</th>
                   <th>Address</th>
                   <th>State</th>
                   <th>Policy (applied / latest)</th>
@@ -80,6 +91,7 @@ export function NodesPage(props: { page: PageContext; nodes: NodeView[]; info: P
                     <td>
                       <a href={`/nodes/${n.id}`}>{n.hostname}</a>
                     </td>
+                    <td>{n.site ?? <span class="muted">–</span>}</td>
                     <td>{n.lastAddress ?? "–"}</td>
                     <td>
                       <Badge value={n.status} /> <Badge value={n.sync} />

@@ -3,8 +3,11 @@ import { intVar } from "../../env";
 import { describeNode, getNode, listNodeEvents, revokeNode } from "../../services/nodes";
 import { latestHead } from "../../services/policy";
 import { announceRevocation } from "../../services/policy-hub";
+import { activeRollout, rolloutSync } from "../../services/rollout-active";
+import { listSites } from "../../services/sites";
 import { paginate } from "../../views/components";
 import { NodePage, NodesPage, type NodeView } from "../../views/nodes";
+import { SiteFilter } from "../../views/site-filter";
 import { dashboardSection, pageContext } from "./app";
 import { auditOf, type DashContext } from "./auth";
 import { fleet } from "./overview";
@@ -13,8 +16,15 @@ export const nodePages = dashboardSection();
 
 nodePages.get("/", async (c) => {
   const { nodes } = await fleet(c);
-  const { rows, info } = paginate(nodes, Number(c.req.query("page") ?? 1));
-  return c.html(<NodesPage page={pageContext(c)} nodes={rows} info={info} now={Date.now()} />);
+  const site = c.req.query("site") || undefined;
+  const db = getDb(c.env.DB);
+  const [sites, rollout] = [await listSites(db), await activeRollout(db)];
+  const shown = (site ? nodes.filter((n) => n.site === site) : nodes).map((n) => rolloutSync(n, rollout));
+  const { rows, info } = paginate(shown, Number(c.req.query("page") ?? 1));
+  const filter = <SiteFilter sites={sites.map((s) => s.name)} current={site} action="/nodes" />;
+  return c.html(
+    <NodesPage page={pageContext(c)} nodes={rows} info={info} now={Date.now()} filter={filter} />,
+  );
 });
 
 async function renderNode(c: DashContext, id: string, notice?: string) {
