@@ -1,6 +1,6 @@
 import { appendFileSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
-import type { EventLogger } from "./proxy/types";
+import type { EventLogger } from "./ports";
 
 export type EventLevel = "debug" | "info" | "warn" | "error";
 

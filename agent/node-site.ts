@@ -5,9 +5,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseSiteHeader, SITE_HEADER, SiteAssertion, verifySiteAssertion } from "../protocol/site";
 import type { MasterKey } from "../protocol/wire";
-import type { ActivePolicy, EventLogger, ProxyDriver } from "./proxy/types";
+import type { EventLogger, FetchLike } from "./ports";
+import type { ActivePolicy, ProxyDriver } from "./proxy/types";
 import { writeFileAtomic } from "./state/atomic-write";
-import type { FetchLike } from "./sync/types";
 
 export const SITE_FILE = "site.json";
 

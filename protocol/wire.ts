@@ -6,10 +6,30 @@ import { SiteAssertion } from "./site";
 export const PROTOCOL_PREFIX = "/api/agent/v1";
 export const MAX_POLL_WAIT_SECONDS = 55;
 
+/** Every 4xx/5xx body from the master, agent protocol and admin API alike. */
 export const ErrorBody = z.object({
-  error: z.object({ code: z.string(), message: z.string(), requestId: z.string() }),
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    requestId: z.string(),
+    /** Validation failures: each JSON path and what is wrong with it. */
+    details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  }),
 });
 export type ErrorBody = z.infer<typeof ErrorBody>;
+
+const AGENT_PRODUCT = "fleetgate-agent";
+const AGENT_UA = /^fleetgate-agent\/(\S{1,64})/;
+
+/** The User-Agent every agent request carries: `fleetgate-agent/<version>`. */
+export function agentUserAgent(version: string): string {
+  return `${AGENT_PRODUCT}/${version}`;
+}
+
+/** The agent version in a User-Agent built by agentUserAgent; undefined for any other client. */
+export function agentVersionFromUserAgent(userAgent: string | null | undefined): string | undefined {
+  return AGENT_UA.exec(userAgent ?? "")?.[1];
+}
 
 export const ProxyKind = z.enum(["builtin", "squid"]);
 export type ProxyKind = z.infer<typeof ProxyKind>;

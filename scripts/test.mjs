@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm test`: builds the agent binary the end-to-end tests run, then every vitest project
-// (workerd pool, node, e2e, browser), and ends with one line "N passed, M failed".
+// `npm test`: type-checks (both tsconfigs) and checks for import cycles, builds the agent binary
+// the end-to-end tests run, then every vitest project (workerd pool, node, e2e, browser), and
+// ends with one line "N passed, M failed".
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -18,15 +19,25 @@ const env = {
 };
 const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: "inherit", env }).status ?? 1;
 
+const fail = (what) => {
+  console.error(what);
+  writeFileSync(path.join(resultsDir, "summary.txt"), "0 passed, 1 failed\n");
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+};
+
+// A type error fails the run before any test: vitest strips types and would run code tsc rejects.
+if (!process.env.FLEETGATE_SKIP_TYPECHECK) {
+  if (run("npm", ["run", "--silent", "typecheck"]) !== 0) fail("type check failed (npm run typecheck)");
+  if (run(process.execPath, ["scripts/check-cycles.mjs"]) !== 0)
+    fail("import cycles (scripts/check-cycles.mjs)");
+}
+
 const extra = process.argv.slice(2);
 if (existsSync(path.join(root, "scripts/build-agent.mjs")) && !process.env.FLEETGATE_SKIP_BUILD) {
   // The e2e suite runs the linux-x64 binary; cross targets are for `npm run build:agent`.
-  if (run(process.execPath, ["scripts/build-agent.mjs", "linux-x64"]) !== 0) {
-    console.error("building the agent binary failed");
-    writeFileSync(path.join(resultsDir, "summary.txt"), "0 passed, 1 failed\n");
-    console.log("0 passed, 1 failed");
-    process.exit(1);
-  }
+  if (run(process.execPath, ["scripts/build-agent.mjs", "linux-x64"]) !== 0)
+    fail("building the agent binary failed");
 }
 
 const status = run(path.join(root, "node_modules/.bin/vitest"), [

@@ -4,6 +4,7 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { AppError, type ErrorCode, errorBody } from "./errors";
+import { apiAuth } from "./middleware/api-auth";
 import { createRouter } from "./openapi";
 import { accessRoutes } from "./routes/admin/access";
 import { fleetRoutes } from "./routes/admin/fleet";
@@ -16,7 +17,6 @@ import { rolloutRoutes } from "./routes/admin/rollouts";
 import { siteRoutes } from "./routes/admin/sites";
 import { agentRoutes } from "./routes/agent";
 import { assetRoutes } from "./routes/dashboard/assets";
-import { apiAuth } from "./routes/dashboard/auth";
 import { nodePages } from "./routes/dashboard/nodes";
 import { overviewPages } from "./routes/dashboard/overview";
 import { policyPages } from "./routes/dashboard/policy";
@@ -65,6 +65,7 @@ const policyBodyLimit = limitBody(POLICY_BODY_LIMIT, "admin policy requests");
 const adminBodyLimit = limitBody(ADMIN_BODY_LIMIT, "requests here");
 // Authenticate first (a bearer token (adminAuth) or, from the browser, a dashboard session
 // cookie; neither reads the body), so an anonymous caller cannot make us buffer anything.
+// A viewer's write is refused here too (middleware/can-write.ts canWrite).
 app.use("/api/v1/*", apiAuth);
 // Then a limit that fits the route and the caller: only an admin's policy calls carry whole
 // policies; a viewer's validate/simulate is small like every other call.
@@ -88,7 +89,8 @@ app.route("/api/v1", siteRoutes);
 app.route("/api/v1", rolloutRoutes);
 app.route("/api/v1", metricsRoutes);
 
-// Dashboard: server-rendered pages; each section carries its own CSP, session and CSRF guard.
+// Dashboard: server-rendered pages; each section (routes/dashboard/app.tsx) carries its own CSP,
+// session (middleware/session.ts) and write guard (middleware/write-guard.ts: CSRF + canWrite).
 app.get("/", (c) => c.redirect("/overview", 303));
 app.route("/assets", assetRoutes);
 app.route("/setup", setupPages);

@@ -1,27 +1,6 @@
-declare global {
-  namespace Cloudflare {
-    interface GlobalProps {
-      mainModule: typeof import("./index");
-      durableNamespaces: "PolicyHub" | "IngestCoalescer";
-    }
-    interface Env {
-      /**
-       * Admin token for first setup (/setup) and scripts (Worker secret). Accepted on every
-       * request until an admin switches it off (PUT /api/v1/settings/bootstrap-token, needs an
-       * active admin user) or the secret is deleted; unset means no bootstrap token at all.
-       */
-      FLEETGATE_BOOTSTRAP_TOKEN?: string;
-      /** base64url 32-byte Ed25519 seed that signs policy bundles (Worker secret). */
-      FLEETGATE_SIGNING_KEY?: string;
-      /** Optional: the seed that will sign next; announced in every bundle so nodes can move their pin. */
-      FLEETGATE_NEXT_SIGNING_KEY?: string;
-      /** Milliseconds an ingest coalescer buffers chunks before flushing them to D1 (default 1000). */
-      INGEST_FLUSH_MS?: string;
-      /** Only in the test pool. */
-      TEST_MIGRATIONS?: { name: string; queries: string[] }[];
-    }
-  }
-}
+// The Hono environment every route and middleware shares. The `Env` bindings come from
+// worker-configuration.d.ts (`wrangler types`) and worker/env-vars.d.ts; vars are read through
+// config(env) in worker/config.ts.
 
 export type Role = "admin" | "viewer";
 
@@ -34,17 +13,24 @@ export interface Actor {
   userId?: string | null;
 }
 
+/** What the agent protocol needs to know about an authenticated node (services/node-auth.ts). */
+export interface AuthedNode {
+  id: string;
+  tokenHash: string;
+  lastAddress: string | null;
+  agentVersion: string;
+  /** The node's site and since when (services/sites.ts); a move reaches the cache through the sweep. */
+  site: string | null;
+  siteSince: number | null;
+}
+
 export interface AppEnv {
   Bindings: Env;
   Variables: {
     requestId: string;
     actor: Actor;
+    /** Set by middleware/node-auth.ts on the agent protocol's authenticated routes. */
     nodeId: string;
+    node: AuthedNode;
   };
-}
-
-export function intVar(value: string | undefined, fallback: number, min: number, max: number): number {
-  const parsed = Number.parseInt(value ?? "", 10);
-  if (!Number.isFinite(parsed)) return fallback;
-  return Math.min(max, Math.max(min, parsed));
 }

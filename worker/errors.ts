@@ -1,6 +1,8 @@
 // One error type, one mapper: services throw AppError with a closed set of codes; app.onError
 // turns it into {error:{code,message,requestId}} with the status below.
 
+import type { ErrorBody } from "../protocol/wire";
+
 export const ERROR_STATUS = {
   BAD_REQUEST: 400,
   VALIDATION_FAILED: 400,
@@ -45,7 +47,12 @@ export class AppError extends Error {
   }
 }
 
-export function errorBody(code: ErrorCode, message: string, requestId: string, details?: ErrorDetail[]) {
+export function errorBody(
+  code: ErrorCode,
+  message: string,
+  requestId: string,
+  details?: ErrorDetail[],
+): ErrorBody {
   return { error: { code, message, requestId, ...(details?.length ? { details } : {}) } };
 }
 

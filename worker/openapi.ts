@@ -1,4 +1,5 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
+import { ErrorBody } from "../protocol/wire";
 import type { AppEnv } from "./env";
 import { AppError, formatPath } from "./errors";
 
@@ -17,16 +18,9 @@ export function createRouter() {
   });
 }
 
-export const ErrorSchema = z
-  .object({
-    error: z.object({
-      code: z.string(),
-      message: z.string(),
-      requestId: z.string(),
-      details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-    }),
-  })
-  .openapi("Error");
+// The one error body (protocol/wire.ts), named for the OpenAPI document. Wrapped with this
+// module's `z`: only schemas made after @hono/zod-openapi loads carry `.openapi()`.
+export const ErrorSchema = z.object(ErrorBody.shape).openapi("Error");
 
 const errorResponse = (description: string) => ({
   description,

@@ -13,10 +13,10 @@ import {
   UsageError,
 } from "../cli-kit";
 import { EventLog } from "../events";
+import { MasterClient } from "../master/client";
 import { writeSiteFile } from "../node-site";
 import type { NodeConfig, SpoolConfig } from "../state/schemas";
 import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
-import { enrollNode } from "../sync/master-client";
 import { AGENT_VERSION } from "../version";
 
 const DEFAULT_LISTEN = "0.0.0.0:3128";
@@ -93,16 +93,19 @@ ${STATE_DIR_HELP}
       ...spoolBlock(previous?.spool, quotaMb),
       ...(previous?.proxy ? { proxy: previous.proxy } : {}),
       ...(previous?.squid ? { squid: previous.squid } : {}),
+      ...(previous?.metrics ? { metrics: previous.metrics } : {}),
     };
     // Written before the call: if the answer is lost, a retry re-uses the same instanceId.
     if (!previous) await state.writeConfig(config);
 
-    const result = await enrollNode({
+    const master = new MasterClient({
       fetch: globalThis.fetch,
       masterUrl,
-      signal: AbortSignal.timeout(ENROLL_TIMEOUT_MS),
       // Proof of identity for the master: only the current token may re-enroll this instance.
       nodeToken: previous ? (previousCredentials?.nodeToken ?? null) : null,
+    });
+    const result = await master.enroll({
+      signal: AbortSignal.timeout(ENROLL_TIMEOUT_MS),
       request: {
         enrollmentKey: flags.key,
         instanceId: config.instanceId,

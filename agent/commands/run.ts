@@ -1,5 +1,18 @@
-import { type Command, EXIT_FAILURE, EXIT_OK, parseFlags, parseListen, STATE_DIR_HELP } from "../cli-kit";
+import {
+  type Command,
+  EXIT_FAILURE,
+  EXIT_OK,
+  type ListenAddress,
+  parseFlags,
+  parseListen,
+  STATE_DIR_HELP,
+  UsageError,
+} from "../cli-kit";
+import { systemClock } from "../clock";
 import { EventLog } from "../events";
+import { MasterClient } from "../master/client";
+import { createAgentMetrics } from "../metrics/agent-metrics";
+import { checkMetricsListen, listenMetrics, type MetricsListener } from "../metrics/listener";
 import { NodeSite, readSiteFile } from "../node-site";
 import type { ProxyDriver } from "../proxy/types";
 import { nodeSpoolSettings, startSpooling } from "../spool/index";
@@ -7,7 +20,6 @@ import { acquireRunLock, type RunLock, RunLockHeld } from "../state/run-lock";
 import type { NodeConfig, RuntimeState } from "../state/schemas";
 import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
 import { startBundleWorker } from "../sync/bundle-worker";
-import { systemClock } from "../sync/clock";
 import { compileWithEngine } from "../sync/compile";
 import { SyncLoop } from "../sync/loop";
 import { prepareInThread } from "../sync/prepare";
@@ -21,7 +33,7 @@ const SPOOL_STOP_DEADLINE_MS = 5_000;
 export const runCommand: Command = {
   name: "run",
   summary: "run the proxy and keep its policy in sync with the master",
-  usage: `Usage: fleetgate-agent run [--state-dir DIR]
+  usage: `Usage: fleetgate-agent run [--state-dir DIR] [--metrics-listen HOST:PORT [--metrics-allow-remote]]
 
 Starts the proxy on the enrolled listen address, enforces the cached policy at once, then
 long-polls the master for signed policy updates. Logs JSON lines to stderr and events.log.
@@ -29,10 +41,17 @@ Stops gracefully on SIGTERM or SIGINT.
 
 Options:
 ${STATE_DIR_HELP}
+  --metrics-listen HOST:PORT   serve Prometheus metrics at http://HOST:PORT/metrics (off by
+                    default; config.json metrics.listen); loopback only unless
+  --metrics-allow-remote       is given (or metrics.allowRemote is true)
   -h, --help        show this help`,
 
   async run(args, io) {
-    const flags = parseFlags(args, { "state-dir": { type: "string" } });
+    const flags = parseFlags(args, {
+      "state-dir": { type: "string" },
+      "metrics-listen": { type: "string" },
+      "metrics-allow-remote": { type: "boolean" },
+    });
     if (!flags) {
       io.out(`${this.usage}\n`);
       return EXIT_OK;
@@ -56,6 +75,22 @@ ${STATE_DIR_HELP}
       );
       return EXIT_FAILURE;
     }
+    // A bad metrics address stops the start before anything is opened, like any bad setting.
+    const metricsValue = flags["metrics-listen"] ?? config.metrics?.listen;
+    let metricsAt: ListenAddress | null = null;
+    if (metricsValue) {
+      try {
+        metricsAt = parseListen(metricsValue);
+        checkMetricsListen(
+          metricsAt,
+          flags["metrics-allow-remote"] === true || config.metrics?.allowRemote === true,
+        );
+      } catch (error) {
+        if (!(error instanceof UsageError)) throw error;
+        io.err(`cannot start: ${error.message.replace("--listen", "--metrics-listen")}\n`);
+        return EXIT_FAILURE;
+      }
+    }
     await state.ensure();
     // Before the spool is opened: a second agent on the same state dir must not touch it.
     let lock: RunLock;
@@ -69,37 +104,7 @@ ${STATE_DIR_HELP}
       return EXIT_FAILURE;
     }
     const events = new EventLog({ file: state.eventsPath, stderr: (line) => io.err(line) });
-    // Opened (and recovered) before the proxy starts, so every access-log record lands in it.
-    const spool = await startSpooling({
-      stateDir: state.root,
-      masterUrl: config.masterUrl,
-      nodeToken: credentials.nodeToken,
-      agentVersion: AGENT_VERSION,
-      fetch: globalThis.fetch,
-      clock: systemClock,
-      random: Math.random,
-      events,
-      // config.json's spool block, the FLEETGATE_SPOOL_* environment on top.
-      settings: nodeSpoolSettings(config.spool, io.env, (message) =>
-        events.emit("spool.setting_ignored", { level: "warn", message }),
-      ),
-    });
-    const sink = spool.sink;
-    const { host, port } = parseListen(config.listen);
-    // driver "squid": the node's Squid carries the traffic, the agent decides (docs/squid.md).
-    const squid = config.driver === "squid" ? await import("../proxy/squid/from-config") : null;
-    // Loaded lazily: the proxy is Bun-only and the other commands must not pay for it.
-    // config.json's proxy block: limits and timeouts, the defaults for any key left out.
-    const driver: ProxyDriver = squid
-      ? squid.squidDriverFor(config, state.root, sink, events)
-      : (await import("../proxy/builtin/index")).createBuiltinProxy({
-          ...config.proxy,
-          host,
-          port,
-          sink,
-          events,
-        });
-
+    const clock = systemClock;
     // The node's site (signed by the master): set on every policy, moved by poll answers.
     const nodeSite = new NodeSite(await readSiteFile(state.root), {
       nodeId: config.nodeId ?? "",
@@ -110,6 +115,51 @@ ${STATE_DIR_HELP}
       },
       events,
     });
+    // One client for the master: the sync loop and the spool uploader share its URL, token and user agent.
+    const master = new MasterClient({
+      fetch: nodeSite.wrapFetch(globalThis.fetch),
+      masterUrl: config.masterUrl,
+      nodeToken: credentials.nodeToken,
+      agentVersion: AGENT_VERSION,
+      now: () => clock.now(),
+    });
+    // Opened (and recovered) before the proxy starts, so every access-log record lands in it.
+    const spool = await startSpooling({
+      stateDir: state.root,
+      master,
+      clock,
+      random: Math.random,
+      events,
+      // config.json's spool block, the FLEETGATE_SPOOL_* environment on top.
+      settings: nodeSpoolSettings(config.spool, io.env, (message) =>
+        events.emit("spool.setting_ignored", { level: "warn", message }),
+      ),
+    });
+    const proxyRef: { current: ProxyDriver | null } = { current: null };
+    const metrics = createAgentMetrics({
+      clock,
+      driver: () => proxyRef.current,
+      spool: () => ({ ...spool.sink.figures(), pendingRecords: spool.sink.pendingRecords() }),
+    });
+    // Every access-log record is counted on its way into the spool (the Squid driver's too).
+    const sink = metrics.countingSink(spool.sink);
+    const { host, port } = parseListen(config.listen);
+    // driver "squid": the node's Squid carries the traffic, the agent decides (docs/squid.md).
+    const squid = config.driver === "squid" ? await import("../proxy/squid/from-config") : null;
+    // Loaded lazily: the proxy is Bun-only and the other commands must not pay for it.
+    // config.json's proxy block: limits and timeouts, the defaults for any key left out.
+    const driver: ProxyDriver = squid
+      ? squid.squidDriverFor(config, state.root, spool.sink, events, sink)
+      : (await import("../proxy/builtin/index")).createBuiltinProxy({
+          ...config.proxy,
+          host,
+          port,
+          sink,
+          events,
+        });
+
+    proxyRef.current = driver;
+
     const startedAt = new Date().toISOString();
     const writeRuntime = runtimeWriter(state, (snapshot) => ({
       pid: process.pid,
@@ -119,17 +169,14 @@ ${STATE_DIR_HELP}
       listen: driver.listenAddress(),
       proxyKind: driver.kind,
       proxyVersion: driver.version(),
-      spool: sink.figures(),
+      spool: spool.figures(),
     }));
     const loop = new SyncLoop({
-      masterUrl: config.masterUrl,
-      nodeToken: credentials.nodeToken,
+      master,
       masterKey: credentials.masterKey,
       nextMasterKey: credentials.nextMasterKey,
-      agentVersion: AGENT_VERSION,
       pollWaitSeconds: config.pollWaitSeconds,
-      fetch: nodeSite.wrapFetch(globalThis.fetch),
-      clock: systemClock,
+      clock,
       random: Math.random,
       store: state,
       driver: nodeSite.wrapDriver(driver),
@@ -141,7 +188,9 @@ ${STATE_DIR_HELP}
         : (startBundleWorker(prepareInThread(compileWithEngine), (error) =>
             events.emit("sync.worker_failed", { level: "error", error, fallback: "in-thread" }),
           ) ?? undefined),
-      spoolFigures: () => sink.figures(),
+      spoolFigures: () => spool.figures(),
+      onApplied: (applied) => metrics.policyApplied(applied),
+      onSyncFailure: (what) => metrics.syncFailed(what),
       onState: writeRuntime,
       // The master answered: uploads waiting out an outage backoff go now (at the drain rate).
       onMasterContact: () => spool.nudge(),
@@ -165,6 +214,20 @@ ${STATE_DIR_HELP}
       await lock.release();
       return EXIT_FAILURE;
     }
+    let metricsListener: MetricsListener | null = null;
+    if (metricsAt) {
+      try {
+        metricsListener = await listenMetrics(metricsAt, () => metrics.render());
+        events.emit("metrics.listening", { listen: metricsListener.address });
+      } catch (error) {
+        // The proxy is up and enforcing: a taken metrics port is worth a loud line, not an outage.
+        events.emit("metrics.failed", {
+          level: "error",
+          listen: metricsValue,
+          error: (error as Error).message,
+        });
+      }
+    }
     writeRuntime(loop.snapshot());
 
     const stop = new AbortController();
@@ -177,6 +240,7 @@ ${STATE_DIR_HELP}
     stop.abort();
     await looping;
     await driver.stop(STOP_DEADLINE_MS);
+    await metricsListener?.close();
     await spool.stop(SPOOL_STOP_DEADLINE_MS);
     await writeRuntime.flush();
     events.emit("stopped", { signal });

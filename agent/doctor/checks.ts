@@ -6,6 +6,8 @@ import { connect as tlsConnect } from "node:tls";
 import { verifyBundle } from "../../protocol/signing";
 import { PolicyBundle } from "../../protocol/wire";
 import { ago, parseListen } from "../cli-kit";
+import { MasterClient } from "../master/client";
+import type { FetchLike } from "../ports";
 import { describeSpool, formatBytes } from "../spool/describe";
 import { readSpoolFigures } from "../spool/read-figures";
 import { DEFAULT_SPOOL_SETTINGS } from "../spool/settings";
@@ -14,18 +16,10 @@ import { ownerAlive, readRunLock } from "../state/run-lock";
 import { type Credentials, type NodeConfig, type RuntimeState, trustedKeys } from "../state/schemas";
 import type { StateDir } from "../state/state-dir";
 import { compileWithEngine } from "../sync/compile";
-import { pollPolicy } from "../sync/master-client";
-import type { FetchLike } from "../sync/types";
+import type { CheckResult, CheckStatus } from "./result";
 import { addSquidChecks } from "./squid";
 
-export type CheckStatus = "ok" | "warn" | "fail" | "skip";
-
-export interface CheckResult {
-  name: string;
-  status: CheckStatus;
-  detail: string;
-  hint?: string;
-}
+export type { CheckResult, CheckStatus };
 
 const NET_TIMEOUT_MS = 5_000;
 const MAX_SKEW_SECONDS = 30;
@@ -179,10 +173,12 @@ async function checkToken(ctx: DoctorContext): Promise<{ token: CheckResult; ske
     dateHeader = response.headers.get("date");
     return response;
   };
-  const result = await pollPolicy({
+  const master = new MasterClient({
     fetch: recordingFetch,
     masterUrl: ctx.config.masterUrl,
     nodeToken: ctx.credentials.nodeToken,
+  });
+  const result = await master.pollPolicy({
     etag: ctx.runtime?.appliedHash ?? null,
     waitSeconds: 0,
     signal: AbortSignal.timeout(NET_TIMEOUT_MS * 3),

@@ -11,7 +11,7 @@ import { INCLUDE_MARK } from "../proxy/squid/include";
 import { resolveSquidSettings, type SquidSettings } from "../proxy/squid/settings";
 import { confWithCandidate, runSquid, squidComplaint, squidVersion } from "../proxy/squid/squid-ctl";
 import type { NodeConfig } from "../state/schemas";
-import type { CheckResult } from "./checks";
+import type { CheckResult } from "./result";
 
 const HELPER_TIMEOUT_MS = 10_000;
 /** The reader polls every few hundred ms: unread bytes older than this mean it is not running. */

@@ -1,15 +1,4 @@
 import type { CompiledPolicy } from "../../protocol/policy/types";
-import type { LogRecord } from "../../protocol/wire";
-
-/** Where every finished request or tunnel leaves one access-log record (the spool, or memory in tests). */
-export interface AccessLogSink {
-  write(record: LogRecord): void;
-}
-
-/** Structured event log (events.log + stderr): `emit("proxy.listening", { listen })`. */
-export interface EventLogger {
-  emit(type: string, fields?: Record<string, unknown>): void;
-}
 
 export interface ActivePolicy {
   version: number;
@@ -29,4 +18,6 @@ export interface ProxyDriver {
   /** "host:port" actually bound. */
   listenAddress(): string;
   version(): string;
+  /** Open client connections and tunnels right now (metrics); drivers that cannot see them leave it out. */
+  activity?(): { connections: number; tunnels: number };
 }

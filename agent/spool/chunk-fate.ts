@@ -1,7 +1,7 @@
 // What happens to a chunk the master did not simply accept: quarantine (refused for good) and
 // the journaled 413 split. Both run inside DiskSpool's disk queue.
 import path from "node:path";
-import type { EventLogger } from "../proxy/types";
+import type { EventLogger } from "../ports";
 import type { ChunkIndex } from "./chunk-index";
 import { type ChunkInfo, chunkFileName, chunkId } from "./chunk-name";
 import type { SpoolJournal } from "./meta";

@@ -1,9 +1,8 @@
 import * as nodeFs from "node:fs/promises";
 import path from "node:path";
 import type { LogRecord, SpoolFigures } from "../../protocol/wire";
-import type { AccessLogSink, EventLogger } from "../proxy/types";
-import { monotonicNow } from "../sync/clock";
-import type { Clock } from "../sync/types";
+import { monotonicNow } from "../clock";
+import type { AccessLogSink, Clock, EventLogger } from "../ports";
 import { type ChunkFateContext, quarantineChunk, splitChunk, writeFirstHalf } from "./chunk-fate";
 import { ChunkIndex } from "./chunk-index";
 import { type ChunkInfo, chunkId } from "./chunk-name";
@@ -204,6 +203,14 @@ export class DiskSpool implements AccessLogSink, ChunkStore {
       droppedRecords: this.meta.droppedRecords + this.unsavedDrops,
       quarantinedChunks: this.index.quarantined.length,
     };
+  }
+
+  /** Records not yet delivered: in pending chunks and in segments not sealed yet (metrics). */
+  pendingRecords(): number {
+    let records = 0;
+    for (const chunk of this.index.pending()) records += chunk.records;
+    for (const segment of this.segments) records += segment.records;
+    return records;
   }
 
   /** The current epoch (changes only when the spool directory is recreated). */

@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { SpoolFigures } from "../../protocol/wire";
-import type { EventLogger } from "../proxy/types";
-import type { Clock, FetchLike } from "../sync/types";
+import type { MasterClient } from "../master/client";
+import type { Clock, EventLogger } from "../ports";
 import { DiskSpool } from "./disk-spool";
 import type { SpoolSettings } from "./settings";
 import type { SpoolFs } from "./spool-fs";
@@ -14,10 +14,7 @@ export { ChunkUploader } from "./uploader";
 
 export interface SpoolingOptions {
   stateDir: string;
-  masterUrl: string;
-  nodeToken: string;
-  agentVersion: string;
-  fetch: FetchLike;
+  master: MasterClient;
   clock: Clock;
   random: () => number;
   events: EventLogger;

@@ -1,5 +1,5 @@
 import type { LogRecord, SpoolFigures } from "../../protocol/wire";
-import type { AccessLogSink } from "../proxy/types";
+import type { AccessLogSink } from "../ports";
 
 /**
  * Keeps the newest access-log records in memory until the durable spool lands (a later issue);

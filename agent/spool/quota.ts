@@ -1,6 +1,6 @@
 // The disk quota: past it the oldest records go, counted — the proxy is never slowed or blocked.
 import path from "node:path";
-import type { EventLogger } from "../proxy/types";
+import type { EventLogger } from "../ports";
 import type { ChunkIndex } from "./chunk-index";
 import { type ChunkInfo, chunkId } from "./chunk-name";
 import type { SpoolJournal } from "./meta";

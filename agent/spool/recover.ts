@@ -1,7 +1,7 @@
 // Opening a spool after any stop, clean or `kill -9`: finish what meta.json journaled, drop what
 // was never committed, cut torn segment tails, and hand back what is left to seal and upload.
 import path from "node:path";
-import type { EventLogger } from "../proxy/types";
+import type { EventLogger } from "../ports";
 import { type ChunkInfo, newEpoch, parseChunkFileName, parseSegmentFileName } from "./chunk-name";
 import { scanSegment } from "./frame";
 import { META_FILE, readMeta, type SpoolMeta, writeMeta } from "./meta";

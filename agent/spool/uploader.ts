@@ -1,18 +1,15 @@
-import type { EventLogger } from "../proxy/types";
+import { monotonicNow } from "../clock";
+import type { MasterClient } from "../master/client";
+import type { Clock, EventLogger } from "../ports";
 import { backoffDelay } from "../sync/backoff";
-import { monotonicNow } from "../sync/clock";
-import type { Clock, FetchLike } from "../sync/types";
 import { type ChunkInfo, chunkId } from "./chunk-name";
 import type { ChunkStore } from "./chunk-store";
 import { resolveSpoolSettings, type SpoolSettings } from "./settings";
-import { type UploadOutcome, uploadChunk } from "./upload-client";
+import { type UploadOutcome, uploadOutcome } from "./upload-outcome";
 
 export interface UploaderOptions {
   store: ChunkStore;
-  masterUrl: string;
-  nodeToken: string;
-  agentVersion: string;
-  fetch: FetchLike;
+  master: MasterClient;
   clock: Clock;
   /** Uniform in [0, 1); jitter source. */
   random: () => number;
@@ -174,16 +171,7 @@ export class ChunkUploader {
       if (!done.signal.aborted) ctl.abort(new Error(`upload timed out after ${this.s.uploadTimeoutMs} ms`));
     });
     try {
-      return await uploadChunk({
-        fetch: this.o.fetch,
-        masterUrl: this.o.masterUrl,
-        nodeToken: this.o.nodeToken,
-        agentVersion: this.o.agentVersion,
-        chunkId: id,
-        body,
-        signal: ctl.signal,
-        now: () => this.o.clock.now(),
-      });
+      return uploadOutcome(await this.o.master.uploadChunk({ chunkId: id, body, signal: ctl.signal }));
     } finally {
       done.abort();
       signal.removeEventListener("abort", onAbort);

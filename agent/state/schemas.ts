@@ -47,6 +47,13 @@ export type ProxyConfig = z.infer<typeof ProxyConfig>;
  * `nodeId` is null between a first enroll attempt and its success, so a retried enroll re-uses the
  * same instanceId and the master answers with the same node.
  */
+/** The opt-in Prometheus endpoint (docs/agent.md, Metrics): off without `listen`. */
+export const MetricsConfig = z.strictObject({
+  listen: z.string().min(3).optional(),
+  /** Without it, only a loopback `listen` is accepted. */
+  allowRemote: z.boolean().optional(),
+});
+
 export const NodeConfig = z.object({
   masterUrl: z.string().url(),
   listen: z.string().min(3),
@@ -60,6 +67,7 @@ export const NodeConfig = z.object({
   proxy: ProxyConfig.optional(),
   /** The Squid driver's paths and helper settings (docs/squid.md, Settings). */
   squid: SquidConfig.optional(),
+  metrics: MetricsConfig.optional(),
 });
 export type NodeConfig = z.infer<typeof NodeConfig>;
 

@@ -4,7 +4,8 @@
 import type { CompiledPolicy } from "../../protocol/policy/types";
 import { type NextKey, verifyBundle } from "../../protocol/signing";
 import { type MasterKey, PolicyBundle } from "../../protocol/wire";
-import type { CompileResult } from "./types";
+
+export type CompileResult = { ok: true; compiled: CompiledPolicy } | { ok: false; error: string };
 
 export type BundleHead = Omit<PolicyBundle, "policy">;
 

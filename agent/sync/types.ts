@@ -1,22 +1,8 @@
-import type { CompiledPolicy } from "../../protocol/policy/types";
 import type { MasterKey, PolicyBundle, SpoolFigures } from "../../protocol/wire";
-import type { EventLogger, ProxyDriver } from "../proxy/types";
-import type { PrepareBundle } from "./prepare";
-
-/** The part of `fetch` the agent uses; plain functions satisfy it in tests. */
-export type FetchLike = (url: string, init?: RequestInit) => Promise<Response>;
-
-export interface Clock {
-  /** Epoch milliseconds: for timestamps, never for timeouts (the wall clock may step). */
-  now(): number;
-  /**
-   * Milliseconds on a clock that never steps (performance.now()), for deadlines and intervals.
-   * Fakes may leave it out; their now() is then taken as monotonic.
-   */
-  monotonic?(): number;
-  /** Resolves after `ms` or as soon as `signal` aborts (never rejects). */
-  sleep(ms: number, signal?: AbortSignal): Promise<void>;
-}
+import type { MasterClient } from "../master/client";
+import type { Clock, EventLogger } from "../ports";
+import type { ProxyDriver } from "../proxy/types";
+import type { CompileResult, PrepareBundle } from "./prepare";
 
 /** What the loop needs from the state dir; the file-backed one is agent/state/state-dir.ts. */
 export interface SyncStore {
@@ -28,7 +14,7 @@ export interface SyncStore {
   saveMasterKeys?(keys: { masterKey: MasterKey; nextMasterKey?: MasterKey }): Promise<void>;
 }
 
-export type CompileResult = { ok: true; compiled: CompiledPolicy } | { ok: false; error: string };
+export type { CompileResult };
 
 /** What the running loop knows, handed to `onState` after every change (status, runtime.json). */
 export interface SyncSnapshot {
@@ -44,15 +30,13 @@ export interface SyncSnapshot {
 }
 
 export interface SyncOptions {
-  masterUrl: string;
-  nodeToken: string;
+  /** The node's client for the master (URL, token, user agent): the same one the uploader uses. */
+  master: MasterClient;
   masterKey: MasterKey;
   /** A next key announced earlier by the pinned one (credentials.json), trusted beside it. */
   nextMasterKey?: MasterKey;
-  agentVersion: string;
   /** Long-poll wait the master offered at enrollment (0–55 s). */
   pollWaitSeconds: number;
-  fetch: FetchLike;
   clock: Clock;
   /** Uniform in [0, 1); jitter source. */
   random: () => number;
@@ -71,6 +55,10 @@ export interface SyncOptions {
   onState?: (snapshot: SyncSnapshot) => void;
   /** A successful exchange with the master (a 200/304 poll, a 204 status): the spool uploader retries now. */
   onMasterContact?: () => void;
+  /** Every policy the proxy took (metrics: version, last apply time and duration). */
+  onApplied?: (applied: { version: number; source: "cache" | "master"; durationMs: number }) => void;
+  /** A poll or a status report that failed (metrics). */
+  onSyncFailure?: (what: "poll" | "status") => void;
   /** Tunables, mostly for tests. */
   backoffBaseMs?: number;
   backoffCapMs?: number;

@@ -2,12 +2,12 @@
 // domains, CIDRs, regexes, time zones and password hashes. Each issue names its JSON path.
 
 import { isValidCidr } from "./cidr";
+import type { Policy, PolicyIssue } from "./definition";
 import { parsePortEntry } from "./destinations";
 import { parseDomainPattern } from "./domain-name";
 import { parsePasswordHash } from "./password";
 import { checkUrlRegex } from "./regex-safety";
 import { isValidTimeZone } from "./schedule";
-import type { Policy, PolicyIssue } from "./schema";
 
 class IssueSink {
   readonly issues: PolicyIssue[] = [];

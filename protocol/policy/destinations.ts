@@ -4,7 +4,7 @@
 // always-refused address classes, DNS resolution) lives on the node; this is only the policy's part.
 
 import type { CidrSet } from "./cidr";
-import type { Policy } from "./schema";
+import type { Policy } from "./definition";
 import type { CompiledDestinations } from "./types";
 
 /** Squid's default `Safe_ports`: where plain HTTP may go unless the policy lists its own ports. */

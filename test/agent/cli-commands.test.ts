@@ -4,8 +4,9 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseListen } from "../../agent/cli-kit";
 import { StateDir } from "../../agent/state/state-dir";
-import { cli, enrollAnswer, fakeMaster } from "./cli-fakes";
-import { makeBundle, signingKey } from "./sync-fakes";
+import { cli, fakeMaster } from "./fakes/cli";
+import { enrollAnswer } from "./fakes/master";
+import { makeBundle, signingKey } from "./fakes/seeds";
 
 let dir: string;
 beforeEach(async () => {
@@ -267,6 +268,22 @@ describe("spool settings in config.json", () => {
     await writeFile(state.configPath, JSON.stringify({ ...raw, proxy: { maxConnections: 500 } }));
     expect((await enrolled()).code).toBe(0);
     expect((await state.readConfig())?.proxy).toEqual({ maxConnections: 500 });
+  });
+
+  it("re-enrolling keeps a metrics block; a bad one stops run naming the field", async () => {
+    expect((await enrolled()).code).toBe(0);
+    const state = new StateDir(dir);
+    const raw = JSON.parse(await readFile(state.configPath, "utf8"));
+    await writeFile(state.configPath, JSON.stringify({ ...raw, metrics: { listen: "127.0.0.1:9464" } }));
+    expect((await enrolled()).code).toBe(0);
+    expect((await state.readConfig())?.metrics).toEqual({ listen: "127.0.0.1:9464" });
+    await writeFile(
+      state.configPath,
+      JSON.stringify({ ...raw, metrics: { listen: "127.0.0.1:9464", open: true } }),
+    );
+    const run = await cli(["run", "--state-dir", dir]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/cannot start: .*metrics/);
   });
 
   it("refuses a quota that is not a whole number of MiB with a usage error", async () => {

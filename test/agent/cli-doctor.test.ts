@@ -3,16 +3,17 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { systemClock } from "../../agent/clock";
 import { judgeDisk, judgeSkew } from "../../agent/doctor/checks";
 import { DiskSpool } from "../../agent/spool/disk-spool";
 import { writeMeta } from "../../agent/spool/meta";
 import { acquireRunLock } from "../../agent/state/run-lock";
 import type { RuntimeState } from "../../agent/state/schemas";
 import { StateDir } from "../../agent/state/state-dir";
-import { systemClock } from "../../agent/sync/clock";
-import { cli, enrollAnswer, enrollAt, fakeMaster, freePort, type Handler } from "./cli-fakes";
-import { record } from "./spool-helpers";
-import { makeBundle, signingKey } from "./sync-fakes";
+import { cli, enrollAt, fakeMaster, freePort } from "./fakes/cli";
+import { enrollAnswer, type Route } from "./fakes/master";
+import { makeBundle, signingKey } from "./fakes/seeds";
+import { record } from "./fakes/spool";
 
 let dir: string;
 beforeEach(async () => {
@@ -52,7 +53,7 @@ async function pretendRunning(state: StateDir, version: number | null, extra: Pa
 
 /** Enrolls against a fake master whose policy endpoint answers with `policy`, then runs doctor. */
 async function doctorWith(
-  policy: Handler,
+  policy: Route,
   withCache = false,
   prepare?: (state: StateDir) => Promise<void>,
   running: Partial<RuntimeState> | null = {},

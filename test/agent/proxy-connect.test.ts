@@ -7,39 +7,31 @@ import type net from "node:net";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  type EchoServer,
   type Harness,
   makePolicy,
   RawClient,
   selfSignedCert,
+  startEcho,
   startHarness,
   type TlsMaterial,
 } from "./proxy-helpers";
 
 let proxy: Harness;
 let material: TlsMaterial;
-let tlsServer: tls.Server;
+let tlsServer: EchoServer;
 let tlsPort = 0;
-const serverSockets = new Set<tls.TLSSocket>();
 
 beforeAll(async () => {
   material = selfSignedCert();
-  // Echo server: every byte read goes back, with explicit data handlers (no pipe()).
-  tlsServer = tls.createServer({ key: material.key, cert: material.cert }, (socket) => {
-    serverSockets.add(socket);
-    socket.on("data", (d: Buffer) => socket.write(d));
-    socket.on("end", () => socket.end());
-    socket.on("error", () => {});
-    socket.on("close", () => serverSockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => tlsServer.listen(0, "127.0.0.1", resolve));
-  tlsPort = (tlsServer.address() as net.AddressInfo).port;
+  tlsServer = await startEcho(material);
+  tlsPort = tlsServer.port;
   proxy = await startHarness(makePolicy());
 });
 
 afterAll(async () => {
   proxy?.kill();
-  for (const s of serverSockets) s.destroy();
-  await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
+  await tlsServer?.close();
 });
 
 /** CONNECT through the proxy; resolves with the status and, on 200, a TLS socket over the tunnel. */

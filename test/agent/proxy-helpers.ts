@@ -7,6 +7,7 @@ import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import tls from "node:tls";
 import { hashPassword } from "../../protocol/policy/password";
 import type { LogRecord } from "../../protocol/wire";
 
@@ -365,4 +366,39 @@ export function selfSignedCert(): TlsMaterial {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+export interface EchoServer {
+  port: number;
+  /** Connections accepted (for TLS: handshakes completed). */
+  connections: number;
+  close(): Promise<void>;
+}
+
+/**
+ * An echo origin on loopback, plain TCP or TLS with `material`: every byte read goes back (explicit
+ * data handlers, no pipe()), and a FIN is answered with a FIN.
+ */
+export async function startEcho(material?: TlsMaterial): Promise<EchoServer> {
+  const sockets = new Set<net.Socket>();
+  const echo: EchoServer = { port: 0, connections: 0, close: async () => {} };
+  const onSocket = (socket: net.Socket) => {
+    echo.connections++;
+    sockets.add(socket);
+    socket.on("data", (d: Buffer) => socket.write(d));
+    socket.on("end", () => socket.end());
+    socket.on("error", () => {});
+    socket.on("close", () => sockets.delete(socket));
+  };
+  const server = material
+    ? tls.createServer({ key: material.key, cert: material.cert }, onSocket)
+    : net.createServer(onSocket);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  echo.port = (server.address() as net.AddressInfo).port;
+  echo.close = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+  return echo;
 }

@@ -5,28 +5,28 @@
 
 import { randomBytes } from "node:crypto";
 import http from "node:http";
-import net from "node:net";
+import type net from "node:net";
 import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { peekClientHello } from "../../agent/proxy/builtin/tls-sni";
 import {
+  type EchoServer,
   type Harness,
   makePolicy,
   RawClient,
   selfSignedCert,
+  startEcho,
   startHarness,
   type TlsMaterial,
 } from "./proxy-helpers";
 
 let material: TlsMaterial;
-let tlsServer: tls.Server;
+let tlsServer: EchoServer;
 let tlsPort = 0;
-let tlsHandshakes = 0;
-let echoServer: net.Server;
+let echoServer: EchoServer;
 let echoPort = 0;
 let proxy: Harness;
-const sockets = new Set<net.Socket>();
 
 const policy = makePolicy({
   rules: [{ id: "no-blocked", action: "block", match: { domains: ["blocked.test"] } }],
@@ -34,32 +34,17 @@ const policy = makePolicy({
 
 beforeAll(async () => {
   material = selfSignedCert();
-  tlsServer = tls.createServer({ key: material.key, cert: material.cert }, (socket) => {
-    tlsHandshakes++;
-    sockets.add(socket);
-    socket.on("data", (d: Buffer) => socket.write(d));
-    socket.on("error", () => {});
-    socket.on("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => tlsServer.listen(0, "127.0.0.1", resolve));
-  tlsPort = (tlsServer.address() as net.AddressInfo).port;
-  echoServer = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on("data", (d: Buffer) => socket.write(d));
-    socket.on("end", () => socket.end());
-    socket.on("error", () => {});
-    socket.on("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => echoServer.listen(0, "127.0.0.1", resolve));
-  echoPort = (echoServer.address() as net.AddressInfo).port;
+  tlsServer = await startEcho(material);
+  tlsPort = tlsServer.port;
+  echoServer = await startEcho();
+  echoPort = echoServer.port;
   proxy = await startHarness(policy, ["--header-timeout", "600"]);
 });
 
 afterAll(async () => {
   proxy?.kill();
-  for (const s of sockets) s.destroy();
-  await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
-  await new Promise<void>((resolve) => echoServer.close(() => resolve()));
+  await tlsServer?.close();
+  await echoServer?.close();
 });
 
 // ---- ClientHello bytes ----
@@ -187,7 +172,7 @@ describe("SNI in CONNECT tunnels", () => {
   });
 
   it("blocks a blocked name behind an IP-literal CONNECT or an allowed host, before the origin sees a byte", async () => {
-    const before = tlsHandshakes;
+    const before = tlsServer.connections;
     const viaIp = await tlsThrough(`127.0.0.1:${tlsPort}`, "www.blocked.test");
     expect(viaIp).toMatch(/access denied/i);
     const viaName = await tlsThrough(`localhost:${tlsPort}`, "blocked.test");
@@ -198,7 +183,7 @@ describe("SNI in CONNECT tunnels", () => {
     expect(second).toMatchObject({ host: "localhost", status: 403, action: "block", rule: "no-blocked" });
     // Give a stray connection time to show up: none may.
     await new Promise((r) => setTimeout(r, 200));
-    expect(tlsHandshakes).toBe(before);
+    expect(tlsServer.connections).toBe(before);
   });
 
   it("logs a CONNECT host / SNI mismatch by default and refuses it when tls.sniMismatch is block", async () => {

@@ -13,7 +13,8 @@ import {
   readRunLock,
   runLockPath,
 } from "../../agent/state/run-lock";
-import { enrollAnswer, enrollAt, fakeMaster } from "./cli-fakes";
+import { enrollAt, fakeMaster } from "./fakes/cli";
+import { enrollAnswer } from "./fakes/master";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const BUN = path.join(ROOT, "node_modules/.bin/bun");

@@ -1,8 +1,9 @@
 // Child process for the kill -9 test: writes numbered records as fast as it can, flushing (and so
 // sealing, with tiny chunks) all the time, and prints how many records are durable after each flush.
+
+import { systemClock } from "../../agent/clock";
 import { DiskSpool } from "../../agent/spool/disk-spool";
-import { systemClock } from "../../agent/sync/clock";
-import { record } from "./spool-helpers";
+import { record } from "./fakes/spool";
 
 const [dir, round] = process.argv.slice(2);
 const spool = await DiskSpool.open({

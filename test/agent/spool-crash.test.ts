@@ -4,49 +4,28 @@
 import { spawn } from "node:child_process";
 import { appendFile, readdir, readFile, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../../agent/clock";
 import { chunkFileName } from "../../agent/spool/chunk-name";
 import type { DiskSpool } from "../../agent/spool/disk-spool";
 import { readMeta } from "../../agent/spool/meta";
 import { readSpoolFigures } from "../../agent/spool/read-figures";
 import { gzipLines } from "../../agent/spool/seal";
-import { ChunkUploader } from "../../agent/spool/uploader";
-import { systemClock } from "../../agent/sync/clock";
-import {
-  FAST_UPLOADS,
-  FakeMaster,
-  openSpool,
-  record,
-  recordEvents,
-  removeDir,
-  tempDir,
-  waitFor,
-} from "./spool-helpers";
+import { recordEvents } from "./fakes/events";
+import type { FakeMaster } from "./fakes/master";
+import { openSpool, record, spoolBench, uploaderFor, waitFor } from "./fakes/spool";
 
 let dir: string;
 let master: FakeMaster;
-beforeEach(async () => {
-  dir = await tempDir();
-  master = await new FakeMaster().start();
-});
-afterEach(async () => {
-  await master.stop();
-  await removeDir(dir);
+spoolBench((d, m) => {
+  dir = d;
+  master = m;
 });
 
 /** Uploads everything the spool holds to the fake master, then stops the uploader. */
 async function deliver(spool: DiskSpool): Promise<void> {
   const halt = new AbortController();
-  const uploader = new ChunkUploader({
-    store: spool,
-    masterUrl: master.url,
-    nodeToken: "t",
-    agentVersion: "test",
-    fetch: globalThis.fetch,
-    clock: systemClock,
-    random: Math.random,
-    settings: FAST_UPLOADS,
-  });
+  const uploader = uploaderFor(spool, master, { clock: systemClock, random: Math.random });
   const running = uploader.run(halt.signal);
   await waitFor(() => spool.pendingCount() === 0, 10_000, "delivery");
   halt.abort();

@@ -3,56 +3,26 @@
 import * as nodeFs from "node:fs/promises";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../../agent/clock";
+import type { Clock } from "../../agent/ports";
 import type { DiskSpool } from "../../agent/spool/disk-spool";
 import type { SpoolSettings } from "../../agent/spool/settings";
 import type { SpoolFs } from "../../agent/spool/spool-fs";
-import { ChunkUploader } from "../../agent/spool/uploader";
-import { systemClock } from "../../agent/sync/clock";
-import type { Clock } from "../../agent/sync/types";
-import {
-  error,
-  FAST_UPLOADS,
-  FakeMaster,
-  openSpool,
-  record,
-  recordEvents,
-  removeDir,
-  tempDir,
-  waitFor,
-} from "./spool-helpers";
+import { recordEvents } from "./fakes/events";
+import { errorBody, type FakeMaster } from "./fakes/master";
+import { FAST_UPLOADS, openSpool, record, spoolBench, uploaderFor, waitFor } from "./fakes/spool";
 
 let dir: string;
 let master: FakeMaster;
-let halt: AbortController;
-let running: Promise<void> | null;
-
-beforeEach(async () => {
-  dir = await tempDir();
-  master = await new FakeMaster().start();
-  halt = new AbortController();
-  running = null;
-});
-afterEach(async () => {
-  halt.abort();
-  await running;
-  await master.stop();
-  await removeDir(dir);
+const uploads = spoolBench((d, m) => {
+  dir = d;
+  master = m;
 });
 
 function startUploader(spool: DiskSpool, clock: Clock = systemClock, settings: Partial<SpoolSettings> = {}) {
-  const uploader = new ChunkUploader({
-    store: spool,
-    masterUrl: master.url,
-    nodeToken: "fgn_token",
-    agentVersion: "1.2.3",
-    fetch: globalThis.fetch,
-    clock,
-    random: () => 0.5,
-    settings: { ...FAST_UPLOADS, ...settings },
-  });
-  running = uploader.run(halt.signal);
-  return uploader;
+  const uploader = uploaderFor(spool, master, { clock, random: () => 0.5, settings });
+  return uploads.run(uploader);
 }
 
 function deferred() {
@@ -185,7 +155,7 @@ describe("spool edge cases", () => {
     });
     for (let i = 0; i < 20; i++) spool.write(record(i));
     await spool.sealNow();
-    master.script.push({ status: 500, body: error("INTERNAL", "boom") });
+    master.script.push({ status: 500, body: errorBody("INTERNAL", "boom") });
     startUploader(spool, clock, { backoffBaseMs: 200, backoffCapMs: 200 });
     await waitFor(
       () => master.received.length >= 1,

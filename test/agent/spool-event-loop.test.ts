@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SpoolFs } from "../../agent/spool/spool-fs";
-import { openSpool, record, removeDir, tempDir } from "./spool-helpers";
+import { openSpool, record, removeDir, tempDir } from "./fakes/spool";
 
 let dir: string;
 beforeEach(async () => {

@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseChunkFileName } from "../../agent/spool/chunk-name";
 import { SEGMENT_MAGIC, scanSegment } from "../../agent/spool/frame";
 import { readSpoolFigures } from "../../agent/spool/read-figures";
-import { openSpool, record, removeDir, SteppedClock, tempDir } from "./spool-helpers";
+import { FakeClock } from "./fakes/clock";
+import { openSpool, record, removeDir, tempDir } from "./fakes/spool";
 
 let dir: string;
 beforeEach(async () => {
@@ -91,7 +92,7 @@ describe("spool sealing", () => {
   });
 
   it("seals by age on the flush after the oldest record turns maxChunkAgeMs old", async () => {
-    const clock = new SteppedClock();
+    const clock = new FakeClock("real");
     const spool = await openSpool(dir, { clock, settings: { maxChunkAgeMs: 10_000 } });
     spool.write(record(1));
     await spool.flush();

@@ -2,57 +2,34 @@
 // without a seq gap, 422 quarantines, 429 Retry-After and 5xx back off, 401 stops, rate is bounded.
 import { readdir } from "node:fs/promises";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { systemClock } from "../../agent/clock";
 import type { DiskSpool } from "../../agent/spool/disk-spool";
 import { readSpoolFigures } from "../../agent/spool/read-figures";
 import type { SpoolSettings } from "../../agent/spool/settings";
-import { ChunkUploader } from "../../agent/spool/uploader";
-import { systemClock } from "../../agent/sync/clock";
+import { recordEvents } from "./fakes/events";
+import { errorBody, type FakeMaster, type Received } from "./fakes/master";
 import {
-  error,
   FAST_UPLOADS,
-  FakeMaster,
   openSpool,
-  type Received,
   record,
-  recordEvents,
   removeDir,
+  spoolBench,
   tempDir,
+  uploaderFor,
   waitFor,
-} from "./spool-helpers";
+} from "./fakes/spool";
 
 let dir: string;
 let master: FakeMaster;
-let halt: AbortController;
-let running: Promise<void> | null;
-
-beforeEach(async () => {
-  dir = await tempDir();
-  master = await new FakeMaster().start();
-  halt = new AbortController();
-  running = null;
-});
-afterEach(async () => {
-  halt.abort();
-  await running;
-  await master.stop();
-  await removeDir(dir);
+const uploads = spoolBench((d, m) => {
+  dir = d;
+  master = m;
 });
 
 function startUploader(spool: DiskSpool, settings: Partial<SpoolSettings> = {}, events = recordEvents()) {
-  const uploader = new ChunkUploader({
-    store: spool,
-    masterUrl: master.url,
-    nodeToken: "fgn_token",
-    agentVersion: "1.2.3",
-    fetch: globalThis.fetch,
-    clock: systemClock,
-    random: () => 0.5,
-    events,
-    settings: { ...FAST_UPLOADS, ...settings },
-  });
-  running = uploader.run(halt.signal);
-  return uploader;
+  const uploader = uploaderFor(spool, master, { clock: systemClock, random: () => 0.5, events, settings });
+  return uploads.run(uploader);
 }
 
 async function spoolWith(count: number, settings: Partial<SpoolSettings> = {}, events = recordEvents()) {
@@ -120,7 +97,7 @@ describe("spool upload", () => {
   it("quarantines a chunk refused with 422, never retries it, and shows it in the figures", async () => {
     const events = recordEvents();
     const spool = await spoolWith(20, { maxChunkRecords: 10 }, events);
-    master.script.push({ status: 422, body: error("CHUNK_INVALID", "line 3: status must be a number") });
+    master.script.push({ status: 422, body: errorBody("CHUNK_INVALID", "line 3: status must be a number") });
     startUploader(spool, { uploadConcurrency: 1 }, events);
     await waitFor(() => spool.pendingCount() === 0, 5_000, "both chunks settled");
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -141,7 +118,7 @@ describe("spool upload", () => {
     const spool = await spoolWith(5);
     master.script.push({
       status: 429,
-      body: error("RATE_LIMITED", "slow down"),
+      body: errorBody("RATE_LIMITED", "slow down"),
       headers: { "retry-after": "1" },
     });
     startUploader(spool);
@@ -153,7 +130,7 @@ describe("spool upload", () => {
 
   it("backs off on 5xx and network errors and resumes when the master is back", async () => {
     const spool = await spoolWith(5);
-    for (let i = 0; i < 3; i++) master.script.push({ status: 500, body: error("INTERNAL", "boom") });
+    for (let i = 0; i < 3; i++) master.script.push({ status: 500, body: errorBody("INTERNAL", "boom") });
     const events = recordEvents();
     startUploader(spool, {}, events);
     await waitFor(() => spool.pendingCount() === 0, 5_000, "upload after backoff");
@@ -165,7 +142,7 @@ describe("spool upload", () => {
 
   it("keeps everything and stops trying for a long while on 401 NODE_UNKNOWN", async () => {
     const spool = await spoolWith(20, { maxChunkRecords: 10 });
-    master.script.push({ status: 401, body: error("NODE_UNKNOWN", "revoked") });
+    master.script.push({ status: 401, body: errorBody("NODE_UNKNOWN", "revoked") });
     const events = recordEvents();
     startUploader(spool, { uploadConcurrency: 1 }, events);
     await waitFor(() => events.of("spool.upload_backoff").length > 0, 5_000, "401 seen");
@@ -191,7 +168,7 @@ describe("spool upload", () => {
 
   it("keeps a chunk refused with 403 IP_NOT_ALLOWED (nothing wrong with it) and waits minutes", async () => {
     const spool = await spoolWith(10);
-    master.script.push({ status: 403, body: error("IP_NOT_ALLOWED", "address not on the allow list") });
+    master.script.push({ status: 403, body: errorBody("IP_NOT_ALLOWED", "address not on the allow list") });
     const events = recordEvents();
     startUploader(spool, {}, events);
     await waitFor(() => events.of("spool.upload_backoff").length > 0, 5_000, "403 seen");
@@ -207,10 +184,10 @@ describe("spool upload", () => {
     const events = recordEvents();
     const spool = await spoolWith(30, { maxChunkRecords: 10 }, events);
     master.script.push(
-      { status: 408, body: error("TIMEOUT", "request timeout") },
-      { status: 425, body: error("TOO_EARLY", "too early") },
-      { status: 400, body: error("BAD_REQUEST", "bad chunk id") },
-      { status: 404, body: error("NOT_FOUND", "no such route") },
+      { status: 408, body: errorBody("TIMEOUT", "request timeout") },
+      { status: 425, body: errorBody("TOO_EARLY", "too early") },
+      { status: 400, body: errorBody("BAD_REQUEST", "bad chunk id") },
+      { status: 404, body: errorBody("NOT_FOUND", "no such route") },
     );
     startUploader(spool, { uploadConcurrency: 1 }, events);
     await waitFor(() => spool.pendingCount() === 0, 5_000, "all settled");
@@ -224,7 +201,7 @@ describe("spool upload", () => {
 
   it("retries at once when nudged after an outage, still at the drain rate", async () => {
     const spool = await spoolWith(30, { maxChunkRecords: 10 });
-    master.script.push({ status: 502, body: error("BAD_GATEWAY", "origin down") });
+    master.script.push({ status: 502, body: errorBody("BAD_GATEWAY", "origin down") });
     const events = recordEvents();
     // 0.5 × 60 s: without the nudge the retry would come half a minute later.
     const uploader = startUploader(
@@ -247,25 +224,20 @@ describe("spool upload", () => {
 
   it("does not let a nudge cut short a Retry-After, a 429 or the backoff after a 500", async () => {
     for (const reply of [
-      { status: 429, body: error("RATE_LIMITED", "slow down"), headers: { "retry-after": "30" } },
-      { status: 429, body: error("RATE_LIMITED", "slow down") },
-      { status: 500, body: error("INTERNAL", "ingestion failed") },
+      { status: 429, body: errorBody("RATE_LIMITED", "slow down"), headers: { "retry-after": "30" } },
+      { status: 429, body: errorBody("RATE_LIMITED", "slow down") },
+      { status: 500, body: errorBody("INTERNAL", "ingestion failed") },
     ]) {
       const spool = await spoolWith(5);
       master.received.length = 0;
       master.script.push(reply);
       const events = recordEvents();
       const stop = new AbortController();
-      const uploader = new ChunkUploader({
-        store: spool,
-        masterUrl: master.url,
-        nodeToken: "fgn_token",
-        agentVersion: "1.2.3",
-        fetch: globalThis.fetch,
+      const uploader = uploaderFor(spool, master, {
         clock: systemClock,
         random: () => 0.5,
         events,
-        settings: { ...FAST_UPLOADS, backoffBaseMs: 60_000, backoffCapMs: 60_000 },
+        settings: { backoffBaseMs: 60_000, backoffCapMs: 60_000 },
       });
       const run = uploader.run(stop.signal);
       await waitFor(() => events.of("spool.upload_backoff").length > 0, 5_000, `${reply.status} seen`);

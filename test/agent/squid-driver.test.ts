@@ -5,6 +5,7 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CheckResult } from "../../agent/doctor/checks";
 import { addSquidChecks } from "../../agent/doctor/squid";
@@ -118,6 +119,31 @@ describe("access log", () => {
     });
     expect(new Set(mine.map((r) => r.path)).size).toBe(55);
     expect(node.events.some((e) => e.type === "squid.log_resume_rotated")).toBe(true);
+  });
+});
+
+describe("metrics", () => {
+  it("a Squid node exports request counts by action from the log the agent reads; no connection gauges", async () => {
+    await node.waitForRecords(node.records.length);
+    const count = (action: string) => node.records.filter((r) => r.action === action).length;
+    const seen = node.records.length;
+    const before = { allow: count("allow"), block: count("block") };
+    for (let i = 0; i < 3; i++)
+      expect((await get(`http://127.0.0.1:${origin.port}/m/${i}`)).status).toBe(200);
+    expect((await get("http://probe.test/")).status).toBe(403);
+    await node.waitForRecords(seen + 4);
+    const families = new Map(parsePrometheusTextFormat(node.metrics.render()).map((f) => [f.name, f]));
+    const requests = (action: string) =>
+      Number(
+        families.get("fleetgate_proxy_requests_total")?.metrics.find((m) => m.labels?.action === action)
+          ?.value,
+      );
+    // Every record the driver read went through the counting sink, so the two always agree.
+    expect(requests("allow")).toBe(count("allow"));
+    expect(requests("block")).toBe(count("block"));
+    expect(requests("allow") - before.allow).toBeGreaterThanOrEqual(3);
+    expect(requests("block") - before.block).toBeGreaterThanOrEqual(1);
+    expect(families.get("fleetgate_proxy_active_connections")?.metrics ?? []).toEqual([]);
   });
 });
 

@@ -8,10 +8,13 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { systemClock } from "../../agent/clock";
+import { type AgentMetrics, createAgentMetrics } from "../../agent/metrics/agent-metrics";
 import { createSquidDriver, type SquidDriver } from "../../agent/proxy/squid/index";
 import { resolveSquidSettings, type SquidSettings } from "../../agent/proxy/squid/settings";
 import { compileForSquid } from "../../agent/proxy/squid/support";
 import type { LogRecord } from "../../protocol/wire";
+import { freePort, waitForPort } from "./fakes/net";
 
 export const SQUID = "/usr/sbin/squid";
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -23,35 +26,7 @@ export function requireSquid(): void {
   if (!existsSync(SQUID)) throw new Error(`${SQUID} is missing: apt-get install -y squid (.ci/run does)`);
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-export function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve();
-      });
-      s.once("error", () => {
-        s.destroy();
-        if (Date.now() > until) reject(new Error(`port ${port} not open after ${timeoutMs} ms`));
-        else setTimeout(attempt, 50);
-      });
-    };
-    attempt();
-  });
-}
+export { freePort, waitForPort };
 
 /** A squid.conf like a node's: Fleetgate's include comes through a conf.d glob, then `deny all`. */
 export function squidConf(dir: string, port: number, extra: string[] = []): string {
@@ -116,6 +91,8 @@ export interface SquidNode {
   squid: SquidProcess;
   records: LogRecord[];
   events: { type: string; fields?: Record<string, unknown> }[];
+  /** The agent's metrics, counting every record the driver reads from Squid's log (as `run` wires them). */
+  metrics: AgentMetrics;
   /** Compiles (with the Squid limits) and applies a policy document as version `version`. */
   apply(policy: Record<string, unknown>, version: number): Promise<void>;
   waitForRecords(count: number, timeoutMs?: number): Promise<void>;
@@ -149,12 +126,15 @@ export async function startSquidNode(
   );
   const records: LogRecord[] = [];
   const events: SquidNode["events"] = [];
+  let metricsDriver: SquidDriver | null = null;
+  const metrics = createAgentMetrics({ clock: systemClock, driver: () => metricsDriver, spool: () => null });
   const driver = createSquidDriver({
     settings,
     listen: `127.0.0.1:${port}`,
-    sink: { write: (record) => records.push(record) },
+    sink: metrics.countingSink({ write: (record) => records.push(record) }),
     events: { emit: (type, fields) => events.push({ type, fields }) },
   });
+  metricsDriver = driver;
   const cacheLog = path.join(dir, "var/cache.log");
   const accepting = () =>
     existsSync(cacheLog)
@@ -199,6 +179,7 @@ export async function startSquidNode(
     squid: squid!,
     records,
     events,
+    metrics,
     apply,
     async waitForRecords(count, timeoutMs = 10_000) {
       const until = Date.now() + timeoutMs;

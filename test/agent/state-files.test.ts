@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_SPOOL_SETTINGS, nodeSpoolSettings, resolveSpoolSettings } from "../../agent/spool/settings";
 import { writeFileAtomic } from "../../agent/state/atomic-write";
 import { resolveStateDir, StateDir, StateFileError } from "../../agent/state/state-dir";
-import { makeBundle, signingKey } from "./sync-fakes";
+import { makeBundle, signingKey } from "./fakes/seeds";
 
 let dir: string;
 beforeEach(async () => {

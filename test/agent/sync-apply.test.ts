@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { type Harness, MASTER, makeBundle, OTHER_SEED, runUntil, setup, signingKey } from "./sync-fakes";
+import { MASTER } from "./fakes/master";
+import { makeBundle, OTHER_SEED, signingKey } from "./fakes/seeds";
+import { type Harness, runUntil, setup } from "./fakes/sync";
 
 const signal = new AbortController().signal;
 const reported = (t: Harness, state: "applied" | "rejected") => () =>

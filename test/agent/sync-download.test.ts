@@ -3,9 +3,9 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { compileWithEngine } from "../../agent/sync/compile";
-import { pollPolicy } from "../../agent/sync/master-client";
 import type { CompileResult } from "../../agent/sync/types";
-import { makeBundle, setup } from "./sync-fakes";
+import { makeBundle } from "./fakes/seeds";
+import { nodeClient, setup } from "./fakes/sync";
 
 type Mode = "full" | "short" | "reset" | "stall" | "garbage";
 
@@ -90,16 +90,11 @@ describe("bundle download over a real socket", () => {
     const bundle = await makeBundle(t.key, 1, bigPolicy);
     const master = await rawMaster(JSON.stringify(bundle), ["short", "reset", "stall"]);
     closeMaster = master.close;
-    const call = {
-      fetch: globalThis.fetch,
-      masterUrl: master.url,
-      nodeToken: "t",
-      etag: null,
-      waitSeconds: 0,
-    };
+    const client = nodeClient(globalThis.fetch, master.url);
+    const call = { etag: null, waitSeconds: 0 };
     // Node's fetch refuses a short Content-Length body itself; Bun's hands it over, and the agent checks.
     for (const expected of [/truncated: \d+ of \d+ bytes|LENGTH_MISMATCH/, /interrupted/]) {
-      const result = await pollPolicy(call);
+      const result = await client.pollPolicy(call);
       expect(result).toMatchObject({
         ok: false,
         status: 0,
@@ -107,14 +102,14 @@ describe("bundle download over a real socket", () => {
         message: expect.stringMatching(expected),
       });
     }
-    const stalled = await pollPolicy({ ...call, signal: AbortSignal.timeout(300) });
+    const stalled = await client.pollPolicy({ ...call, signal: AbortSignal.timeout(300) });
     expect(stalled).toMatchObject({
       ok: false,
       status: 0,
       code: "DOWNLOAD_INCOMPLETE",
       message: expect.stringMatching(/timed out/),
     });
-    const whole = await pollPolicy(call);
+    const whole = await client.pollPolicy(call);
     expect(whole).toMatchObject({ ok: true, kind: "bundle" });
     if (whole.ok && whole.kind === "bundle")
       expect(JSON.parse(new TextDecoder().decode(whole.bytes)).version).toBe(1);
@@ -125,7 +120,7 @@ describe("bundle download over a real socket", () => {
     const bundle = await makeBundle(bundleKey.key, 1, bigPolicy);
     const master = await rawMaster(JSON.stringify(bundle), ["short", "reset", "garbage"]);
     closeMaster = master.close;
-    const t = await setup({ fetch: globalThis.fetch, masterUrl: master.url, compile: compileWithEngine });
+    const t = await setup({ master: nodeClient(globalThis.fetch, master.url), compile: compileWithEngine });
     const signal = new AbortController().signal;
     // Cut short, reset mid-body, and ended properly but with half the JSON (a proxy cutting it off).
     for (let i = 0; i < 3; i++) expect(await t.loop.pollOnce(signal)).toBeGreaterThan(0);

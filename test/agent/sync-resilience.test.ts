@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { backoffDelay, parseRetryAfter } from "../../agent/sync/backoff";
-import { errorReply, makeBundle, runUntil, setup } from "./sync-fakes";
+import { errorReply } from "./fakes/master";
+import { makeBundle } from "./fakes/seeds";
+import { runUntil, setup } from "./fakes/sync";
 
 const refused = () => Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } });
 

@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { StateDir } from "../../agent/state/state-dir";
 import { SyncLoop } from "../../agent/sync/loop";
 import { verifyBundle } from "../../protocol/signing";
-import { makeBundle, makeBundleV2, OTHER_SEED, setup, signingKey } from "./sync-fakes";
+import { makeBundle, makeBundleV2, OTHER_SEED, signingKey } from "./fakes/seeds";
+import { setup } from "./fakes/sync";
 
 const signal = new AbortController().signal;
 const policy = (n: number) => ({ rules: [], defaultAction: n % 2 ? "allow" : "block", n });

@@ -2,15 +2,18 @@
 // backlog drains or a chunk is quarantined or records are dropped, at most one per 2 s, never while
 // the master is away; every successful exchange tells the spool uploader (onMasterContact).
 import { afterEach, describe, expect, it } from "vitest";
+import type { FetchLike } from "../../agent/ports";
 import { SyncLoop } from "../../agent/sync/loop";
-import type { FetchLike } from "../../agent/sync/types";
 import type { SpoolFigures, StatusReport } from "../../protocol/wire";
-import { fakeCompile, MASTER, MemoryStore, RecordingDriver, RecordingEvents, TimerClock } from "./sync-fakes";
+import { FakeClock } from "./fakes/clock";
+import { RecordingEvents } from "./fakes/events";
+import { MASTER } from "./fakes/master";
+import { fakeCompile, MemoryStore, nodeClient, RecordingDriver } from "./fakes/sync";
 
 const refused = () => Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } });
 
 function setupTimed() {
-  const clock = new TimerClock();
+  const clock = new FakeClock("timer");
   const t0 = clock.now();
   const figures: SpoolFigures = {
     pendingChunks: 3,
@@ -45,12 +48,9 @@ function setupTimed() {
   };
   let contacts = 0;
   const loop = new SyncLoop({
-    masterUrl: MASTER,
-    nodeToken: "fgn_token",
+    master: nodeClient(fetch, MASTER, () => clock.now()),
     masterKey: { kid: "k", alg: "Ed25519", publicKey: "AAAA" },
-    agentVersion: "0.1.0-test",
     pollWaitSeconds: 25,
-    fetch,
     clock,
     random: () => 0.5,
     store: new MemoryStore([]),

@@ -3,11 +3,11 @@
 // signature checks, policy compile) and a stub proxy driver. Log chunks go through the agent's
 // real upload client. Talks to the parent in JSON lines: commands on stdin, reports on stdout.
 import { gzipSync } from "node:zlib";
-import { uploadChunk } from "../../agent/spool/upload-client";
+import { MasterClient } from "../../agent/master/client";
+import type { Clock, FetchLike } from "../../agent/ports";
+import { uploadOutcome } from "../../agent/spool/upload-outcome";
 import { compileWithEngine } from "../../agent/sync/compile";
 import { SyncLoop } from "../../agent/sync/loop";
-import { enrollNode } from "../../agent/sync/master-client";
-import type { Clock, FetchLike } from "../../agent/sync/types";
 import type { MasterKey } from "../../protocol/wire";
 
 const MASTER = process.env.FLEET_MASTER!;
@@ -63,9 +63,11 @@ async function enrollAll() {
     while (next < COUNT) {
       const i = next++;
       for (let attempt = 0; ; attempt++) {
-        const result = await enrollNode({
+        const result = await new MasterClient({
           fetch: fetch as FetchLike,
           masterUrl: MASTER,
+          nodeToken: null,
+        }).enroll({
           request: {
             enrollmentKey: KEY,
             instanceId: `${RUN}-node-${OFFSET + i}`,
@@ -118,12 +120,14 @@ function startNode(node: SimNode) {
   };
   let stored: unknown = null;
   node.loop = new SyncLoop({
-    masterUrl: MASTER,
-    nodeToken: node.token,
+    master: new MasterClient({
+      fetch: watched,
+      masterUrl: MASTER,
+      nodeToken: node.token,
+      agentVersion: "0.1.0-sim",
+    }),
     masterKey: node.masterKey,
-    agentVersion: "0.1.0-sim",
     pollWaitSeconds: node.wait,
-    fetch: watched,
     clock,
     random: Math.random,
     store: {
@@ -214,16 +218,15 @@ async function uploadLoop(node: SimNode) {
       continue;
     }
     const started = Date.now();
-    const outcome = await uploadChunk({
+    const client = new MasterClient({
       fetch: fetch as FetchLike,
       masterUrl: MASTER,
       nodeToken: node.token,
       agentVersion: "0.1.0-sim",
-      chunkId: chunk.id,
-      body: chunk.body,
-      signal: AbortSignal.timeout(30_000),
-      now: Date.now,
     });
+    const outcome = uploadOutcome(
+      await client.uploadChunk({ chunkId: chunk.id, body: chunk.body, signal: AbortSignal.timeout(30_000) }),
+    );
     if (outcome.kind === "acked") {
       node.pending.shift();
       ingest.chunks++;

@@ -14,7 +14,7 @@
 // reported. Each round also records CPU time per request of the proxy, the origin and wrk (from
 // /proc and the shell's `times`), which does not depend on how busy the shared machine is.
 
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import {
   chmodSync,
   existsSync,
@@ -26,9 +26,9 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { freePort, startChild, waitForLine, waitForPort } from "./bench-kit.mjs";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const bun = path.join(root, "node_modules/.bin/bun");
@@ -64,64 +64,7 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 }
 
 function start(command, args, options = {}) {
-  const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], ...options });
-  children.push(child);
-  child.stderrText = "";
-  child.stderr.on("data", (d) => {
-    child.stderrText = (child.stderrText + d.toString()).slice(-4000);
-  });
-  return child;
-}
-
-/** Resolves with the first stdout JSON line of the given type. */
-function waitForLine(child, type, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    let buffered = "";
-    const timer = setTimeout(
-      () => reject(new Error(`no "${type}" line within ${timeoutMs} ms; stderr: ${child.stderrText}`)),
-      timeoutMs,
-    );
-    child.on("exit", (code) => reject(new Error(`exited with ${code}: ${child.stderrText}`)));
-    child.stdout.on("data", (d) => {
-      buffered += d.toString();
-      for (const line of buffered.split("\n").slice(0, -1)) {
-        try {
-          const msg = JSON.parse(line);
-          if (msg.type === type) {
-            clearTimeout(timer);
-            resolve(msg);
-          }
-        } catch {}
-      }
-      buffered = buffered.slice(buffered.lastIndexOf("\n") + 1);
-    });
-  });
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port, timeoutMs) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, "127.0.0.1", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`port ${port} did not open within ${timeoutMs} ms`);
+  return startChild(children, command, args, { cwd: root, ...options }, 4000);
 }
 
 // ---- 1M deterministic, realistic-looking domains ----
@@ -354,7 +297,7 @@ async function main() {
   );
   const listening = await waitForLine(builtin, "listening", 180_000);
   const builtinPort = Number(String(listening.address).split(":").pop());
-  const compiled = /"type":"compiled","version":\d+,"ms":(\d+)/.exec(builtin.stderrText);
+  const compiled = /"type":"compiled","version":\d+,"ms":(\d+)/.exec(builtin.log);
   console.log(`builtin proxy on ${builtinPort} (validate + compile ${compiled?.[1] ?? "?"} ms)`);
 
   const squidPort = await freePort();

@@ -14,13 +14,13 @@
 // publish → enforced: each round publishes a policy blocking a new host and polls through Squid
 // every ~5 ms from the moment the publish is sent until Squid answers with that rule's block page.
 
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { startMaster } from "../helpers/master.mjs";
 import { proxyGet } from "../helpers/proxy-get.mjs";
+import { freePort, sleep, startChild, waitFor, waitForLine } from "./bench-kit.mjs";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const bun = path.join(root, "node_modules/.bin/bun");
@@ -60,60 +60,10 @@ process.on("exit", () => {
 });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function start(command, args, options = {}) {
-  const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], ...options });
-  child.detached = Boolean(options.detached);
-  children.push(child);
-  child.log = "";
-  child.stderr?.on("data", (d) => {
-    child.log = (child.log + d).slice(-8000);
-  });
-  return child;
-}
-
-function waitForLine(child, type, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    let buffered = "";
-    const timer = setTimeout(() => reject(new Error(`no "${type}" line: ${child.log}`)), timeoutMs);
-    child.stdout.on("data", (d) => {
-      buffered += d;
-      for (const line of buffered.split("\n").slice(0, -1)) {
-        try {
-          const msg = JSON.parse(line);
-          if (msg.type === type) {
-            clearTimeout(timer);
-            resolve(msg);
-          }
-        } catch {}
-      }
-      buffered = buffered.slice(buffered.lastIndexOf("\n") + 1);
-    });
-  });
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(what, probe, timeoutMs = 30_000, everyMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
+  return startChild(children, command, args, { cwd: root, ...options });
 }
 
 function generateDomains(count) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { canWrite, READ_ONLY_ROUTES } from "../../worker/middleware/can-write";
 import { call, expectError, json } from "./helpers/api";
 import { createApiToken } from "./helpers/factories";
 
@@ -15,8 +16,6 @@ async function adminOperations() {
   }
   return ops;
 }
-
-const READ_ONLY_POSTS = new Set(["/api/v1/policy/validate", "/api/v1/policy/simulate"]);
 
 describe("every admin route", () => {
   it("refuses a request without a token (401) and with an unknown token (401)", async () => {
@@ -39,11 +38,29 @@ describe("every admin route", () => {
         token: viewer.token,
         body: op.method === "GET" ? undefined : {},
       });
-      if (op.method === "GET" || READ_ONLY_POSTS.has(op.path)) {
+      if (op.method === "GET" || (op.method === "POST" && READ_ONLY_ROUTES.has(op.path))) {
         expect([200, 400, 404, 422], `${op.method} ${op.path}`).toContain(res.status);
       } else {
         await expectError(res, 403, "FORBIDDEN");
       }
+    }
+  });
+});
+
+describe("canWrite", () => {
+  it("lets an admin send anything and a viewer only reads and the read-only POSTs", () => {
+    for (const method of ["POST", "PUT", "PATCH", "DELETE"]) {
+      expect(canWrite("admin", method, "/api/v1/policy")).toBe(true);
+      expect(canWrite("viewer", method, "/api/v1/policy")).toBe(false);
+    }
+    expect(canWrite("viewer", "GET", "/api/v1/policy")).toBe(true);
+    expect(canWrite("viewer", "HEAD", "/overview")).toBe(true);
+    expect(READ_ONLY_ROUTES.size).toBeGreaterThan(0);
+    for (const path of READ_ONLY_ROUTES) {
+      expect(canWrite("viewer", "POST", path)).toBe(true);
+      // Read-only means the POST only: another method on the same path is a write.
+      expect(canWrite("viewer", "PUT", path)).toBe(false);
+      expect(canWrite("viewer", "DELETE", path)).toBe(false);
     }
   });
 });

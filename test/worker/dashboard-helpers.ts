@@ -51,7 +51,11 @@ let counter = 0;
 export async function signedIn(role: Role = "admin", password = "correct horse battery") {
   const name = `${role}-${Date.now()}-${counter++}`;
   const actor = { id: "bootstrap", name: "bootstrap token", role: "admin" as const };
-  const user = await createUser(db(), { name, role, password }, { actor, requestId: "test" });
+  const user = await createUser({
+    db: db(),
+    actor: { actor, requestId: "test" },
+    input: { name, role, password },
+  });
   const response = await page("/login", {
     form: { name, password },
     address: `198.51.100.${(counter % 200) + 20}`,

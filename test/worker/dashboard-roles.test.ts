@@ -1,20 +1,20 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../worker/app";
+import { READ_ONLY_ROUTES } from "../../worker/middleware/can-write";
 import { listAudit } from "../../worker/services/audit";
 import { db, page, signedIn, submit } from "./dashboard-helpers";
 import { call } from "./helpers/api";
 import { enrollNode, publish } from "./helpers/factories";
 
 // Every POST the dashboard has, found from the router itself so a new form cannot be missed.
-const READ_ONLY = new Set(["/logout", "/policy/test"]);
 const OPEN = new Set(["/setup", "/login"]);
 const dashboardPosts = () =>
   [
     ...new Set(
       app.routes.filter((r) => r.method === "POST" && !r.path.startsWith("/api/")).map((r) => r.path),
     ),
-  ].filter((p) => !OPEN.has(p) && !READ_ONLY.has(p));
+  ].filter((p) => !OPEN.has(p) && !READ_ONLY_ROUTES.has(p));
 
 describe("viewer role on the dashboard", () => {
   it("finds the dashboard's write routes", () => {

@@ -20,14 +20,6 @@ const MAX_REQUESTS = 1_500;
 const TIME_BUDGET_MS = 45_000;
 const REQUEST_TIMEOUT_MS = 15_000;
 
-declare global {
-  namespace Cloudflare {
-    interface Env {
-      FUZZ_SEED?: string;
-    }
-  }
-}
-
 // mulberry32: small, fast, good enough to pick cases; the seed makes a failure replayable.
 function prng(seed: number) {
   let a = seed;

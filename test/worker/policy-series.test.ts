@@ -78,7 +78,13 @@ describe("signing-key rotation", () => {
     const notify = (head: PolicyHead) => announceVersion(env, head);
     const next = await importSigningKey(NEXT_SEED);
     const seeds = { current: env.FLEETGATE_SIGNING_KEY, next: NEXT_SEED };
-    await publishPolicy(db, seeds, { policy: blockPolicy("a.example"), message: "announce" }, actor, notify);
+    await publishPolicy({
+      db,
+      seeds,
+      actor,
+      notify,
+      input: { policy: blockPolicy("a.example"), message: "announce" },
+    });
     const announced = await bundleOf(node.nodeToken);
     expect(announced.nextKey).toEqual({ kid: next.kid, alg: "Ed25519", publicKey: next.publicKey });
     expect(await verifyBundle(announced, node.masterKey)).toMatchObject({
@@ -87,13 +93,13 @@ describe("signing-key rotation", () => {
     });
 
     // The switch: the next seed becomes FLEETGATE_SIGNING_KEY, and a new series re-signs the head.
-    await publishPolicy(
+    await publishPolicy({
       db,
-      { current: NEXT_SEED },
-      { policy: blockPolicy("a.example"), message: "switch", newSeries: true },
+      seeds: { current: NEXT_SEED },
       actor,
       notify,
-    );
+      input: { policy: blockPolicy("a.example"), message: "switch", newSeries: true },
+    });
     const switched = await bundleOf(node.nodeToken);
     expect(switched.signatureV2?.kid).toBe(next.kid);
     expect(switched.nextKey).toBeUndefined();

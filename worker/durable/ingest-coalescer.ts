@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import { config } from "../config";
 import { guardBoundParameters } from "../db/client";
-import { intVar } from "../env";
 import { type ArchiveMeta, archiveIndexStatements } from "../services/chunk-archive";
 import { admittedId, buildRows, type ChunkFold } from "../services/ingest-fold";
 import {
@@ -83,7 +83,7 @@ export class IngestCoalescer extends DurableObject<Env> {
   }
 
   private get flushMs() {
-    return intVar(this.env.INGEST_FLUSH_MS, 1000, 10, 600_000);
+    return config(this.env).ingestFlushMs;
   }
 
   /**

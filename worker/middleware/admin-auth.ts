@@ -1,18 +1,12 @@
 import { createMiddleware } from "hono/factory";
+import { config } from "../config";
 import { getDb } from "../db/client";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { authenticateBearer, bearerFrom } from "../services/admin-auth";
+import { canWrite } from "./can-write";
 
-// POSTs that change nothing; a viewer may call them.
-const READ_ONLY_POSTS = new Set(["/api/v1/policy/validate", "/api/v1/policy/simulate"]);
-
-/** Whether an /api/v1 request only reads, whichever way the caller authenticated. */
-export function isReadOnlyApiRequest(method: string, path: string): boolean {
-  return method === "GET" || method === "HEAD" || READ_ONLY_POSTS.has(path);
-}
-
-/** Every admin route: a valid bearer token (401 otherwise); writes need the admin role (403). */
+/** An admin route called with a bearer token (API token or bootstrap): 401 without a valid one; writes need the admin role (403). */
 export const adminAuth = createMiddleware<AppEnv>(async (c, next) => {
   const bearer = bearerFrom(c.req.header("Authorization"));
   if (!bearer) {
@@ -20,9 +14,8 @@ export const adminAuth = createMiddleware<AppEnv>(async (c, next) => {
       "WWW-Authenticate": 'Bearer realm="fleetgate"',
     });
   }
-  const actor = await authenticateBearer(getDb(c.env.DB), c.env.FLEETGATE_BOOTSTRAP_TOKEN, bearer);
-  const readOnly = isReadOnlyApiRequest(c.req.method, c.req.path);
-  if (!readOnly && actor.role !== "admin") {
+  const actor = await authenticateBearer(getDb(c.env.DB), config(c.env).bootstrapToken, bearer);
+  if (!canWrite(actor.role, c.req.method, c.req.path)) {
     throw new AppError("FORBIDDEN", `${actor.name} has the viewer role and cannot make changes`);
   }
   c.set("actor", actor);

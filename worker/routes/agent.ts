@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import {
+  agentVersionFromUserAgent,
   CHUNK_LIMITS,
   EnrollRequest,
   EnrollResponse,
@@ -9,10 +10,11 @@ import {
   PolicyBundle,
   StatusReport,
 } from "../../protocol/wire";
+import { config } from "../config";
 import { getDb } from "../db/client";
-import { intVar } from "../env";
 import { AppError } from "../errors";
 import { clientAddress } from "../middleware/context";
+import { nodeAuth } from "../middleware/node-auth";
 import { createRouter, ErrorSchema, jsonBody, jsonResponse } from "../openapi";
 import { bearerFrom } from "../services/admin-auth";
 import { assertAgentAddressAllowed } from "../services/agent-allowlist";
@@ -20,9 +22,9 @@ import { archiveChunk, readCompressedChunk } from "../services/chunk-archive";
 import { enrollNode } from "../services/enrollment";
 import { parseChunkId, parseRecords, readChunkBody, recordWindow } from "../services/ingest";
 import { acceptChunk } from "../services/ingest-accept";
-import { authenticateNodeCached, confirmNode, rememberNodeFields } from "../services/node-auth";
+import { confirmNode, rememberNodeFields } from "../services/node-auth";
 import { statusRow } from "../services/node-status";
-import { authenticateNode, recordHeartbeat } from "../services/nodes";
+import { recordHeartbeat } from "../services/nodes";
 import { bundleText, signingKey } from "../services/policy";
 import { pollHub, reportStatus } from "../services/policy-hub";
 import { hitAddressLimit } from "../services/rate-limit";
@@ -57,6 +59,9 @@ agentRoutes.use("*", async (c, next) => {
   await next();
 });
 
+// Then the node token, once, for every route but enroll (which carries an enrollment key).
+for (const path of ["/policy", "/status", "/logs"]) agentRoutes.use(path, nodeAuth);
+
 agentRoutes.openapi(
   createRoute({
     method: "post",
@@ -80,14 +85,8 @@ agentRoutes.openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const address = clientAddress(c);
-    await hitAddressLimit(
-      db,
-      "enroll",
-      address,
-      intVar(c.env.ENROLL_RATE_LIMIT, 20, 1, 10_000),
-      ENROLL_WINDOW_MS,
-    );
-    const key = await signingKey(c.env.FLEETGATE_SIGNING_KEY);
+    await hitAddressLimit(db, "enroll", address, config(c.env).enrollRateLimit, ENROLL_WINDOW_MS);
+    const key = await signingKey(config(c.env).signingSeeds.current);
     // Re-enrolling an existing instance proves identity with the node's current token.
     const result = await enrollNode(
       db,
@@ -100,7 +99,7 @@ agentRoutes.openapi(
         nodeId: result.nodeId,
         nodeToken: result.nodeToken,
         masterKey: { kid: key.kid, alg: "Ed25519" as const, publicKey: key.publicKey },
-        pollWaitSeconds: intVar(c.env.POLL_WAIT_SECONDS, 25, 0, MAX_POLL_WAIT_SECONDS),
+        pollWaitSeconds: config(c.env).pollWaitSeconds,
         site: await signedSite(key, result.nodeId, result.site, result.siteSince),
       },
       201,
@@ -136,8 +135,8 @@ agentRoutes.openapi(
     // the head from the node's PolicyHub shard (which also batches the last-seen writes), and
     // the bundle from the isolate's bundle cache. See docs/scale.md.
     const db = getDb(c.env.DB);
-    const node = await authenticateNodeCached(db, bearerFrom(c.req.header("Authorization")));
-    const agent = /^fleetgate-agent\/(\S{1,64})/.exec(c.req.header("User-Agent") ?? "")?.[1];
+    const node = c.get("node");
+    const agent = agentVersionFromUserAgent(c.req.header("User-Agent"));
     const address = clientAddress(c);
     if (node.lastAddress !== address || (agent && node.agentVersion !== agent)) {
       await recordHeartbeat(db, node.id, address, agent);
@@ -178,8 +177,7 @@ agentRoutes.openapi(
     },
   }),
   async (c) => {
-    const db = getDb(c.env.DB);
-    const node = await authenticateNodeCached(db, bearerFrom(c.req.header("Authorization")));
+    const node = c.get("node");
     // Batched with the other reports reaching the node's hub shard: a publish's ACK wave and
     // the fleet's heartbeats cost a few D1 batches per second, not two statements per report.
     await reportStatus(c.env, statusRow(node.id, c.req.valid("json"), clientAddress(c), Date.now()));
@@ -215,7 +213,7 @@ agentRoutes.openapi(
   }),
   async (c) => {
     const db = getDb(c.env.DB);
-    const node = await authenticateNode(db, bearerFrom(c.req.header("Authorization")));
+    const node = c.get("node");
     const id = parseChunkId(c.req.header("X-Fleetgate-Chunk"));
     const declared = Number(c.req.header("Content-Length") ?? "0");
     if (declared > CHUNK_LIMITS.maxGzipBytes) {
@@ -230,7 +228,7 @@ agentRoutes.openapi(
     }
     const gzip = await readCompressedChunk(c.req.raw.body);
     const text = await readChunkBody(new Blob([gzip]).stream(), c.req.header("Content-Encoding"));
-    const records = parseRecords(text, recordWindow(intVar(c.env.RETENTION_DAYS, 90, 1, 3650)));
+    const records = parseRecords(text, recordWindow(config(c.env).retentionDays));
     const archive = await archiveChunk({
       bucket: c.env.LOG_ARCHIVE,
       nodeId: node.id,

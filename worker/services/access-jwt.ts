@@ -4,33 +4,11 @@
 // made-up header is refused.
 
 import { fromBase64Url, utf8 } from "../../protocol/encoding";
+import type { AccessConfig } from "../config";
 import type { Role } from "../env";
 import { AppError } from "../errors";
 
-// Optional per-deployment vars (`wrangler.toml [vars]`, `--var`, or the Cloudflare dashboard);
-// absent means Access SSO is off. Declared here, not in [vars], so `wrangler types` stays as is.
-declare global {
-  namespace Cloudflare {
-    interface Env {
-      /** Team name (`acme`) or domain (`acme.cloudflareaccess.com`). */
-      ACCESS_TEAM_DOMAIN?: string;
-      /** The Access application's audience tag (AUD). */
-      ACCESS_AUD?: string;
-      /** Comma-separated emails or Access groups that get the admin role. */
-      ACCESS_ADMINS?: string;
-      /** Comma-separated emails or groups that get the viewer role; "*" for every Access user. */
-      ACCESS_VIEWERS?: string;
-    }
-  }
-}
-
-export interface AccessConfig {
-  /** `https://<team>.cloudflareaccess.com` */
-  issuer: string;
-  audience: string;
-  admins: Set<string>;
-  viewers: Set<string>;
-}
+export type { AccessConfig };
 
 /** Returns the team's signing keys; `refresh` asks for a fresh copy (an unknown kid appeared). */
 export type AccessKeySource = (issuer: string, refresh: boolean) => Promise<JsonWebKey[]>;
@@ -44,30 +22,6 @@ export interface AccessIdentity {
 const CACHE_MS = 10 * 60_000;
 const MIN_REFRESH_MS = 60_000;
 const CLOCK_SKEW_S = 60;
-
-const listVar = (value: string | undefined) =>
-  new Set(
-    (value ?? "")
-      .split(",")
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  );
-
-/** Access SSO is on only when both the team domain and the application audience are set. */
-export function accessConfigFrom(env: Env): AccessConfig | null {
-  const team = env.ACCESS_TEAM_DOMAIN?.trim();
-  const audience = env.ACCESS_AUD?.trim();
-  if (!team || !audience) return null;
-  const host = team.includes(".")
-    ? team.replace(/^https?:\/\//, "").replace(/\/+$/, "")
-    : `${team}.cloudflareaccess.com`;
-  return {
-    issuer: `https://${host}`,
-    audience,
-    admins: listVar(env.ACCESS_ADMINS),
-    viewers: listVar(env.ACCESS_VIEWERS),
-  };
-}
 
 let cache: { issuer: string; keys: JsonWebKey[]; at: number } | undefined;
 // A failed fetch is remembered briefly so an Access outage is not a fetch per request.

@@ -3,7 +3,7 @@ import type { Db } from "../db/client";
 import { apiTokens, settings, users } from "../db/schema";
 import type { Actor } from "../env";
 import { AppError } from "../errors";
-import { type AuditContext, auditInsert } from "./audit";
+import { type AuditedWrite, auditInsert } from "./audit";
 import { constantTimeEqual, hashSecret } from "./secrets";
 
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -61,7 +61,7 @@ export async function getBootstrapSetting(db: Db): Promise<BootstrapSetting> {
  * Switches the bootstrap token off (or on again). Off needs an active admin user first, so a
  * deployment can never lock itself out; /setup (first admin) is closed by then anyway.
  */
-export async function setBootstrapSetting(db: Db, next: BootstrapSetting, ctx: AuditContext) {
+export async function setBootstrapSetting({ db, input: next, actor: ctx }: AuditedWrite<BootstrapSetting>) {
   if (!next.enabled) {
     const [admin] = await db
       .select({ id: users.id })

@@ -3,7 +3,7 @@ import type { Db } from "../db/client";
 import { apiTokens } from "../db/schema";
 import type { Role } from "../env";
 import { AppError } from "../errors";
-import { type AuditContext, auditInsert } from "./audit";
+import { type AuditedWrite, auditInsert } from "./audit";
 import { displayPrefix, hashSecret, newId, newSecret } from "./secrets";
 
 export interface CreateApiTokenInput {
@@ -17,7 +17,7 @@ function publicToken(row: typeof apiTokens.$inferSelect) {
   return rest;
 }
 
-export async function createApiToken(db: Db, input: CreateApiTokenInput, ctx: AuditContext) {
+export async function createApiToken({ db, input, actor: ctx }: AuditedWrite<CreateApiTokenInput>) {
   if (input.expiresAt != null && input.expiresAt <= Date.now()) {
     throw new AppError("VALIDATION_FAILED", "expiresAt must be in the future", [
       { path: "expiresAt", message: "in the past" },
@@ -58,7 +58,7 @@ export function revokeUserTokens(db: Db, userId: string, now = Date.now()) {
     .where(and(eq(apiTokens.ownerUserId, userId), isNull(apiTokens.revokedAt)));
 }
 
-export async function revokeApiToken(db: Db, id: string, ctx: AuditContext) {
+export async function revokeApiToken({ db, input: { id }, actor: ctx }: AuditedWrite<{ id: string }>) {
   const [row] = await db.select().from(apiTokens).where(eq(apiTokens.id, id)).limit(1);
   if (!row) throw new AppError("NOT_FOUND", `no API token ${id}`);
   if (row.revokedAt !== null) return publicToken(row);

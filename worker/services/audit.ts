@@ -9,6 +9,13 @@ export interface AuditContext {
   address?: string | null;
 }
 
+/** What an audited write verb takes: the database, who asks (for the audit log) and its input. */
+export interface AuditedWrite<Input> {
+  db: Db;
+  actor: AuditContext;
+  input: Input;
+}
+
 export interface AuditEntry {
   action: string;
   target?: string;

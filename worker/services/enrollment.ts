@@ -3,7 +3,7 @@ import type { EnrollRequest } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { enrollmentKeys, nodes } from "../db/schema";
 import { AppError } from "../errors";
-import { type AuditContext, auditInsert } from "./audit";
+import { type AuditedWrite, auditInsert } from "./audit";
 import { displayPrefix, hashSecret, newId, newSecret } from "./secrets";
 import { getSite } from "./sites";
 
@@ -20,7 +20,7 @@ function publicKey(row: typeof enrollmentKeys.$inferSelect) {
   return rest;
 }
 
-export async function createEnrollmentKey(db: Db, input: CreateEnrollmentKeyInput, ctx: AuditContext) {
+export async function createEnrollmentKey({ db, input, actor: ctx }: AuditedWrite<CreateEnrollmentKeyInput>) {
   if (input.expiresAt != null && input.expiresAt <= Date.now()) {
     throw new AppError("VALIDATION_FAILED", "expiresAt must be in the future", [
       { path: "expiresAt", message: "in the past" },
@@ -54,7 +54,7 @@ export async function listEnrollmentKeys(db: Db) {
   return rows.map(publicKey);
 }
 
-export async function revokeEnrollmentKey(db: Db, id: string, ctx: AuditContext) {
+export async function revokeEnrollmentKey({ db, input: { id }, actor: ctx }: AuditedWrite<{ id: string }>) {
   const [row] = await db.select().from(enrollmentKeys).where(eq(enrollmentKeys.id, id)).limit(1);
   if (!row) throw new AppError("NOT_FOUND", `no enrollment key ${id}`);
   if (row.revokedAt !== null) return publicKey(row);

@@ -1,8 +1,8 @@
 // Fleet metrics in the Prometheus text format (docs/fleet.md "Metrics"): what the master knows of
 // its nodes, read in a few aggregate queries (never one per node).
 import { sql } from "drizzle-orm";
+import { config } from "../config";
 import type { Db } from "../db/client";
-import { intVar } from "../env";
 import { onlineWindowMs } from "./nodes";
 import { latestHead } from "./policy";
 import { activeRollout } from "./rollout-active";
@@ -30,7 +30,7 @@ class Exposition {
 
 export async function fleetMetrics(db: Db, env: Env, now = Date.now()): Promise<string> {
   const head = await latestHead(db);
-  const window = onlineWindowMs(intVar(env.POLL_WAIT_SECONDS, 25, 0, 55));
+  const window = onlineWindowMs(config(env).pollWaitSeconds);
   const byState = await db.all<{ site: string; status: string; sync: string; n: number }>(sql`
     select coalesce(site, '') as site,
       case when revoked_at is not null then 'revoked'

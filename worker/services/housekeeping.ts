@@ -1,5 +1,5 @@
+import { config } from "../config";
 import { getDb } from "../db/client";
-import { intVar } from "../env";
 import { pruneAudit } from "./audit";
 import { pruneArchive } from "./chunk-archive";
 import { pruneNodeEvents } from "./nodes";
@@ -7,15 +7,6 @@ import { pruneRateLimits } from "./rate-limit";
 import { pruneReports } from "./reports";
 import { compactRollups } from "./rollup-compact";
 import { pruneSessions } from "./sessions";
-
-declare global {
-  namespace Cloudflare {
-    interface Env {
-      /** Days of audit log kept by the cron trigger (default 365). */
-      AUDIT_RETENTION_DAYS?: string;
-    }
-  }
-}
 
 const DAY_MS = 24 * 60 * 60_000;
 
@@ -26,12 +17,12 @@ const DAY_MS = 24 * 60 * 60_000;
  */
 export async function runHousekeeping(env: Env, now = Date.now()) {
   const db = getDb(env.DB);
-  const retentionDays = intVar(env.RETENTION_DAYS, 90, 1, 3650);
+  const { retentionDays, auditRetentionDays, archiveRetentionDays } = config(env);
   await pruneRateLimits(db, now - DAY_MS);
   await pruneSessions(db, now);
   await compactRollups(db, now);
   await pruneReports(db, retentionDays, now);
   await pruneNodeEvents(db, now - retentionDays * DAY_MS);
-  await pruneAudit(db, now - intVar(env.AUDIT_RETENTION_DAYS, 365, 1, 3650) * DAY_MS);
-  await pruneArchive(db, env.LOG_ARCHIVE, intVar(env.ARCHIVE_RETENTION_DAYS, 30, 1, 3650), now);
+  await pruneAudit(db, now - auditRetentionDays * DAY_MS);
+  await pruneArchive(db, env.LOG_ARCHIVE, archiveRetentionDays, now);
 }

@@ -1,20 +1,12 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { nodeEvents } from "../db/schema";
+import type { AuthedNode } from "../env";
 import { AppError } from "../errors";
 import { nodeByTokenHash } from "./nodes";
 import { hashSecret } from "./secrets";
 
-/** What the agent protocol needs to know about an authenticated node. */
-export interface AuthedNode {
-  id: string;
-  tokenHash: string;
-  lastAddress: string | null;
-  agentVersion: string;
-  /** The node's site and since when (services/sites.ts); a move reaches the cache through the sweep. */
-  site: string | null;
-  siteSince: number | null;
-}
+export type { AuthedNode } from "../env";
 
 // A node polls every `wait` seconds, so without a cache every poll would read its row. Entries
 // live this long; revocations and re-enrollments reach every isolate far sooner through the

@@ -2,7 +2,11 @@ import { eq, sql } from "drizzle-orm";
 import type { StatusReport } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { nodeEvents, nodes } from "../db/schema";
-import { EVENT_DEDUP_MS, NODE_EVENTS_KEPT } from "./nodes";
+
+/** Events a node keeps (newest first); older ones go as new ones arrive. */
+export const NODE_EVENTS_KEPT = 100;
+/** The same event again within this window is not a new event (a flapping node stays quiet). */
+export const EVENT_DEDUP_MS = 10 * 60_000;
 
 /** One status report as it is stored: what the nodes row gets, flattened for json_each. */
 export interface StatusRow {

@@ -6,6 +6,10 @@ import type { Role } from "../env";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
 import { recordStatuses, statusRow } from "./node-status";
+
+// Defined next to the status writes that apply them; re-exported for the callers that know them from here.
+export { EVENT_DEDUP_MS, NODE_EVENTS_KEPT } from "./node-status";
+
 import { hashSecret } from "./secrets";
 
 export type NodeRow = typeof nodes.$inferSelect;
@@ -64,11 +68,6 @@ export async function touchNodes(db: Db, ids: string[], at: number) {
 export async function recordStatus(db: Db, nodeId: string, report: StatusReport, address: string | null) {
   await recordStatuses(db, [statusRow(nodeId, report, address, Date.now())]);
 }
-
-/** Events a node keeps (newest first); older ones go as new ones arrive. */
-export const NODE_EVENTS_KEPT = 100;
-/** The same event again within this window is not a new event (a flapping node stays quiet). */
-export const EVENT_DEDUP_MS = 10 * 60_000;
 
 export async function pruneNodeEvents(db: Db, olderThan: number) {
   await db.delete(nodeEvents).where(lt(nodeEvents.at, olderThan));

@@ -1,9 +1,9 @@
 // PAC files generated from node health (docs/fleet.md "PAC files"): a site's healthy nodes in a
 // fixed failover order, DIRECT only when the site allows it, and the site's bypass networks.
 import { and, eq, isNull } from "drizzle-orm";
+import { config } from "../config";
 import type { Db } from "../db/client";
 import { nodes } from "../db/schema";
-import { intVar } from "../env";
 import { AppError } from "../errors";
 import { type PacEntry, proxyAddress, renderPac } from "./pac-script";
 import { latestHead } from "./policy";
@@ -46,7 +46,7 @@ export async function healthyNodes(db: Db, env: Env, site: string, now = Date.no
   const rollout = await activeRollout(db);
   const targeting = rollout ? targetingOf(rollout) : null;
   const ring = targeting ? { from: targeting.from, ring: new Set(targeting.ring) } : null;
-  const windowMs = (intVar(env.POLL_WAIT_SECONDS, 25, 0, 55) + PAC_ONLINE_SLACK_S) * 1000;
+  const windowMs = (config(env).pollWaitSeconds + PAC_ONLINE_SLACK_S) * 1000;
   const entries: PacEntry[] = [];
   for (const node of rows) {
     if (node.lastSeenAt === null || now - node.lastSeenAt > windowMs) continue;

@@ -1,5 +1,5 @@
+import { config } from "../config";
 import type { HubAnswer, HubStats, PolicyHub } from "../durable/policy-hub";
-import { intVar } from "../env";
 import type { StatusRow } from "./node-status";
 import type { PolicyHead } from "./policy";
 import type { RolloutTargeting } from "./rollout-target";
@@ -9,7 +9,7 @@ function hubs(env: Env): DurableObjectNamespace<PolicyHub> {
 }
 
 export function shardCount(env: Env) {
-  return intVar(env.POLICY_HUB_SHARDS, 4, 1, 64);
+  return config(env).policyHubShards;
 }
 
 function shardOf(nodeId: string, shards: number) {

@@ -1,3 +1,7 @@
+// Policy versions: validate, sign, store and serve bundles, and the write verbs on them (publish,
+// rollback, new series). Kept in one file past ~300 lines because every write funnels into
+// publishPolicy and shares its chunking, signing and bundle cache; reads and diffs live elsewhere.
+
 import { asc, desc, eq, lt } from "drizzle-orm";
 import { canonicalJson } from "../../protocol/canonical";
 import { type Policy, validatePolicy } from "../../protocol/policy/schema";
@@ -9,6 +13,7 @@ import {
   signBundle,
   signBundleV2,
 } from "../../protocol/signing";
+import { config, type SigningSeeds } from "../config";
 import type { Db } from "../db/client";
 import { policyChunks, policyVersions } from "../db/schema";
 import { AppError } from "../errors";
@@ -51,14 +56,10 @@ export function signingKey(seed: string | undefined, name = "FLEETGATE_SIGNING_K
   });
 }
 
-/** The signing seeds: the current one, and during a rotation the one that signs next. */
-export interface SigningSeeds {
-  current: string | undefined;
-  next?: string | undefined;
-}
+export type { SigningSeeds };
 
-export function signingSeeds(env: { FLEETGATE_SIGNING_KEY?: string; FLEETGATE_NEXT_SIGNING_KEY?: string }) {
-  return { current: env.FLEETGATE_SIGNING_KEY, next: env.FLEETGATE_NEXT_SIGNING_KEY || undefined };
+export function signingSeeds(env: Env): SigningSeeds {
+  return config(env).signingSeeds;
 }
 
 async function announcedNextKey(seeds: SigningSeeds, current: SigningKey): Promise<NextKey | null> {
@@ -209,6 +210,17 @@ async function auditedVersion(db: Db, version: number) {
   return { version, hash: row.hash, policy: (await getVersion(db, version)).policy };
 }
 
+/** What every policy write needs besides its input. */
+export interface PolicyWrite {
+  db: Db;
+  /** The signing seeds (config(env).signingSeeds); a bare seed signs without announcing a next key. */
+  seeds: SigningSeeds | string | undefined;
+  /** Who asks, and from where: written to the audit log. */
+  actor: AuditContext;
+  /** Hands the new head to the PolicyHub shards so parked polls answer at once. */
+  notify: (head: PolicyHead) => Promise<void>;
+}
+
 export interface PublishInput {
   policy: unknown;
   message: string;
@@ -233,13 +245,13 @@ export interface PublishResult {
  * Validates, hashes, signs and stores a new immutable version. Publishing content identical
  * to the latest version creates nothing and answers that version.
  */
-export async function publishPolicy(
-  db: Db,
-  seeds: SigningSeeds | string | undefined,
-  input: PublishInput,
-  ctx: AuditContext,
-  notify: (head: PolicyHead) => Promise<void>,
-): Promise<PublishResult> {
+export async function publishPolicy({
+  db,
+  seeds,
+  actor: ctx,
+  notify,
+  input,
+}: PolicyWrite & { input: PublishInput }): Promise<PublishResult> {
   const policy = parsePolicy(input.policy);
   if (!input.duringRollout) await assertNoActiveRollout(db);
   const keys = typeof seeds === "object" ? seeds : { current: seeds };
@@ -311,22 +323,20 @@ export async function publishPolicy(
   throw new AppError("CONFLICT", "concurrent publishes kept colliding; try again");
 }
 
-export async function rollbackPolicy(
-  db: Db,
-  seed: SigningSeeds | string | undefined,
-  version: number,
-  message: string | undefined,
-  ctx: AuditContext,
-  notify: (head: PolicyHead) => Promise<void>,
-) {
-  const target = await getVersion(db, version);
-  return publishPolicy(
-    db,
-    seed,
-    { policy: target.policy, message: message ?? `Rollback to version ${version}`, rollbackOf: version },
-    ctx,
-    notify,
-  );
+/** Republishes an old version's content as a new version (its audit entry says rollback). */
+export async function rollbackPolicy({
+  input,
+  ...write
+}: PolicyWrite & { input: { version: number; message?: string | undefined } }): Promise<PublishResult> {
+  const target = await getVersion(write.db, input.version);
+  return publishPolicy({
+    ...write,
+    input: {
+      policy: target.policy,
+      message: input.message ?? `Rollback to version ${input.version}`,
+      rollbackOf: input.version,
+    },
+  });
 }
 
 /**
@@ -334,21 +344,31 @@ export async function rollbackPolicy(
  * after the database was restored from a backup (nodes ahead of it refuse the old series' lower
  * versions) and after a signing-key switch (so every node gets a bundle signed by the new key).
  */
-export async function startSeries(
-  db: Db,
-  seeds: SigningSeeds,
-  message: string | undefined,
-  ctx: AuditContext,
-  notify: (head: PolicyHead) => Promise<void>,
-): Promise<PublishResult> {
-  const head = await latestHead(db);
+export async function startSeries({
+  input,
+  ...write
+}: PolicyWrite & { input: { message?: string | undefined } }): Promise<PublishResult> {
+  const head = await latestHead(write.db);
   if (!head) throw new AppError("NOT_FOUND", "no policy has been published yet: publish one first");
-  const latest = await getVersion(db, head.version);
-  return publishPolicy(
-    db,
-    seeds,
-    { policy: latest.policy, message: message ?? `New series from version ${head.version}`, newSeries: true },
-    ctx,
-    notify,
-  );
+  const latest = await getVersion(write.db, head.version);
+  return publishPolicy({
+    ...write,
+    input: {
+      policy: latest.policy,
+      message: input.message ?? `New series from version ${head.version}`,
+      newSeries: true,
+    },
+  });
+}
+
+/** GET /api/v1/policy/versions: a page of versions, newest first, and the latest version number. */
+export async function listPolicyVersions({
+  db,
+  input,
+}: {
+  db: Db;
+  input: { limit: number; before?: number };
+}) {
+  const versions = await listVersions(db, input);
+  return { versions, latest: (await latestHead(db))?.version ?? null };
 }

@@ -57,6 +57,7 @@ export function rolloutSync<T extends { id: string; sync: string; appliedHash?: 
 ): T & { held: boolean } {
   if (!rollout || view.sync === "rejected" || view.sync === "never") return { ...view, held: false };
   const held = !rollout.ringNodes.includes(view.id);
-  if (held && view.appliedHash === rollout.fromHash) return { ...view, sync: "held" as T["sync"], held: true };
+  if (held && view.appliedHash === rollout.fromHash)
+    return { ...view, sync: "held" as T["sync"], held: true };
   return { ...view, held };
 }

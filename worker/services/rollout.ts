@@ -2,11 +2,11 @@
 // (NACKs, the ring's report rollups) promote it to the fleet after the soak or halt it, and a
 // halt rolls the ring back to the previous version. See docs/fleet.md.
 import { and, desc, eq, inArray, isNull, sql } from "drizzle-orm";
+import { config } from "../config";
 import type { Db } from "../db/client";
 import { getDb } from "../db/client";
 import { nodes, rollouts, rollups } from "../db/schema";
 import type { Actor } from "../env";
-import { intVar } from "../env";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
 import { onlineWindowMs } from "./nodes";
@@ -125,19 +125,19 @@ export async function startRollout(env: Env, input: StartRolloutInput, ctx: Audi
   // The hubs hold every node outside the ring at `from` before the new head exists.
   await announceRollout(env, targetingOf(row));
   try {
-    const published = await publishPolicy(
+    const published = await publishPolicy({
       db,
-      signingSeeds(env),
-      { policy: input.policy, message: input.message, duringRollout: true },
-      ctx,
-      async (head) => {
+      seeds: signingSeeds(env),
+      actor: ctx,
+      input: { policy: input.policy, message: input.message, duringRollout: true },
+      notify: async (head) => {
         await db
           .update(rollouts)
           .set({ state: "soaking", toVersion: head.version, toHash: head.hash })
           .where(eq(rollouts.id, row.id));
         await announceVersion(env, head);
       },
-    );
+    });
     if (published.unchanged)
       throw new AppError("CONFLICT", "the policy equals the latest version: nothing to roll out");
     return { ...row, state: "soaking" as const, toVersion: published.version, toHash: published.hash };
@@ -202,18 +202,18 @@ async function republishFrom(env: Env, row: RolloutRow, ctx: AuditContext): Prom
   if (row.fromVersion === null) return null;
   const db = getDb(env.DB);
   const previous = await getVersion(db, row.fromVersion);
-  const published = await publishPolicy(
+  const published = await publishPolicy({
     db,
-    signingSeeds(env),
-    {
+    seeds: signingSeeds(env),
+    actor: ctx,
+    input: {
       policy: previous.policy,
       message: `Rollout ${row.id}: back to version ${row.fromVersion}`,
       rollbackOf: row.fromVersion,
       duringRollout: true,
     },
-    ctx,
-    (head: PolicyHead) => announceVersion(env, head),
-  );
+    notify: (head: PolicyHead) => announceVersion(env, head),
+  });
   await db.update(rollouts).set({ rollbackVersion: published.version }).where(eq(rollouts.id, row.id));
   return published.version;
 }
@@ -321,7 +321,7 @@ export async function gateFigures(env: Env, row: RolloutRow, now = Date.now()): 
     })
     .from(nodes)
     .where(inArray(nodes.id, sql`(select value from json_each(${JSON.stringify(ring)}))`));
-  const window = onlineWindowMs(intVar(env.POLL_WAIT_SECONDS, 25, 0, 55));
+  const window = onlineWindowMs(config(env).pollWaitSeconds);
   const online = members.filter((n) => n.lastSeenAt !== null && now - n.lastSeenAt <= window);
   const applied = members.filter((n) => row.toHash !== null && n.appliedHash === row.toHash);
   const nacks = members

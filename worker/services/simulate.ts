@@ -2,7 +2,9 @@ import { compilePolicy } from "../../protocol/policy/compile";
 import type { Policy } from "../../protocol/policy/schema";
 import type { CompiledPolicy, Decision, RequestFacts } from "../../protocol/policy/types";
 import { policyHash } from "../../protocol/signing";
+import type { Db } from "../db/client";
 import { AppError } from "../errors";
+import { getVersion, latestHead, parsePolicy } from "./policy";
 
 export interface SimulatedRequest {
   client: string;
@@ -68,4 +70,24 @@ export async function simulateRequest(
   engine.setSite(request.site ?? null);
   const decision = engine.evaluate(facts, { trace: true });
   return { ...decision, facts, site: request.site ?? null };
+}
+
+export interface SimulateInput {
+  /** A draft policy; without one, `version` or else the latest published version. */
+  policy?: unknown;
+  version?: number | undefined;
+  request: SimulatedRequest;
+}
+
+/** POST /api/v1/policy/simulate: the decision, and the version it was judged against (null for a draft). */
+export async function simulateAgainst({ db, input }: { db: Db; input: SimulateInput }) {
+  let policy = input.policy;
+  let version: number | null = null;
+  if (policy === undefined) {
+    version = input.version ?? (await latestHead(db))?.version ?? null;
+    if (version === null)
+      throw new AppError("NOT_FOUND", "no policy has been published yet; send a draft as `policy`");
+    policy = (await getVersion(db, version)).policy;
+  }
+  return { version, ...(await simulateRequest(parsePolicy(policy), input.request)) };
 }

@@ -5,7 +5,7 @@ import { sessions, users } from "../db/schema";
 import type { Actor, Role } from "../env";
 import { AppError } from "../errors";
 import { revokeUserTokens } from "./api-tokens";
-import { type AuditContext, auditInsert } from "./audit";
+import { type AuditContext, type AuditedWrite, auditInsert } from "./audit";
 import { hitAddressLimit } from "./rate-limit";
 import { constantTimeEqual, newId } from "./secrets";
 
@@ -111,7 +111,7 @@ export interface CreateUserInput {
   email?: string | null;
 }
 
-export async function createUser(db: Db, input: CreateUserInput, ctx: AuditContext) {
+export async function createUser({ db, input, actor: ctx }: AuditedWrite<CreateUserInput>) {
   checkName(input.name);
   if (input.password) checkPassword(input.password);
   const [taken] = await db.select({ id: users.id }).from(users).where(eq(users.name, input.name)).limit(1);
@@ -142,7 +142,11 @@ export interface UpdateUserInput {
   disabled?: boolean;
 }
 
-export async function updateUser(db: Db, id: string, input: UpdateUserInput, ctx: AuditContext) {
+export async function updateUser({
+  db,
+  input: { id, ...input },
+  actor: ctx,
+}: AuditedWrite<UpdateUserInput & { id: string }>) {
   const before = await getUser(db, id);
   if (input.password !== undefined) checkPassword(input.password);
   const set: Partial<UserRow> = {};

@@ -3,7 +3,8 @@
 
 import { clipLogText, LOG_FIELD_MAX, type LogRecord } from "../../../protocol/wire";
 import type { ConnectAttempt, TcpConnection } from "../../platform/tcp";
-import type { AccessLogSink, ActivePolicy, EventLogger } from "../types";
+import type { AccessLogSink, EventLogger } from "../../ports";
+import type { ActivePolicy } from "../types";
 import type { AuthLimiter } from "./auth-limiter";
 import type { DestinationGuard } from "./destination-guard";
 import type { UpstreamPool } from "./upstream-pool";
@@ -27,6 +28,8 @@ export interface ProxyContext {
   readonly guard: DestinationGuard;
   /** Password derives per client address (auth-limiter.ts). */
   readonly authLimiter: AuthLimiter;
+  /** Open CONNECT (and upgraded) tunnels, for the metrics. */
+  readonly activity: { tunnels: number };
   /** Set by stop(): answers say Connection: close and idle connections go. */
   draining: boolean;
   nextRequestId(): string;

@@ -30,7 +30,8 @@
 
 import type { TcpConnection, TcpHandlers } from "../../platform/tcp";
 import { connectTcp, listenTcp, localAddresses, resolveHost, type TcpListener } from "../../platform/tcp";
-import type { AccessLogSink, ActivePolicy, EventLogger, ProxyDriver } from "../types";
+import type { AccessLogSink, EventLogger } from "../../ports";
+import type { ActivePolicy, ProxyDriver } from "../types";
 import { AuthLimiter } from "./auth-limiter";
 import { ClientSession } from "./client-session";
 import type { ProxyContext } from "./context";
@@ -93,6 +94,7 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
     tunnelIdleTimeoutMs: options.tunnelIdleTimeoutMs ?? PROXY_DEFAULTS.tunnelIdleTimeoutMs,
     guard: new DestinationGuard(options.resolve ?? resolveHost),
     authLimiter: new AuthLimiter(),
+    activity: { tunnels: 0 },
     draining: false,
     nextRequestId: createRequestIds(),
     connect: options.connect ?? connectTcp,
@@ -195,5 +197,7 @@ export function createBuiltinProxy(options: BuiltinProxyOptions): ProxyDriver {
     listenAddress: address,
 
     version: () => DRIVER_VERSION,
+
+    activity: () => ({ connections: sessions.size, tunnels: ctx.activity.tunnels }),
   };
 }

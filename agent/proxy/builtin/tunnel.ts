@@ -47,6 +47,8 @@ export class Tunnel implements UpstreamOwner {
   /** While the ClientHello is awaited: the client's bytes so far (not yet sent on). */
   private peeked: Buffer | null = null;
   private peekSince = 0;
+  /** Counted in ctx.activity.tunnels from established until done. */
+  private counted = false;
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -82,6 +84,7 @@ export class Tunnel implements UpstreamOwner {
   private open(upstream: Upstream): void {
     this.upstream = upstream;
     this.established = true;
+    this.count(1);
     this.deadline = 0;
     this.quietSince = performance.now();
     this.client.conn.write(ESTABLISHED);
@@ -107,6 +110,7 @@ export class Tunnel implements UpstreamOwner {
     upstream.owner = this;
     this.upstream = upstream;
     this.established = true;
+    this.count(1);
     this.status = 101;
     this.quietSince = performance.now();
     this.bytesOut += fromUpstream?.length ?? 0;
@@ -152,6 +156,7 @@ export class Tunnel implements UpstreamOwner {
   private refuseAfterPeek(rule: string): void {
     this.info.rule = rule;
     this.done = true;
+    this.count(-1);
     const upstream = this.upstream;
     this.upstream = null;
     if (upstream !== null) {
@@ -167,6 +172,7 @@ export class Tunnel implements UpstreamOwner {
   private refuse(text: string): void {
     if (this.done) return;
     this.done = true;
+    this.count(-1);
     const answer = connectRefusal(502, text, this.info.requestId);
     this.client.conn.write(answer);
     writeRecord(this.ctx, toRecord(this.info, 502, "error", 0, 0));
@@ -271,6 +277,7 @@ export class Tunnel implements UpstreamOwner {
   private finish(abort = false): void {
     if (this.done) return;
     this.done = true;
+    this.count(-1);
     this.attempt?.cancel();
     const upstream = this.upstream;
     this.upstream = null;
@@ -284,5 +291,11 @@ export class Tunnel implements UpstreamOwner {
     writeRecord(this.ctx, toRecord(this.info, status, action, this.bytesIn, this.bytesOut));
     if (abort) this.client.conn.destroy();
     else this.client.conn.end();
+  }
+
+  private count(delta: 1 | -1): void {
+    if (this.counted === (delta === 1)) return;
+    this.counted = delta === 1;
+    this.ctx.activity.tunnels += delta;
   }
 }

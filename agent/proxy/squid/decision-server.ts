@@ -11,8 +11,9 @@ import { chmod, chown, mkdir, readFile, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { networkInterfaces } from "node:os";
 import path from "node:path";
+import type { EventLogger } from "../../ports";
 import { DestinationGuard, type Resolver, selfAddresses } from "../builtin/destination-guard";
-import type { ActivePolicy, EventLogger } from "../types";
+import type { ActivePolicy } from "../types";
 import { answerAuth, answerDecide } from "./decisions";
 import { LineBatcher } from "./line-batcher";
 

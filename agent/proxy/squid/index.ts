@@ -10,9 +10,10 @@
 
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import type { AccessLogSink, EventLogger } from "../../ports";
 import { writeFileAtomic } from "../../state/atomic-write";
 import { createRequestIds } from "../builtin/request-id";
-import type { AccessLogSink, ActivePolicy, EventLogger, ProxyDriver } from "../types";
+import type { ActivePolicy, ProxyDriver } from "../types";
 import { DecisionServer } from "./decision-server";
 import { pagePath, renderInclude, renderPageTemplate } from "./include";
 import { SquidLogReader } from "./log-reader";

@@ -15,8 +15,8 @@
 
 import { type FileHandle, open, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import type { AccessLogSink, EventLogger } from "../../ports";
 import { writeFileAtomic } from "../../state/atomic-write";
-import type { AccessLogSink, EventLogger } from "../types";
 import { NO_REQUEST, parseSquidLine } from "./log-format";
 
 interface Cursor {

@@ -45,7 +45,11 @@ accessRoutes.openapi(
     request: jsonBody(KeyCreate),
     responses: { 201: jsonResponse(Loose, "Created; `key` is shown once"), ...adminErrors },
   }),
-  async (c) => c.json(await createEnrollmentKey(getDb(c.env.DB), c.req.valid("json"), auditContext(c)), 201),
+  async (c) =>
+    c.json(
+      await createEnrollmentKey({ db: getDb(c.env.DB), actor: auditContext(c), input: c.req.valid("json") }),
+      201,
+    ),
 );
 
 accessRoutes.openapi(
@@ -71,7 +75,10 @@ accessRoutes.openapi(
     responses: { 200: jsonResponse(Loose, "Revoked"), ...notFound, ...adminErrors },
   }),
   async (c) =>
-    c.json(await revokeEnrollmentKey(getDb(c.env.DB), c.req.valid("param").id, auditContext(c)), 200),
+    c.json(
+      await revokeEnrollmentKey({ db: getDb(c.env.DB), actor: auditContext(c), input: c.req.valid("param") }),
+      200,
+    ),
 );
 
 const TokenCreate = z
@@ -88,7 +95,11 @@ accessRoutes.openapi(
     request: jsonBody(TokenCreate),
     responses: { 201: jsonResponse(Loose, "Created; `token` is shown once"), ...adminErrors },
   }),
-  async (c) => c.json(await createApiToken(getDb(c.env.DB), c.req.valid("json"), auditContext(c)), 201),
+  async (c) =>
+    c.json(
+      await createApiToken({ db: getDb(c.env.DB), actor: auditContext(c), input: c.req.valid("json") }),
+      201,
+    ),
 );
 
 accessRoutes.openapi(
@@ -113,7 +124,11 @@ accessRoutes.openapi(
     request: { params: IdParam("tok") },
     responses: { 200: jsonResponse(Loose, "Revoked"), ...notFound, ...adminErrors },
   }),
-  async (c) => c.json(await revokeApiToken(getDb(c.env.DB), c.req.valid("param").id, auditContext(c)), 200),
+  async (c) =>
+    c.json(
+      await revokeApiToken({ db: getDb(c.env.DB), actor: auditContext(c), input: c.req.valid("param") }),
+      200,
+    ),
 );
 
 const Allowlist = z
@@ -173,7 +188,11 @@ accessRoutes.openapi(
       ...adminErrors,
     },
   }),
-  async (c) => c.json(await setBootstrapSetting(getDb(c.env.DB), c.req.valid("json"), auditContext(c)), 200),
+  async (c) =>
+    c.json(
+      await setBootstrapSetting({ db: getDb(c.env.DB), actor: auditContext(c), input: c.req.valid("json") }),
+      200,
+    ),
 );
 
 accessRoutes.openapi(
@@ -228,7 +247,11 @@ accessRoutes.openapi(
     request: jsonBody(UserCreate),
     responses: { 201: jsonResponse(Loose, "Created"), ...adminErrors },
   }),
-  async (c) => c.json(await createUser(getDb(c.env.DB), c.req.valid("json"), auditContext(c)), 201),
+  async (c) =>
+    c.json(
+      await createUser({ db: getDb(c.env.DB), actor: auditContext(c), input: c.req.valid("json") }),
+      201,
+    ),
 );
 
 accessRoutes.openapi(
@@ -243,7 +266,11 @@ accessRoutes.openapi(
   }),
   async (c) =>
     c.json(
-      await updateUser(getDb(c.env.DB), c.req.valid("param").id, c.req.valid("json"), auditContext(c)),
+      await updateUser({
+        db: getDb(c.env.DB),
+        actor: auditContext(c),
+        input: { ...c.req.valid("json"), id: c.req.valid("param").id },
+      }),
       200,
     ),
 );

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { config } from "../../config";
 import { getDb } from "../../db/client";
-import { intVar } from "../../env";
 import { auditContext } from "../../middleware/context";
 import { adminErrors, createRouter, jsonResponse, notFound, security } from "../../openapi";
 import {
@@ -50,7 +50,7 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const { site } = c.req.valid("query");
     const [rows, head, rollout] = [await listNodes(db, site), await latestHead(db), await activeRollout(db)];
-    const wait = intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55);
+    const wait = config(c.env).pollWaitSeconds;
     const role = c.get("actor").role;
     return c.json(
       {
@@ -77,7 +77,7 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const node = await getNode(db, c.req.valid("param").id);
     const head = await latestHead(db);
-    const view = describeNode(node, head?.version ?? null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55));
+    const view = describeNode(node, head?.version ?? null, config(c.env).pollWaitSeconds);
     return c.json(nodeViewFor(c.get("actor").role, view), 200);
   },
 );
@@ -96,7 +96,7 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const node = await revokeNode(db, c.req.valid("param").id, auditContext(c));
     await announceRevocation(c.env, node.id);
-    return c.json(describeNode(node, null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
+    return c.json(describeNode(node, null, config(c.env).pollWaitSeconds), 200);
   },
 );
 
@@ -115,7 +115,7 @@ nodeRoutes.openapi(
     const db = getDb(c.env.DB);
     const node = await restoreNode(db, c.req.valid("param").id, auditContext(c));
     const head = await latestHead(db);
-    return c.json(describeNode(node, head?.version ?? null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)), 200);
+    return c.json(describeNode(node, head?.version ?? null, config(c.env).pollWaitSeconds), 200);
   },
 );
 

@@ -1,12 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { getDb } from "../../db/client";
-import { AppError } from "../../errors";
+import type { AppEnv } from "../../env";
 import { auditContext } from "../../middleware/context";
 import { adminErrors, createRouter, jsonBody, jsonResponse, notFound, security } from "../../openapi";
 import {
   getVersion,
-  latestHead,
-  listVersions,
+  listPolicyVersions,
+  type PolicyWrite,
   parsePolicy,
   publishPolicy,
   rollbackPolicy,
@@ -15,7 +16,7 @@ import {
 } from "../../services/policy";
 import { diffPolicies } from "../../services/policy-diff";
 import { announceVersion } from "../../services/policy-hub";
-import { simulateRequest } from "../../services/simulate";
+import { simulateAgainst } from "../../services/simulate";
 import { Instant, Loose, Pagination } from "./schemas";
 
 export const policyRoutes = createRouter();
@@ -25,6 +26,26 @@ const PolicyDocument = z.record(z.string(), z.unknown()).openapi("Policy", {
 });
 const Version = z.coerce.number().int().positive();
 const Message = z.string().trim().min(1).max(500);
+
+const Published = z
+  .object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() })
+  .openapi("Published");
+const OptionalMessage = {
+  required: false,
+  content: { "application/json": { schema: z.strictObject({ message: Message.optional() }) } },
+};
+
+/** What a publish, rollback or new series needs from the request besides its input. */
+const policyWrite = (c: Context<AppEnv>): PolicyWrite => ({
+  db: getDb(c.env.DB),
+  seeds: signingSeeds(c.env),
+  actor: auditContext(c),
+  notify: (v) => announceVersion(c.env, v),
+});
+
+/** Rollback and series take an optional body: `{message}` or nothing at all. */
+const optionalMessage = (c: Context<AppEnv>, body: () => { message?: string | undefined }) =>
+  c.req.header("Content-Type") ? body().message : undefined;
 
 const policyErrors = {
   422: {
@@ -62,26 +83,14 @@ policyRoutes.openapi(
     security,
     request: jsonBody(z.strictObject({ policy: PolicyDocument, message: Message })),
     responses: {
-      201: jsonResponse(
-        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() }),
-        "Published",
-      ),
-      200: jsonResponse(
-        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() }),
-        "Identical to the latest version; nothing new was created",
-      ),
+      201: jsonResponse(Published, "Published"),
+      200: jsonResponse(Published, "Identical to the latest version; nothing new was created"),
       ...policyErrors,
       ...adminErrors,
     },
   }),
   async (c) => {
-    const result = await publishPolicy(
-      getDb(c.env.DB),
-      signingSeeds(c.env),
-      c.req.valid("json"),
-      auditContext(c),
-      (v) => announceVersion(c.env, v),
-    );
+    const result = await publishPolicy({ ...policyWrite(c), input: c.req.valid("json") });
     return c.json(result, result.unchanged ? 200 : 201);
   },
 );
@@ -99,11 +108,7 @@ policyRoutes.openapi(
       ...adminErrors,
     },
   }),
-  async (c) => {
-    const db = getDb(c.env.DB);
-    const versions = await listVersions(db, c.req.valid("query"));
-    return c.json({ versions, latest: (await latestHead(db))?.version ?? null }, 200);
-  },
+  async (c) => c.json(await listPolicyVersions({ db: getDb(c.env.DB), input: c.req.valid("query") }), 200),
 );
 
 policyRoutes.openapi(
@@ -146,34 +151,21 @@ policyRoutes.openapi(
     security,
     request: {
       params: z.object({ version: Version }),
-      body: {
-        required: false,
-        content: { "application/json": { schema: z.strictObject({ message: Message.optional() }) } },
-      },
+      body: OptionalMessage,
     },
     responses: {
-      201: jsonResponse(
-        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() }),
-        "Republished",
-      ),
-      200: jsonResponse(
-        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() }),
-        "Already the latest content",
-      ),
+      201: jsonResponse(Published, "Republished"),
+      200: jsonResponse(Published, "Already the latest content"),
       ...notFound,
       ...adminErrors,
     },
   }),
   async (c) => {
-    const body = c.req.header("Content-Type") ? c.req.valid("json") : {};
-    const result = await rollbackPolicy(
-      getDb(c.env.DB),
-      signingSeeds(c.env),
-      c.req.valid("param").version,
-      body.message,
-      auditContext(c),
-      (v) => announceVersion(c.env, v),
-    );
+    const message = optionalMessage(c, () => c.req.valid("json"));
+    const result = await rollbackPolicy({
+      ...policyWrite(c),
+      input: { version: c.req.valid("param").version, message },
+    });
     return c.json(result, result.unchanged ? 200 : 201);
   },
 );
@@ -186,31 +178,16 @@ policyRoutes.openapi(
     summary:
       "Start a new signed series: republish the latest policy under a higher generation (after restoring the database from a backup, or after switching the signing key)",
     security,
-    request: {
-      body: {
-        required: false,
-        content: { "application/json": { schema: z.strictObject({ message: Message.optional() }) } },
-      },
-    },
+    request: { body: OptionalMessage },
     responses: {
-      201: jsonResponse(
-        z.object({ version: z.number(), hash: z.string(), unchanged: z.boolean(), generation: z.number() }),
-        "Published as the first version of the new series",
-      ),
+      201: jsonResponse(Published, "Published as the first version of the new series"),
       ...notFound,
       ...adminErrors,
     },
   }),
   async (c) => {
-    const body = c.req.header("Content-Type") ? c.req.valid("json") : {};
-    const result = await startSeries(
-      getDb(c.env.DB),
-      signingSeeds(c.env),
-      body.message,
-      auditContext(c),
-      (v) => announceVersion(c.env, v),
-    );
-    return c.json(result, 201);
+    const message = optionalMessage(c, () => c.req.valid("json"));
+    return c.json(await startSeries({ ...policyWrite(c), input: { message } }), 201);
   },
 );
 
@@ -253,18 +230,5 @@ policyRoutes.openapi(
       ...adminErrors,
     },
   }),
-  async (c) => {
-    const db = getDb(c.env.DB);
-    const body = c.req.valid("json");
-    let policy: unknown = body.policy;
-    let version: number | null = null;
-    if (policy === undefined) {
-      version = body.version ?? (await latestHead(db))?.version ?? null;
-      if (version === null)
-        throw new AppError("NOT_FOUND", "no policy has been published yet; send a draft as `policy`");
-      policy = (await getVersion(db, version)).policy;
-    }
-    const decision = await simulateRequest(parsePolicy(policy), body.request);
-    return c.json({ version, ...decision }, 200);
-  },
+  async (c) => c.json(await simulateAgainst({ db: getDb(c.env.DB), input: c.req.valid("json") }), 200),
 );

@@ -1,31 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { getDb } from "../../db/client";
 import { adminErrors, createRouter, jsonResponse, security } from "../../openapi";
-import { resolveRange, summary, TOP_DIMENSIONS, timeseries, toCsv, top } from "../../services/reports";
-import { Loose } from "./schemas";
+import { exportReportCsv } from "../../services/report-export";
+import { resolveRange, summary, TOP_DIMENSIONS, timeseries, top } from "../../services/reports";
+import { Loose, QueryInstant } from "./schemas";
 
 export const reportRoutes = createRouter();
-
-const MAX_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
-
-/** `from`/`to` as epoch milliseconds or ISO 8601, as the admin API accepts times everywhere. */
-const QueryInstant = z
-  .string()
-  .max(40)
-  .transform((v, ctx) => {
-    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-    if (!Number.isFinite(n)) {
-      ctx.addIssue({ code: "custom", message: "epoch ms or ISO 8601 expected" });
-      return z.NEVER;
-    }
-    // Beyond year 9999 a time cannot be written as ISO 8601 (exports, bucket labels).
-    if (n < 0 || n > MAX_INSTANT) {
-      ctx.addIssue({ code: "custom", message: "a time between 1970 and 9999-12-31 expected" });
-      return z.NEVER;
-    }
-    return n;
-  })
-  .optional();
 
 const RangeQuery = z.object({
   from: QueryInstant,
@@ -107,56 +87,13 @@ reportRoutes.openapi(
   }),
   async (c) => {
     const q = c.req.valid("query");
-    const db = getDb(c.env.DB);
-    const filter = filterOf(q);
-    let csv: string;
-    let name: string;
-    if (q.report === "summary") {
-      const s = await summary(db, filter);
-      const fields = [
-        "requests",
-        "allowed",
-        "blocked",
-        "authChallenges",
-        "errors",
-        "bytesIn",
-        "bytesOut",
-        "clients",
-        "users",
-        "nodes",
-      ] as const;
-      csv = toCsv(
-        ["from", "to", ...fields],
-        [[new Date(s.from).toISOString(), new Date(s.to).toISOString(), ...fields.map((f) => s[f])]],
-      );
-      name = "summary";
-    } else if (q.report === "timeseries") {
-      const t = await timeseries(db, filter);
-      csv = toCsv(
-        ["time", "requests", "allowed", "blocked", "bytesIn", "bytesOut"],
-        t.points.map((p) => [
-          new Date(p.t).toISOString(),
-          p.requests,
-          p.allowed,
-          p.blocked,
-          p.bytesIn,
-          p.bytesOut,
-        ]),
-      );
-      name = "timeseries";
-    } else {
-      const by = q.by ?? "host";
-      const t = await top(db, { ...filter, by, action: q.action, limit: q.limit });
-      csv = toCsv(
-        [by, "requests", "blocked", "bytesIn", "bytesOut"],
-        t.rows.map((r) => [r.key, r.requests, r.blocked, r.bytesIn, r.bytesOut]),
-      );
-      name = `top-${by}`;
-    }
-    const stamp = new Date(filter.from).toISOString().slice(0, 10);
+    const { csv, fileName } = await exportReportCsv({
+      db: getDb(c.env.DB),
+      input: { report: q.report, filter: filterOf(q), by: q.by, action: q.action, limit: q.limit },
+    });
     return c.body(csv, 200, {
       "Content-Type": "text/csv; charset=utf-8",
-      "Content-Disposition": `attachment; filename="fleetgate-${name}-${stamp}.csv"`,
+      "Content-Disposition": `attachment; filename="${fileName}"`,
     });
   },
 );

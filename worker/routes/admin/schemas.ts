@@ -20,7 +20,9 @@ export const IdParam = (prefix: string) =>
 
 export const Loose = z.record(z.string(), z.unknown());
 
-/** A query-string time: epoch milliseconds or ISO 8601. */
+const MAX_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
+/** A query-string time: epoch milliseconds or ISO 8601, between 1970 and 9999-12-31. */
 export const QueryInstant = z
   .string()
   .max(40)
@@ -28,6 +30,11 @@ export const QueryInstant = z
     const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
     if (!Number.isFinite(n)) {
       ctx.addIssue({ code: "custom", message: "epoch ms or ISO 8601 expected" });
+      return z.NEVER;
+    }
+    // Beyond year 9999 a time cannot be written as ISO 8601 (exports, bucket labels).
+    if (n < 0 || n > MAX_INSTANT) {
+      ctx.addIssue({ code: "custom", message: "a time between 1970 and 9999-12-31 expected" });
       return z.NEVER;
     }
     return n;

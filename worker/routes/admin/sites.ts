@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { config } from "../../config";
 import { getDb } from "../../db/client";
-import { intVar } from "../../env";
 import { AppError } from "../../errors";
 import { auditContext } from "../../middleware/context";
 import { adminErrors, createRouter, jsonBody, jsonResponse, notFound, security } from "../../openapi";
@@ -156,7 +156,7 @@ siteRoutes.openapi(
     return c.json(
       nodeViewFor(
         c.get("actor").role,
-        describeNode(fresh, head?.version ?? null, intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55)),
+        describeNode(fresh, head?.version ?? null, config(c.env).pollWaitSeconds),
       ),
       200,
     );

@@ -6,9 +6,10 @@ import { HTTPException } from "hono/http-exception";
 import { NONCE, secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { AppError } from "../../errors";
+import { type DashContext, type DashEnv, loadViewer, requireUser } from "../../middleware/session";
+import { guardWrites } from "../../middleware/write-guard";
 import type { PageContext } from "../../views/layout";
 import { ErrorPage } from "../../views/sign-in";
-import { type DashContext, type DashEnv, guardWrites, loadViewer, requireUser } from "./auth";
 
 // Every dashboard page: a nonce CSP with nothing from another origin (assets come from /assets).
 export const dashboardHeaders = secureHeaders({

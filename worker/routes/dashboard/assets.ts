@@ -1,9 +1,9 @@
 import { Hono } from "hono";
 import uplotJs from "uplot/dist/uPlot.iife.min.js";
 import uplotCss from "uplot/dist/uPlot.min.css";
+import type { DashEnv } from "../../middleware/session";
 import dashboardCss from "../../views/assets/dashboard.css";
 import dashboardJs from "../../views/assets/dashboard.js";
-import type { DashEnv } from "./auth";
 
 // Bundled into the Worker as text by wrangler's Text rule: no CDN, no separate asset upload.
 const FILES: Record<string, { body: string; type: string }> = {

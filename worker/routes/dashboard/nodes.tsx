@@ -1,5 +1,6 @@
+import { config } from "../../config";
 import { getDb } from "../../db/client";
-import { intVar } from "../../env";
+import { auditOf, type DashContext } from "../../middleware/session";
 import { describeNode, getNode, listNodeEvents, revokeNode } from "../../services/nodes";
 import { latestHead } from "../../services/policy";
 import { announceRevocation } from "../../services/policy-hub";
@@ -9,7 +10,6 @@ import { paginate } from "../../views/components";
 import { NodePage, NodesPage, type NodeView } from "../../views/nodes";
 import { SiteFilter } from "../../views/site-filter";
 import { dashboardSection, pageContext } from "./app";
-import { auditOf, type DashContext } from "./auth";
 import { fleet } from "./overview";
 
 export const nodePages = dashboardSection();
@@ -31,11 +31,7 @@ async function renderNode(c: DashContext, id: string, notice?: string) {
   const db = getDb(c.env.DB);
   const node = await getNode(db, id);
   const head = await latestHead(db);
-  const view = describeNode(
-    node,
-    head?.version ?? null,
-    intVar(c.env.POLL_WAIT_SECONDS, 25, 0, 55),
-  ) as NodeView;
+  const view = describeNode(node, head?.version ?? null, config(c.env).pollWaitSeconds) as NodeView;
   const events = await listNodeEvents(db, id, { limit: 100 });
   return c.html(
     <NodePage page={pageContext(c)} node={view} events={events} now={Date.now()} notice={notice} />,

@@ -328,13 +328,13 @@ policyPages.post("/publish", async (c) => {
   if (!message) return renderEditor(c, "rules", { error: "say what changed in the publish message" });
   const draft = await getDraft(db);
   try {
-    const result = await publishPolicy(
+    const result = await publishPolicy({
       db,
-      signingSeeds(c.env),
-      { policy: draft.policy, message },
-      auditOf(c),
-      (v) => announceVersion(c.env, v),
-    );
+      seeds: signingSeeds(c.env),
+      actor: auditOf(c),
+      notify: (v) => announceVersion(c.env, v),
+      input: { policy: draft.policy, message },
+    });
     await discardDraft(db);
     return c.redirect(
       `/policy/history?published=${result.version}${result.unchanged ? "&unchanged" : ""}`,
@@ -390,14 +390,13 @@ policyPages.get("/history", async (c) => {
 policyPages.post("/versions/:version/rollback", async (c) => {
   const version = Number(c.req.param("version"));
   if (!Number.isInteger(version) || version < 1) throw new AppError("NOT_FOUND", "no such version");
-  const result = await rollbackPolicy(
-    getDb(c.env.DB),
-    signingSeeds(c.env),
-    version,
-    undefined,
-    auditOf(c),
-    (v) => announceVersion(c.env, v),
-  );
+  const result = await rollbackPolicy({
+    db: getDb(c.env.DB),
+    seeds: signingSeeds(c.env),
+    actor: auditOf(c),
+    notify: (v) => announceVersion(c.env, v),
+    input: { version },
+  });
   return c.redirect(`/policy/history?rolledback=${result.version}`, 303);
 });
 

@@ -1,6 +1,7 @@
 import { getDb } from "../../db/client";
 import type { Role } from "../../env";
 import { AppError } from "../../errors";
+import { auditOf, type DashContext } from "../../middleware/session";
 import { getAgentAllowlist, setAgentAllowlist } from "../../services/agent-allowlist";
 import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
 import { listAudit } from "../../services/audit";
@@ -10,7 +11,6 @@ import { createUser, listUsers, updateUser } from "../../services/users";
 import { paginate } from "../../views/components";
 import { AllowlistPage, AuditPage, KeysPage, TokensPage, UsersPage } from "../../views/settings";
 import { dashboardSection, FORM_STATUS, formFields, pageContext } from "./app";
-import { auditOf, type DashContext } from "./auth";
 
 export const settingsPages = dashboardSection();
 
@@ -45,15 +45,15 @@ settingsPages.post("/keys", async (c) => {
   const form = await formFields(c);
   try {
     const days = optionalInt(form.days);
-    const key = await createEnrollmentKey(
-      getDb(c.env.DB),
-      {
+    const key = await createEnrollmentKey({
+      db: getDb(c.env.DB),
+      actor: auditOf(c),
+      input: {
         name: (form.name ?? "").trim().slice(0, 100) || "unnamed",
         maxUses: optionalInt(form.maxUses),
         expiresAt: days ? Date.now() + days * DAY : null,
       },
-      auditOf(c),
-    );
+    });
     return renderKeys(c, { created: { key: key.key, name: key.name } });
   } catch (error) {
     return renderKeys(c, { error: userError(error) });
@@ -61,7 +61,7 @@ settingsPages.post("/keys", async (c) => {
 });
 
 settingsPages.post("/keys/:id/revoke", async (c) => {
-  await revokeEnrollmentKey(getDb(c.env.DB), c.req.param("id"), auditOf(c));
+  await revokeEnrollmentKey({ db: getDb(c.env.DB), actor: auditOf(c), input: { id: c.req.param("id") } });
   return c.redirect("/settings/keys", 303);
 });
 
@@ -116,11 +116,11 @@ settingsPages.get("/users", (c) => renderUsers(c));
 settingsPages.post("/users", async (c) => {
   const form = await formFields(c);
   try {
-    const user = await createUser(
-      getDb(c.env.DB),
-      { name: (form.name ?? "").trim(), role: role(form.role), password: form.password ?? "" },
-      auditOf(c),
-    );
+    const user = await createUser({
+      db: getDb(c.env.DB),
+      actor: auditOf(c),
+      input: { name: (form.name ?? "").trim(), role: role(form.role), password: form.password ?? "" },
+    });
     return renderUsers(c, { notice: `User ${user.name} added as ${user.role}.` });
   } catch (error) {
     return renderUsers(c, { error: userError(error) });
@@ -134,12 +134,11 @@ settingsPages.post("/users/:id", async (c) => {
   try {
     const password = form.password?.length ? form.password : undefined;
     const disabled = form.disabled === "1";
-    const user = await updateUser(
+    const user = await updateUser({
       db,
-      id,
-      { role: role(form.role), disabled, ...(password ? { password } : {}) },
-      auditOf(c),
-    );
+      actor: auditOf(c),
+      input: { id, role: role(form.role), disabled, ...(password ? { password } : {}) },
+    });
     // A new password or a disabled account ends the sessions that exist.
     if (password || disabled) await endUserSessions(db, id);
     if (id === c.get("user")?.id && (password || disabled)) return c.redirect("/login", 303);
@@ -163,15 +162,15 @@ settingsPages.post("/tokens", async (c) => {
   const form = await formFields(c);
   try {
     const days = optionalInt(form.days);
-    const token = await createApiToken(
-      getDb(c.env.DB),
-      {
+    const token = await createApiToken({
+      db: getDb(c.env.DB),
+      actor: auditOf(c),
+      input: {
         name: (form.name ?? "").trim().slice(0, 100) || "unnamed",
         role: role(form.role),
         expiresAt: days ? Date.now() + days * DAY : null,
       },
-      auditOf(c),
-    );
+    });
     return renderTokens(c, { created: { token: token.token, name: token.name } });
   } catch (error) {
     return renderTokens(c, { error: userError(error) });
@@ -179,7 +178,7 @@ settingsPages.post("/tokens", async (c) => {
 });
 
 settingsPages.post("/tokens/:id/revoke", async (c) => {
-  await revokeApiToken(getDb(c.env.DB), c.req.param("id"), auditOf(c));
+  await revokeApiToken({ db: getDb(c.env.DB), actor: auditOf(c), input: { id: c.req.param("id") } });
   return c.redirect("/settings/tokens", 303);
 });
 

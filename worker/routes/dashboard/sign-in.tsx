@@ -1,12 +1,12 @@
+import { config } from "../../config";
 import { getDb } from "../../db/client";
 import { AppError } from "../../errors";
 import { clientAddress } from "../../middleware/context";
-import { accessConfigFrom } from "../../services/access-jwt";
+import { auditOf, clearSessionCookie, type DashContext, startSession } from "../../middleware/session";
 import { endSession } from "../../services/sessions";
 import { countUsers, loginWithPassword, setupFirstAdmin } from "../../services/users";
 import { LoginPage, SetupPage } from "../../views/sign-in";
 import { dashboardSection, FORM_STATUS, formFields } from "./app";
-import { auditOf, clearSessionCookie, type DashContext, startSession } from "./auth";
 
 const ctx = (c: DashContext) => ({
   requestId: c.get("requestId"),
@@ -37,7 +37,7 @@ setupPages.post("/", async (c) => {
   try {
     const user = await setupFirstAdmin(
       db,
-      c.env.FLEETGATE_BOOTSTRAP_TOKEN,
+      config(c.env).bootstrapToken,
       { token: form.token ?? "", name: (form.name ?? "").trim(), password: form.password ?? "" },
       ctx(c),
     );
@@ -65,7 +65,7 @@ loginPages.get("/", async (c) => {
       nonce={c.get("secureHeadersNonce") ?? ""}
       next={safeNext(c.req.query("next"))}
       notice={c.req.query("bye") !== undefined ? "You are signed out." : undefined}
-      access={accessConfigFrom(c.env) !== null}
+      access={config(c.env).access !== null}
     />,
   );
 });

@@ -1,4 +1,4 @@
-import type { Clock } from "./types";
+import type { Clock } from "./ports";
 
 /** Wall-clock time and timers; tests pass a fake instead. */
 export const systemClock: Clock = {
