@@ -181,6 +181,38 @@ describe("a fleet with sites", () => {
     expect(fullMs).toBeLessThan(15_000);
   });
 
+  it("a node moved to another site judges as that site's node, without a restart", async () => {
+    const [, , beta2] = fleet;
+    const v3 = await api("POST", "/api/v1/policy/versions", {
+      policy: blockOn(["alpha"]),
+      message: "alpha only again",
+    });
+    await waitFor(
+      "every node to apply v3",
+      () =>
+        allApplied(
+          fleet.map((n) => n.id),
+          v3.version,
+        ),
+      30_000,
+      250,
+    );
+    expect((await through(beta2!)).status).toBe(200);
+    await api("PATCH", `/api/v1/nodes/${beta2!.id}`, { site: "alpha" });
+    const movedAt = Date.now();
+    await waitFor(
+      "the moved node to enforce alpha's rule",
+      async () => (await through(beta2!)).status === 403,
+      30_000,
+      250,
+    );
+    console.log(`site move: enforced ${Date.now() - movedAt} ms after the PATCH`);
+    const asserted = JSON.parse(await readFile(path.join(beta2!.stateDir, "site.json"), "utf8"));
+    expect(asserted.site).toBe("alpha");
+    await api("PATCH", `/api/v1/nodes/${beta2!.id}`, { site: "beta" });
+    await waitFor("the node back in beta", async () => (await through(beta2!)).status === 200, 30_000, 250);
+  });
+
   it("publishes the site's healthy nodes as a PAC file and drops a stopped one", async () => {
     const qjs = await QuickJS.create();
     const [, beta1, beta2] = fleet;
