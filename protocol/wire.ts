@@ -81,6 +81,31 @@ export const PolicyBundle = z.object({
 });
 export type PolicyBundle = z.infer<typeof PolicyBundle>;
 
+/** What names one signed bundle: a new series may republish unchanged content (same hash). */
+export interface BundleName {
+  generation?: number | undefined;
+  version: number;
+  hash: string;
+}
+
+/**
+ * The bundle's entity tag (ETag / If-None-Match): `<generation>.<version>.<hash>`, so a new
+ * series or a key rotation that republishes the same content is still news to a node holding it.
+ */
+export function bundleTag(bundle: BundleName): string {
+  return `${bundle.generation ?? 0}.${bundle.version}.${bundle.hash}`;
+}
+
+/** Whether an If-None-Match value names `bundle`: its tag, or (agents before tags) its hash alone. */
+export function tagNames(tag: string | null, bundle: BundleName): boolean {
+  return tag !== null && (tag === bundleTag(bundle) || tag === bundle.hash);
+}
+
+/** True for a tag as bundleTag writes it; a master before tags sends the bare hash. */
+export function isBundleTag(tag: string): boolean {
+  return /^\d{1,16}\.\d{1,12}\.[^.\s"]{1,128}$/.test(tag);
+}
+
 export const SpoolFigures = z.strictObject({
   pendingChunks: z.number().int().min(0),
   pendingBytes: z.number().int().min(0),

@@ -3,10 +3,11 @@
 // start (already persisted, so no save and no key move) and for every bundle from the master.
 // Remembers refusals so the same bad bundle is neither verified, compiled nor NACKed again.
 import type { NextKey } from "../../protocol/signing";
-import type { MasterKey, PolicyBundle } from "../../protocol/wire";
+import { bundleTag, isBundleTag, type MasterKey, type PolicyBundle } from "../../protocol/wire";
 import { monotonicNow } from "../clock";
 import {
   type BundleHead,
+  compareOrder,
   compileOpened,
   openBundle,
   type Position,
@@ -60,6 +61,8 @@ export class PolicyPath {
   private applied: { head: BundleHead; position: Position; save: PolicyBundle | Uint8Array } | null = null;
   /** Hash of the last refused bundle, sent as If-None-Match so the master holds the poll until a new publish. */
   private refused: { hash: string; at: number; permanent: boolean } | null = null;
+  /** Whether the master names bundles by tag (generation.version.hash) or, before tags, by hash. */
+  private masterTags = true;
   /** Hashes refused for good, and how often each transit-refused hash came. */
   private readonly refusals = new Map<string, { permanent: boolean; count: number }>();
 
@@ -73,12 +76,12 @@ export class PolicyPath {
     return this.applied?.head ?? null;
   }
 
-  /** The hash to poll with: a refused bundle's while it is remembered, else the applied one. */
+  /** The name to poll with (tag or hash): a refused bundle's while it is remembered, else the applied one's. */
   currentEtag(): string | null {
     const refused = this.refused;
     if (refused && (refused.permanent || this.mono() - refused.at < this.refusedRetryMs)) return refused.hash;
     this.refused = null;
-    return this.applied?.position.hash ?? null;
+    return this.applied ? this.nameOf(this.applied.position) : null;
   }
 
   /** Enforces the cached last-good bundle before the master is contacted; fails closed without one. */
@@ -105,23 +108,35 @@ export class PolicyPath {
     this.o.update({ enforcing: "fail-closed", lastError: error, lastRefusal: error });
   }
 
+  /**
+   * A bundle as this master names it: its tag `<generation>.<version>.<hash>` (a new series of
+   * unchanged content is a new bundle), or the bare hash for a master from before tags.
+   */
+  private nameOf(position: Position): string {
+    return this.masterTags ? bundleTag(position) : position.hash;
+  }
+
   /** A downloaded bundle: verified, ordered, compiled, saved and applied, or refused and remembered. */
   async accept(bytes: Uint8Array, etag: string | null): Promise<Accepted> {
     const current = this.applied;
     // The master names the bundle in its ETag: the applied one, or one refused for good (a master
     // ignoring If-None-Match) is neither parsed, verified nor compiled again, and not NACKed twice.
-    if (etag !== null && etag === current?.position.hash) return { next: "poll" };
+    if (etag !== null) this.masterTags = isBundleTag(etag);
+    if (etag !== null && current && etag === this.nameOf(current.position)) return { next: "poll" };
     if (etag !== null && this.refusedForGood(etag)) return { next: "poll" };
     const prepared = await this.prepare(bytes, this.trusted(), current?.position ?? null);
     if (!prepared.ok) {
       if (prepared.why === "incomplete") return { next: "incomplete", reason: prepared.reason };
-      const hash = prepared.hash ?? etag;
+      // Refusals are remembered under the master's name for the bundle (its tag, or its hash).
+      const hash = etag ?? prepared.hash;
       if (hash !== null && this.refusedForGood(hash)) return { next: "poll" };
       await this.refuse(hash !== null ? { hash } : null, prepared.reason, prepared.why);
       // Without a hash to wait on, the master would answer the same bytes at once: slow down.
       return hash !== null ? { next: "poll" } : { next: "backoff" };
     }
-    if (prepared.head.hash === current?.position.hash) return { next: "poll" };
+    // The same (generation, version) is the applied bundle (openBundle refused it if the hash
+    // differed); the same content in a new series is not: it may carry a new key or pin.
+    if (current && compareOrder(prepared.position, current.position) === 0) return { next: "poll" };
     await this.install(prepared, "master");
     return { next: "poll" };
   }
@@ -133,12 +148,13 @@ export class PolicyPath {
   private async install(prepared: Ready, source: "cache" | "master"): Promise<void> {
     const { head } = prepared;
     const previous = this.applied;
+    const name = { hash: this.nameOf(prepared.position), version: head.version };
     if (source === "master") {
       try {
         await this.o.store.saveLastGood(prepared.save);
       } catch (error) {
         await this.refuse(
-          head,
+          name,
           `bundle v${head.version} could not be saved: ${(error as Error).message}`,
           "local",
         );
@@ -156,7 +172,7 @@ export class PolicyPath {
       // A cache that cannot be applied at start is the proxy failing: let `run` say so.
       if (source === "cache") throw error;
       if (previous) await this.o.store.saveLastGood(previous.save).catch(() => undefined);
-      await this.refuse(head, `proxy could not apply v${head.version}: ${(error as Error).message}`, "local");
+      await this.refuse(name, `proxy could not apply v${head.version}: ${(error as Error).message}`, "local");
       return;
     }
     this.o.onApplied?.({

@@ -2,10 +2,13 @@
 // heartbeat, and early reports when the spool's figures change in a way the master should see soon.
 // One report at a time, in order, whoever asks for it.
 import type { SpoolFigures, StatusReport } from "../../protocol/wire";
+import { monotonicNow } from "../clock";
 import type { Outcome } from "./policy-path";
 import type { SyncOptions } from "./types";
 
 const STATUS_TIMEOUT_MS = 15_000;
+const QUICK_FAILURE_MS = 5_000;
+const QUICK_RETRIES = 2;
 // At most this many unsent ACK/NACKs are kept while the master is away; older ones are superseded.
 const MAX_PENDING_REPORTS = 5;
 const ZERO_SPOOL: SpoolFigures = {
@@ -113,10 +116,21 @@ export class StatusReporter {
       const queue = this.pending.length > 0 ? [...this.pending] : [this.outcome];
       for (const outcome of queue) {
         const report = this.report(outcome);
-        const result = await this.o.master.postStatus({
-          report,
-          signal: AbortSignal.any([signal, AbortSignal.timeout(STATUS_TIMEOUT_MS)]),
-        });
+        const post = () =>
+          this.o.master.postStatus({
+            report,
+            signal: AbortSignal.any([signal, AbortSignal.timeout(STATUS_TIMEOUT_MS)]),
+          });
+        // A pooled keep-alive connection the master closed while idle fails fast (ECONNRESET), and
+        // the pool may hold several: without these retries the ACK would wait for the next long
+        // poll (~wait seconds). A slow failure (a timeout) is not retried.
+        let result: Awaited<ReturnType<typeof post>>;
+        for (let attempt = 0; ; attempt++) {
+          const sentAt = monotonicNow(this.o.clock);
+          result = await post();
+          const quick = monotonicNow(this.o.clock) - sentAt < QUICK_FAILURE_MS;
+          if (result.ok || result.status !== 0 || !quick || attempt >= QUICK_RETRIES || signal.aborted) break;
+        }
         if (!result.ok) {
           if (!signal.aborted) {
             this.o.onFailure?.();

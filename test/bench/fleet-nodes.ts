@@ -54,6 +54,8 @@ interface SimNode {
 }
 
 const nodes: SimNode[] = [];
+// Where an ACK's time goes: how long each /status call took and how many failed, per round.
+const diag = { statusMs: [] as number[], statusFailed: 0, statusCodes: {} as Record<string, number> };
 let outage = false;
 const stopAll = new AbortController();
 
@@ -106,7 +108,9 @@ function startNode(node: SimNode) {
   // The real fetch, watched: a 204 to a status report with appliedVersion v is the master having
   // recorded the ACK (the handler answers after the D1 write).
   const watched: FetchLike = async (url, init) => {
+    const sentAt = Date.now();
     const response = await fetch(url, init);
+    if (url.endsWith("/status")) diag.statusMs.push(Date.now() - sentAt);
     if (response.status === 204 && url.endsWith("/status") && typeof init?.body === "string") {
       const report = JSON.parse(init.body) as { appliedVersion: number | null; state: string };
       if (
@@ -150,6 +154,11 @@ function startNode(node: SimNode) {
       emit: (type, fields) => {
         if (process.env.FLEET_DEBUG) console.error(node.index, type, JSON.stringify(fields));
         if (type === "sync.failed") node.failures++;
+        if (type === "status.failed") {
+          diag.statusFailed++;
+          const code = `${fields?.status}:${fields?.code}:${String(fields?.error ?? "").slice(0, 80)}`;
+          diag.statusCodes[code] = (diag.statusCodes[code] ?? 0) + 1;
+        }
       },
     },
     compile: compileWithEngine,
@@ -277,7 +286,10 @@ async function command(msg: Record<string, unknown>) {
       const version = Number(msg.version);
       const deadline = Date.now() + Number(msg.timeoutMs ?? 60_000);
       while (Date.now() < deadline && summary(version, 0).missing > 0) await clock.sleep(50);
-      say({ event: "version", id: msg.id, ...summary(version, Number(msg.t0)) });
+      say({ event: "version", id: msg.id, ...summary(version, Number(msg.t0)), ...diag });
+      diag.statusMs = [];
+      diag.statusFailed = 0;
+      diag.statusCodes = {};
       break;
     }
     case "outage-start":
@@ -286,18 +298,12 @@ async function command(msg: Record<string, unknown>) {
       say({ event: "ok", id: msg.id });
       break;
     case "reconnects": {
-      const after = Number(msg.after);
       const deadline = Date.now() + Number(msg.timeoutMs ?? 120_000);
       while (Date.now() < deadline && nodes.some((n) => n.firstContactAfterOutage === null))
         await clock.sleep(100);
       outage = false;
-      say({
-        event: "reconnects",
-        id: msg.id,
-        delays: nodes.map((n) =>
-          n.firstContactAfterOutage === null ? null : n.firstContactAfterOutage - after,
-        ),
-      });
+      // Absolute times: the parent knows when the master came back.
+      say({ event: "reconnects", id: msg.id, contacts: nodes.map((n) => n.firstContactAfterOutage) });
       break;
     }
     case "ingest-start":

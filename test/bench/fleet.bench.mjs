@@ -28,6 +28,11 @@ const OUTAGE_S = flag("outage-seconds", 60);
 const OUTAGE = !args.includes("--no-outage");
 const INGEST = !args.includes("--no-ingest");
 const INGEST_S = flag("ingest-seconds", 30);
+// "miniflare" (default): the worker on Miniflare's API, one workerd, no proxy worker in front;
+// "wrangler": `wrangler dev` as `npm start` runs it (docs/scale.md compares the two).
+const RUNTIME = args.includes("--runtime") ? args[args.indexOf("--runtime") + 1] : "miniflare";
+if (RUNTIME !== "miniflare" && RUNTIME !== "wrangler")
+  throw new Error(`--runtime ${RUNTIME}: miniflare or wrangler`);
 const token = `fgb_fleet-${Date.now()}-0123456789`;
 const seed = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
 const vars = { ENROLL_RATE_LIMIT: "10000" };
@@ -44,12 +49,23 @@ const spread = (xs) => ({ p50: pct(xs, 0.5), p99: pct(xs, 0.99), max: pct(xs, 1)
 // The bench owns the data dir: a master that owned it would delete it on the outage's stop, and
 // the restarted master would come back with an empty database.
 const persistDir = mkdtempSync(path.join(os.tmpdir(), "fleetgate-fleet-"));
-let master = await startMaster({ bootstrapToken: token, signingSeed: seed, vars, persistDir });
+let master = await startMaster({
+  bootstrapToken: token,
+  signingSeed: seed,
+  vars,
+  persistDir,
+  runtime: RUNTIME,
+});
 // An interrupted run still ends the master and the node processes (they share no process group).
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.once(signal, () => {
     for (const { child } of children) child.kill("SIGKILL");
-    master.stop().finally(() => process.exit(130));
+    mkdirSync(out, { recursive: true });
+    writeFileSync(path.join(out, "fleet-master.log"), master.log());
+    master.stop().finally(() => {
+      rmSync(persistDir, { recursive: true, force: true });
+      process.exit(130);
+    });
   });
 }
 const port = master.port;
@@ -64,11 +80,11 @@ const api = async (p, body) => {
   if (res.status >= 300) throw new Error(`${p}: ${res.status} ${text.slice(0, 300)}`);
   return JSON.parse(text);
 };
-const d1Statements = async () => {
+const fleetStats = async () => {
   const res = await fetch(`${master.url}/api/v1/fleet/stats`, { headers: admin }).catch(() => null);
-  if (!res?.ok) return null;
-  return (await res.json()).isolate.d1Statements;
+  return res?.ok ? await res.json() : null;
 };
+const d1Statements = async () => (await fleetStats())?.isolate.d1Statements ?? null;
 const policy = (i) => ({
   rules: [{ id: "r", action: "block", match: { domains: [`fleet-${i}.example`] } }],
   defaultAction: "allow",
@@ -95,7 +111,14 @@ function groupUsage(pgid) {
 const children = [];
 let nextId = 0;
 const pendingReplies = new Map();
-const results = { nodes: NODES, procs: PROCS, rounds: [], errors: [] };
+const results = {
+  nodes: NODES,
+  procs: PROCS,
+  runtime: RUNTIME,
+  loadAverage: null,
+  rounds: [],
+  errors: [],
+};
 const out = path.join(root, "bench-results");
 
 function spawnChild(count, offset) {
@@ -166,8 +189,15 @@ async function publishRound(label, i) {
   const received = answers.flatMap((a) => a.received);
   const acked = answers.flatMap((a) => a.acked);
   const missing = answers.reduce((s, a) => s + a.missing, 0);
+  const statusMs = answers.flatMap((a) => a.statusMs);
+  const statusFailed = answers.reduce((s, a) => s + a.statusFailed, 0);
+  const statusCodes = {};
+  for (const a of answers)
+    for (const [k, v] of Object.entries(a.statusCodes ?? {})) statusCodes[k] = (statusCodes[k] ?? 0) + v;
+  const load = os.loadavg()[0];
   await new Promise((r) => setTimeout(r, 1000));
-  const after = await d1Statements();
+  const stats = await fleetStats();
+  const after = stats?.isolate.d1Statements ?? null;
   const round = {
     label,
     version: published.version,
@@ -176,10 +206,16 @@ async function publishRound(label, i) {
     acked: spread(acked),
     missing,
     d1Statements: before === null || after === null ? null : after - before - 2,
+    status: { ...spread(statusMs), calls: statusMs.length, failed: statusFailed, codes: statusCodes },
+    loadAverage1m: Number(load.toFixed(2)),
+    // Cumulative per shard since the master started: the status group commits and the slowest.
+    statusBatches: stats?.hubs?.map((h) => h.statusBatches) ?? null,
   };
   log(
     `${label}: publish ${callMs} ms; received p50/p99/max ${round.received.p50}/${round.received.p99}/${round.received.max} ms;`,
-    `ACK ${round.acked.p50}/${round.acked.p99}/${round.acked.max} ms; missing ${missing}; D1 statements ${round.d1Statements}`,
+    `ACK ${round.acked.p50}/${round.acked.p99}/${round.acked.max} ms; missing ${missing}; D1 statements ${round.d1Statements};`,
+    `status batches ${JSON.stringify(round.statusBatches)};`,
+    `/status calls ${round.status.calls} p50/p99/max ${round.status.p50}/${round.status.p99}/${round.status.max} ms, ${statusFailed} failed ${JSON.stringify(statusCodes)}; load ${round.loadAverage1m}`,
   );
   results.rounds.push(round);
   return round;
@@ -221,34 +257,51 @@ try {
     await ask("ingest-start");
     log(`ingestion on: ${NODES} nodes × 5 records/s`);
     await new Promise((r) => setTimeout(r, INGEST_S * 1000));
-    await publishRound("publish under ingest", ROUNDS + 1);
+    // A failure here is a finding, not the end of the run: the outage and the totals still follow.
+    try {
+      await publishRound("publish under ingest", ROUNDS + 1);
+    } catch (error) {
+      results.errors.push(`publish under ingest: ${String(error?.cause ?? error)}`);
+      log("publish under ingest failed:", String(error?.cause ?? error));
+    }
   }
 
   if (OUTAGE) {
-    await ask("outage-start");
     log(`master stopping for ${OUTAGE_S} s`);
-    const stopping = master.stop();
-    await stopping;
+    await master.stop();
+    // Only contacts after the stop count: a node that reached the master while it was stopping
+    // would otherwise count as "back" before the outage (negative delays).
+    await ask("outage-start");
     await new Promise((r) => setTimeout(r, OUTAGE_S * 1000));
-    master = await startMaster({ bootstrapToken: token, signingSeed: seed, vars, persistDir, port });
-    const back = Date.now();
+    master = await startMaster({
+      bootstrapToken: token,
+      signingSeed: seed,
+      vars,
+      persistDir,
+      port,
+      runtime: RUNTIME,
+    });
+    const healthy = Date.now();
     log("master back; publishing");
-    const reconnect = ask("reconnects", { after: back, timeoutMs: 150_000 });
+    const reconnect = ask("reconnects", { timeoutMs: 150_000 });
     const round = await publishRound("publish after outage", ROUNDS + 2);
-    const delays = (await reconnect).flatMap((a) => a.delays);
+    const contacts = (await reconnect).flatMap((a) => a.contacts);
+    const seenAt = contacts.filter((at) => at !== null);
+    // The master is back at its first answer: /healthz, or a node that got in before it.
+    const back = Math.min(healthy, ...seenAt);
+    const delays = contacts.map((at) => (at === null ? null : at - back));
     const lost = delays.filter((d) => d === null).length;
     const seen = delays.filter((d) => d !== null);
     const edges = [1, 2, 5, 10, 20, 30, 45, 60, 90, 150];
     const histogram = {};
-    let lo = Number.NEGATIVE_INFINITY;
+    let lo = 0;
     for (const edge of edges) {
-      histogram[`${Number.isFinite(lo) ? lo : "<0"}–${edge} s`] = seen.filter(
-        (d) => d / 1000 >= (Number.isFinite(lo) ? lo : -1e9) && d / 1000 < edge,
-      ).length;
+      histogram[`${lo}–${edge} s`] = seen.filter((d) => d / 1000 >= lo && d / 1000 < edge).length;
       lo = edge;
     }
     results.outage = {
       seconds: OUTAGE_S,
+      healthzAfterFirstContactMs: healthy - back,
       reconnect: spread(seen),
       histogram,
       neverBack: lost,
@@ -288,6 +341,8 @@ try {
 } finally {
   await Promise.race([ask("stop", {}, "stopped"), new Promise((r) => setTimeout(r, 10_000))]);
   for (const { child } of children) if (child.exitCode === null) child.kill("SIGKILL");
+  mkdirSync(out, { recursive: true });
+  writeFileSync(path.join(out, "fleet-master.log"), master.log());
   await master.stop();
   rmSync(persistDir, { recursive: true, force: true });
 }

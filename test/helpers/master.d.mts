@@ -11,6 +11,8 @@ export interface StartMasterOptions {
   readyTimeoutMs?: number;
   /** Serve `GET /__scheduled` to run the cron trigger. */
   testScheduled?: boolean;
+  /** "wrangler" (default: `wrangler dev`, as `npm start`) or "miniflare" (no proxy worker in front). */
+  runtime?: "wrangler" | "miniflare";
 }
 
 export interface RunningMaster {

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { PolicyBundle } from "../../protocol/wire";
+import { bundleTag, type PolicyBundle } from "../../protocol/wire";
 import { observeStatements } from "../../worker/db/client";
 import { flushHubs, hubStats, shardCount } from "../../worker/services/policy-hub";
 import { call, expectError, json } from "./helpers/api";
@@ -94,7 +94,7 @@ describe("fleet scale: the long-poll path", () => {
       };
     });
     expect(result.status).toBe(200);
-    expect(result.etag).toBe(`"${fresh.hash}"`);
+    expect(result.etag).toBe(`"${bundleTag(result.bundle)}"`);
     expect(result.bundle).toMatchObject({ version: fresh.version, hash: fresh.hash });
     expect(reads(sql, "policy_chunks")).toEqual([]);
     expect(reads(sql, "policy_versions")).toEqual([]);
@@ -244,5 +244,16 @@ describe("fleet scale: the long-poll path", () => {
       );
       expect(events.filter((e) => e.type === "policy.applied" && e.version === version)).toHaveLength(1);
     }
+  });
+
+  it("a burst of agent calls after the allow list went stale reads it once, not once per call", async () => {
+    const nodes = await Promise.all(Array.from({ length: 20 }, () => enrollFleetNode()));
+    const { hash } = await publish(blockPolicy("herd.example"), "herd");
+    for (const node of nodes) expect((await poll(node, null, 0)).status).toBe(200);
+    // Past the isolate's 2 s allow-list cache: the next calls find it stale together.
+    await new Promise((r) => setTimeout(r, 2_100));
+    const { result, sql } = await statementsDuring(() => Promise.all(nodes.map((n) => poll(n, hash, 0))));
+    for (const res of result) expect(res.status).toBe(304);
+    expect(reads(sql, "settings").length).toBeLessThanOrEqual(1);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { PolicyBundle } from "../../protocol/wire";
+import { bundleTag, type PolicyBundle } from "../../protocol/wire";
 import { call, expectError, json } from "./helpers/api";
 import { blockPolicy, enrollNode, publish } from "./helpers/factories";
 
@@ -14,7 +14,53 @@ describe("long-poll distribution", () => {
     });
     expect(res.status).toBe(304);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
-    expect(res.headers.get("ETag")).toBe(`"${hash}"`);
+    expect(res.headers.get("ETag")).toMatch(new RegExp(`^"\\d+\\.\\d+\\.${hash}"$`));
+  });
+
+  it("names a bundle by (generation, version, hash): a new series of unchanged content releases a node holding it", async () => {
+    const node = await enrollNode();
+    const first = await publish(blockPolicy("series-same.example"), "series base");
+    const tag = bundleTag(first);
+    // The node's own tag holds the poll; so does the bare hash older agents send.
+    const held = await call("/api/agent/v1/policy?wait=1", {
+      token: node.nodeToken,
+      headers: { "If-None-Match": `"${tag}"` },
+    });
+    expect(held.status).toBe(304);
+    expect(held.headers.get("ETag")).toBe(`"${tag}"`);
+    const legacy = await call("/api/agent/v1/policy?wait=0", {
+      token: node.nodeToken,
+      headers: { "If-None-Match": `"${first.hash}"` },
+    });
+    expect(legacy.status).toBe(304);
+
+    const waiting = call("/api/agent/v1/policy?wait=30", {
+      token: node.nodeToken,
+      headers: { "If-None-Match": `"${tag}"` },
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const series = await json<{ version: number; hash: string; generation: number }>(
+      await call("/api/v1/policy/series", { body: { message: "rotation step" } }),
+      201,
+    );
+    expect(series.hash).toBe(first.hash);
+    const res = await waiting;
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as PolicyBundle;
+    expect(bundle).toMatchObject({
+      version: series.version,
+      hash: first.hash,
+      generation: series.generation,
+    });
+    expect(res.headers.get("ETag")).toBe(`"${bundleTag(series)}"`);
+    expect(bundleTag(series)).not.toBe(tag);
+
+    // Holding the new series' tag parks again.
+    const after = await call("/api/agent/v1/policy?wait=0", {
+      token: node.nodeToken,
+      headers: { "If-None-Match": `"${bundleTag(series)}"` },
+    });
+    expect(after.status).toBe(304);
   });
 
   it("releases a waiting poll within 2 s of a publish", async () => {

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { verifyBundle } from "../../protocol/signing";
-import type { PolicyBundle } from "../../protocol/wire";
+import { bundleTag, type PolicyBundle } from "../../protocol/wire";
 import { call, expectError, json } from "./helpers/api";
 import { blockPolicy, enrollNode, MINIMAL_POLICY, publish } from "./helpers/factories";
 
@@ -92,7 +92,7 @@ describe("publishing", () => {
     const text = await res.text();
     expect(res.status).toBe(200);
     const bundle = JSON.parse(text) as PolicyBundle;
-    expect(res.headers.get("ETag")).toBe(`"${bundle.hash}"`);
+    expect(res.headers.get("ETag")).toBe(`"${bundleTag(bundle)}"`);
     expect(await verifyBundle(bundle, node.masterKey)).toMatchObject({ ok: true, generation: 0 });
 
     const tampered = JSON.parse(text.replace("signed.example", "signed.exampla")) as PolicyBundle;

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { tagNames } from "../../protocol/wire";
 import { getDb } from "../db/client";
 import { recordStatuses, type StatusRow } from "../services/node-status";
 import { touchNodes } from "../services/nodes";
@@ -18,6 +19,8 @@ export interface HubStats {
   waiting: number;
   head: PolicyHead | null;
   pendingSeen: number;
+  /** Status group commits since the hub started: how many, their reports, the slowest one. */
+  statusBatches: { batches: number; reports: number; maxMs: number; lastMs: number };
 }
 
 interface Waiter {
@@ -60,6 +63,7 @@ export class PolicyHub extends DurableObject<Env> {
   private statuses: PendingStatus[] = [];
   private statusTimer: ReturnType<typeof setTimeout> | null = null;
   private statusWrite: Promise<void> | null = null;
+  private readonly statusBatches = { batches: 0, reports: 0, maxMs: 0, lastMs: 0 };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -70,13 +74,14 @@ export class PolicyHub extends DurableObject<Env> {
   }
 
   /**
-   * Answers at once when the newest head differs from `known` (or `timeoutMs` is 0); otherwise
-   * parks until a newer head arrives, the node is revoked, or `timeoutMs` passes.
+   * Answers at once when `known` (the node's If-None-Match: a bundle tag, or a bare hash from
+   * agents before tags) does not name the newest head, or `timeoutMs` is 0; otherwise parks until
+   * a newer head arrives, the node is revoked, or `timeoutMs` passes.
    */
   async poll(nodeId: string, known: string | null, timeoutMs: number): Promise<HubAnswer> {
     this.markSeen(nodeId);
     const head = targetHead(nodeId, await this.currentHead(), this.rollout);
-    if (!head || head.hash !== known || timeoutMs <= 0) return { head };
+    if (!head || !tagNames(known, head) || timeoutMs <= 0) return { head };
     return new Promise((resolve) => {
       const waiter: Waiter = {
         nodeId,
@@ -141,7 +146,12 @@ export class PolicyHub extends DurableObject<Env> {
   }
 
   stats(): HubStats {
-    return { waiting: this.waiters.size, head: this.head, pendingSeen: this.seen.size };
+    return {
+      waiting: this.waiters.size,
+      head: this.head,
+      pendingSeen: this.seen.size,
+      statusBatches: { ...this.statusBatches },
+    };
   }
 
   private async writeStatuses(): Promise<void> {
@@ -150,12 +160,19 @@ export class PolicyHub extends DurableObject<Env> {
     const batch = this.statuses;
     this.statuses = [];
     if (batch.length === 0) return;
+    const startedAt = Date.now();
     this.statusWrite = recordStatuses(
       getDb(this.env.DB),
       batch.map((p) => p.row),
     )
       .then(
         () => {
+          const ms = Date.now() - startedAt;
+          const figures = this.statusBatches;
+          figures.batches++;
+          figures.reports += batch.length;
+          figures.lastMs = ms;
+          figures.maxMs = Math.max(figures.maxMs, ms);
           for (const p of batch) p.done();
         },
         (error: unknown) => {
@@ -190,7 +207,7 @@ export class PolicyHub extends DurableObject<Env> {
     let released = 0;
     for (const waiter of this.waiters) {
       const head = targetHead(waiter.nodeId, this.head, this.rollout);
-      if (!head || waiter.known === head.hash) continue;
+      if (!head || tagNames(waiter.known, head)) continue;
       clearTimeout(waiter.timer);
       this.waiters.delete(waiter);
       waiter.resolve({ head });

@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import {
   agentVersionFromUserAgent,
+  bundleTag,
   CHUNK_LIMITS,
   EnrollRequest,
   EnrollResponse,
@@ -9,6 +10,7 @@ import {
   MAX_POLL_WAIT_SECONDS,
   PolicyBundle,
   StatusReport,
+  tagNames,
 } from "../../protocol/wire";
 import { config } from "../config";
 import { getDb } from "../db/client";
@@ -107,7 +109,8 @@ agentRoutes.openapi(
   },
 );
 
-function etagHash(header: string | undefined): string | null {
+/** The tag in If-None-Match: a bundle tag (`<generation>.<version>.<hash>`) or a bare hash. */
+function knownTag(header: string | undefined): string | null {
   if (!header) return null;
   const match = /^\s*(?:W\/)?"([^"]{1,200})"\s*$/.exec(header);
   return match?.[1] ?? null;
@@ -120,12 +123,12 @@ agentRoutes.openapi(
     tags: ["agent"],
     summary: "Long-poll for the signed policy bundle",
     description:
-      "Answers at once when the latest hash differs from If-None-Match, otherwise waits up to `wait` seconds for a publish.",
+      "Answers at once when If-None-Match does not name the latest bundle (its tag `<generation>.<version>.<hash>` as sent in ETag; a bare hash from older agents), otherwise waits up to `wait` seconds for a publish.",
     request: {
       query: z.object({ wait: z.coerce.number().int().min(0).max(MAX_POLL_WAIT_SECONDS).default(0) }),
     },
     responses: {
-      200: jsonResponse(PolicyBundle, "The newest signed bundle (ETag: its hash)"),
+      200: jsonResponse(PolicyBundle, "The newest signed bundle (ETag: `<generation>.<version>.<hash>`)"),
       304: { description: "Nothing newer within `wait`" },
       ...errors({ 400: "Invalid wait", 401: "NODE_UNKNOWN: revoked or unknown", 403: "IP_NOT_ALLOWED" }),
     },
@@ -143,7 +146,7 @@ agentRoutes.openapi(
       rememberNodeFields(node, { lastAddress: address, ...(agent ? { agentVersion: agent } : {}) });
     }
     const { wait } = c.req.valid("query");
-    const known = etagHash(c.req.header("If-None-Match"));
+    const known = knownTag(c.req.header("If-None-Match"));
     const answer = await pollHub(c.env, node.id, known, wait * 1000);
     // A revoke during the wait ends the poll with 401, as the next poll would.
     if (answer.revoked || wait > 0) await confirmNode(db, node);
@@ -151,14 +154,14 @@ agentRoutes.openapi(
     const { head } = answer;
     // The node's site, signed: its site rules depend on it (docs/fleet.md); the hub chose `head` per node.
     c.header(...(await pollSiteHeader(c.env, node)));
-    if (!head || head.hash === known) {
-      return c.body(null, 304, head ? { ETag: `"${head.hash}"` } : {});
+    if (!head || tagNames(known, head)) {
+      return c.body(null, 304, head ? { ETag: `"${bundleTag(head)}"` } : {});
     }
     const bundle = await bundleText(db, head.version, head.hash);
     if (!bundle) throw new AppError("NOT_FOUND", `policy version ${head.version} vanished`);
     return c.body(bundle.text, 200, {
       "Content-Type": "application/json; charset=utf-8",
-      ETag: `"${bundle.hash}"`,
+      ETag: `"${bundleTag(head)}"`,
       "Cache-Control": "no-store",
     });
   },

@@ -50,12 +50,26 @@ export async function setAgentAllowlist(db: Db, next: AgentAllowlist, ctx: Audit
 const ALLOWLIST_TTL_MS = 2_000;
 // Only the resolved list is shared between requests (a pending query belongs to its request).
 let cachedList: { at: number; list: AgentAllowlist } | null = null;
+// When the list goes stale, one request reads it again and the others keep the last list
+// meanwhile: a publish's ACK wave arrives as a burst, and one read per request queued ~2,000 D1
+// reads behind each other (docs/scale.md). A refresh whose request was cancelled is taken over.
+let refreshingSince: number | null = null;
+const REFRESH_STALE_MS = 5_000;
 
 async function allowlistForAgents(db: Db): Promise<AgentAllowlist> {
-  if (cachedList && Date.now() - cachedList.at < ALLOWLIST_TTL_MS) return cachedList.list;
-  const list = await getAgentAllowlist(db);
-  cachedList = { at: Date.now(), list };
-  return list;
+  const now = Date.now();
+  if (cachedList && now - cachedList.at < ALLOWLIST_TTL_MS) return cachedList.list;
+  if (cachedList && refreshingSince !== null && now - refreshingSince < REFRESH_STALE_MS) {
+    return cachedList.list;
+  }
+  refreshingSince = now;
+  try {
+    const list = await getAgentAllowlist(db);
+    cachedList = { at: Date.now(), list };
+    return list;
+  } finally {
+    if (refreshingSince === now) refreshingSince = null;
+  }
 }
 
 /** SafeSquid's "Access Restriction → Allow list" for agents: refuses any address outside it. */

@@ -55,6 +55,20 @@ export async function announceVersion(env: Env, head: PolicyHead) {
 }
 
 /**
+ * announceVersion without holding the publish: the answer goes out while the shards release their
+ * waiters (the isolate that answers the publish also sends those answers). The version is in D1
+ * before this is called, so a lost hand-off costs nodes at most the hubs' 30 s re-read.
+ */
+export function announceInBackground(
+  ctx: Pick<ExecutionContext, "waitUntil">,
+  env: Env,
+  head: PolicyHead,
+): Promise<void> {
+  ctx.waitUntil(announceVersion(env, head));
+  return Promise.resolve();
+}
+
+/**
  * Hands every shard the active rollout's targeting (null: none), before the head it concerns, so no
  * shard serves a held node the new head. Unlike a head, this must reach every shard: it throws.
  */

@@ -8,7 +8,13 @@ import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
 import { agentUrl } from "../../../agent/master/client";
 import type { FetchLike } from "../../../agent/ports";
-import type { LogRecord, PolicyBundle, StatusReport } from "../../../protocol/wire";
+import {
+  bundleTag,
+  type LogRecord,
+  type PolicyBundle,
+  type StatusReport,
+  tagNames,
+} from "../../../protocol/wire";
 import type { FakeClock } from "./clock";
 
 export type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
@@ -63,6 +69,8 @@ export class FakeMaster {
   readonly queue: PollReply[] = [];
   /** How long a "nothing new" poll is held, like the real long poll (advances a manual clock). */
   holdMs = 0;
+  /** Name bundles as the master does now (`<generation>.<version>.<hash>`); false: by hash, as before. */
+  tags = false;
 
   readonly statuses: StatusReport[] = [];
   readonly statusTimes: number[] = [];
@@ -163,11 +171,12 @@ export class FakeMaster {
   private poll(url: string, headers: Record<string, string>): Response {
     const etag = headers["if-none-match"]?.replace(/"/g, "") ?? null;
     this.polls.push({ url, etag, userAgent: headers["user-agent"] ?? null });
-    if (!this.current || this.current.hash === etag) {
+    if (!this.current || (this.tags ? tagNames(etag, this.current) : this.current.hash === etag)) {
       if (this.o.clock) this.o.clock.t += this.holdMs;
       return new Response(null, { status: 304 });
     }
-    return Response.json(this.current, { headers: { etag: `"${this.current.hash}"` } });
+    const name = this.tags ? bundleTag(this.current) : this.current.hash;
+    return Response.json(this.current, { headers: { etag: `"${name}"` } });
   }
 
   private async upload(headers: Record<string, string>, body: Uint8Array): Promise<Response> {

@@ -15,7 +15,7 @@ import {
   startSeries,
 } from "../../services/policy";
 import { diffPolicies } from "../../services/policy-diff";
-import { announceVersion } from "../../services/policy-hub";
+import { announceInBackground } from "../../services/policy-hub";
 import { simulateAgainst } from "../../services/simulate";
 import { Instant, Loose, Pagination } from "./schemas";
 
@@ -40,7 +40,8 @@ const policyWrite = (c: Context<AppEnv>): PolicyWrite => ({
   db: getDb(c.env.DB),
   seeds: signingSeeds(c.env),
   actor: auditContext(c),
-  notify: (v) => announceVersion(c.env, v),
+  // The publish answers while the shards release their waiters (services/policy-hub.ts).
+  notify: (v) => announceInBackground(c.executionCtx, c.env, v),
 });
 
 /** Rollback and series take an optional body: `{message}` or nothing at all. */
