@@ -67,7 +67,7 @@ describe("staged rollout", () => {
     expect(ringPoll.bundle?.version).toBe(rollout.toVersion);
     const heldPoll = await pollNow(f.restNodes[0]!.nodeToken, f.v1.hash);
     expect(heldPoll.status).toBe(304);
-    expect(heldPoll.etag).toBe(`"${f.v1.hash}"`);
+    expect(heldPoll.etag).toContain(f.v1.hash);
     const nodes = await json<{ nodes: { id: string; sync: string }[] }>(
       await call(`/api/v1/nodes?site=${f.restSite.name}`),
       200,
