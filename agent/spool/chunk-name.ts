@@ -1,3 +1,5 @@
+import { formatChunkId } from "../../protocol/chunk-id";
+
 // Sealed chunk files carry their id and what the spool needs to know about them without
 // inflating them (record count, oldest record time) in the file name, so a restart with a
 // large backlog only lists a directory: `<epoch>.<seq>.r<records>.t<oldestMs>.ndjson.gz`.
@@ -16,9 +18,9 @@ export interface ChunkInfo {
 const CHUNK_FILE = /^([0-9a-z]{1,30})\.(\d{1,15})\.r(\d{1,9})\.t(\d{1,15})\.ndjson\.gz$/;
 const SEGMENT_FILE = /^(\d{1,15})\.seg$/;
 
-/** The id the master sees in `X-Fleetgate-Chunk`: `<epoch>.<seq>`. */
+/** The id the master sees in `X-Fleetgate-Chunk`: `<epoch>.<seq>` (protocol/chunk-id.ts). */
 export function chunkId(chunk: Pick<ChunkInfo, "epoch" | "seq">): string {
-  return `${chunk.epoch}.${chunk.seq}`;
+  return formatChunkId(chunk);
 }
 
 export function chunkFileName(chunk: Omit<ChunkInfo, "file" | "bytes">): string {

@@ -113,7 +113,10 @@ const masterOptions = {
   bootstrapToken: token,
   signingSeed: "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
   vars: { ENROLL_RATE_LIMIT: "10000" },
-  testScheduled: true,
+  // "wrangler" (wrangler dev, as npm start) or "miniflare" (Miniflare's API: no proxy worker;
+  // ingest phase only, the cron needs wrangler's --test-scheduled).
+  runtime: process.env.BENCH_RUNTIME ?? "wrangler",
+  testScheduled: (process.env.BENCH_RUNTIME ?? "wrangler") === "wrangler",
 };
 const admin = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
 const sorted = (xs) => [...xs].sort((a, b) => a - b);
@@ -501,8 +504,139 @@ async function storage() {
   }
 }
 
+// 4. Fleet-shaped uploads (issue 9's fleet: 1,000 nodes × 5 records/s, one 50-record chunk per
+// node every 10 s = 100 chunks/s), sent open-loop at that rate for BENCH_FLEET_SECONDS: answer
+// latency, errors, and the user workerd's CPU per chunk and resident memory. Not in the default
+// phases: BENCH_PHASES=fleetlogs (BENCH_FLEET_NODES scales it).
+const FLEET_NODES = Number(process.env.BENCH_FLEET_NODES ?? 1000);
+const FLEET_SECONDS = Number(process.env.BENCH_FLEET_SECONDS ?? 60);
+const FLEET_CHUNK = 50;
+const FLEET_EVERY_MS = 10_000;
+
+/** Resident memory (MB) of the master's busiest workerd (the one running the worker). */
+function workerdRssMb(master) {
+  let best = { cpu: -1, rss: 0 };
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (!comm.startsWith("workerd") || Number(fields[2]) !== master.child.pid) continue;
+      const cpu = Number(fields[11]) + Number(fields[12]);
+      if (cpu > best.cpu) best = { cpu, rss: (Number(fields[21]) * 4096) / 1e6 };
+    } catch {}
+  }
+  return best.rss;
+}
+
+async function fleetLogs() {
+  const master = await startMaster(masterOptions);
+  const api = client(master);
+  try {
+    const nodes = await api.enrollNodes(FLEET_NODES, "fleet");
+    const startTs = Date.now() - 60_000;
+    const latencies = [];
+    const statuses = {};
+    const rss = [workerdRssMb(master)];
+    const cpu0 = workerdCpuSeconds(master);
+    const t0 = performance.now();
+    const inflight = new Set();
+    let sent = 0;
+    let accepted = 0;
+    const total = Math.floor((FLEET_SECONDS * 1000 * FLEET_NODES) / FLEET_EVERY_MS);
+    const gapMs = FLEET_EVERY_MS / FLEET_NODES;
+    const sampler = setInterval(() => rss.push(workerdRssMb(master)), 2000);
+    for (let i = 0; i < total; i++) {
+      const due = t0 + i * gapMs;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      const n = i % FLEET_NODES;
+      const seq = Math.floor(i / FLEET_NODES) + 1;
+      const body = buildSmallChunk(n, startTs + seq * 1000);
+      const s0 = performance.now();
+      const p = fetch(`${master.url}/api/agent/v1/logs`, {
+        method: "POST",
+        headers: {
+          Authorization: `Bearer ${nodes[n].nodeToken}`,
+          "Content-Encoding": "gzip",
+          "Content-Type": "application/x-ndjson",
+          "X-Fleetgate-Chunk": `fleet.${seq}`,
+        },
+        body,
+      })
+        .then(async (res) => {
+          const text = await res.text();
+          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+          if (res.status === 200) accepted += JSON.parse(text).accepted;
+          latencies.push(performance.now() - s0);
+        })
+        .catch(() => {
+          statuses.failed = (statuses.failed ?? 0) + 1;
+        })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+      sent++;
+    }
+    await Promise.all(inflight);
+    clearInterval(sampler);
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = workerdCpuSeconds(master) - cpu0;
+    console.log(
+      `fleet uploads: ${sent} chunks in ${seconds.toFixed(1)} s, statuses ${JSON.stringify(statuses)}`,
+    );
+    rows.push(
+      {
+        metric: `fleet uploads: ${FLEET_NODES} nodes, ${FLEET_CHUNK}-record chunk per node per 10 s, ${sent} chunks`,
+        value: sent / seconds,
+        unit: `chunks/s (${JSON.stringify(statuses)})`,
+      },
+      {
+        metric: "fleet upload answer median / p95",
+        value: median(latencies),
+        unit: `ms (p95 ${p95(latencies).toFixed(0)}, max ${Math.max(...latencies).toFixed(0)})`,
+      },
+      { metric: "fleet upload workerd CPU per chunk (all work)", value: (cpu / sent) * 1000, unit: "ms" },
+      {
+        metric: "fleet upload workerd RSS start / max / end",
+        value: rss[0],
+        unit: `MB (max ${Math.max(...rss).toFixed(0)}, end ${rss[rss.length - 1].toFixed(0)})`,
+      },
+      { metric: "fleet upload records accepted", value: accepted, unit: "records" },
+    );
+  } catch (error) {
+    console.error(master.log().slice(-3000));
+    throw error;
+  } finally {
+    await master.stop();
+  }
+}
+
+function buildSmallChunk(node, startMs) {
+  const lines = [];
+  for (let i = 0; i < FLEET_CHUNK; i++) {
+    lines.push(
+      JSON.stringify({
+        ts: new Date(startMs + i * 200).toISOString(),
+        client: `10.${node % 250}.${Math.floor(rand() * 4)}.7`,
+        method: "GET",
+        scheme: "connect",
+        host: pickHost(),
+        port: 443,
+        status: 200,
+        action: "allow",
+        bytesIn: Math.floor(rand() * 2000),
+        bytesOut: Math.floor(rand() * 50_000),
+        durationMs: Math.floor(rand() * 300),
+        requestId: `${node}-${startMs}-${i}`,
+      }),
+    );
+  }
+  return gzipSync(`${lines.join("\n")}\n`);
+}
+
 if (PHASES.has("ingest") || PHASES.has("reports")) await ingestAndReports();
 if (PHASES.has("storage")) await storage();
+if (PHASES.has("fleetlogs")) await fleetLogs();
 rows.push(...searchRows);
 console.table(rows);
 const out = path.resolve(import.meta.dirname, "../../bench-results");

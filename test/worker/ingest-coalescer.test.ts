@@ -2,6 +2,8 @@ import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test
 import { describe, expect, it } from "vitest";
 import type { IngestCoalescer } from "../../worker/durable/ingest-coalescer";
 import { coalescer, shardOf } from "../../worker/services/ingest-accept";
+import { foldChunk } from "../../worker/services/ingest-fold";
+import { parseRecords } from "../../worker/services/ingest-validate";
 import { FLEET, KIND } from "../../worker/services/rollup-kinds";
 import { json } from "./helpers/api";
 import { enrollNode } from "./helpers/factories";
@@ -132,5 +134,40 @@ describe("ingest coalescer", () => {
     expect(await rows(a.nodeId)).toEqual([{ requests: 12, bytesOut: 3 * bytesOf(4) }]);
     expect(await rows(b.nodeId)).toEqual([{ requests: 6, bytesOut: 3 * bytesOf(2) }]);
     expect(await rows(FLEET)).toEqual([{ requests: 18, bytesOut: 3 * bytesOf(4) + 3 * bytesOf(2) }]);
+  });
+
+  it("counts a chunk that the previous version buffered (a JSON fold in `pending`) once after the deploy", async () => {
+    const node = await enrollNode();
+    const records = chunkOf(12);
+    const fold = foldChunk(parseRecords(`${records.map((r) => JSON.stringify(r)).join("\n")}\n`));
+    const stub = shardFor(node.nodeId);
+    // The previous version's buffer, as it wrote it.
+    await runInDurableObject(stub, (_o: IngestCoalescer, state) => {
+      state.storage.sql.exec(`CREATE TABLE pending (
+        node_id TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, received_at INTEGER NOT NULL,
+        records INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, fold TEXT NOT NULL,
+        archive TEXT, PRIMARY KEY (node_id, epoch, seq))`);
+      state.storage.sql.exec(
+        "INSERT INTO pending VALUES (?, 'old', 1, ?, 12, ?, ?, ?, ?)",
+        node.nodeId,
+        Date.now(),
+        fold.firstTs,
+        fold.lastTs,
+        JSON.stringify(fold),
+        JSON.stringify({ firstTs: fold.firstTs, lastTs: fold.lastTs, records: 12, bytes: 321, lagMs: 0 }),
+      );
+    });
+    await abortAllDurableObjects(); // the deploy: the new class starts on the old storage
+    expect(await runInDurableObject(shardFor(node.nodeId), (o: IngestCoalescer) => o.pending())).toEqual({
+      chunks: 1,
+      records: 12,
+    });
+    expect(await shardFor(node.nodeId).flush()).toBe(12);
+    expect(await totals(node.nodeId)).toEqual({ requests: 12, bytesOut: bytesOf(12) });
+    expect(await ledger(node.nodeId)).toEqual(["old.1"]);
+    const indexed = await env.DB.prepare("SELECT records, bytes FROM log_archive WHERE node_id = ?")
+      .bind(node.nodeId)
+      .first();
+    expect(indexed).toEqual({ records: 12, bytes: 321 });
   });
 });

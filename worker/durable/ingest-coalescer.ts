@@ -2,7 +2,14 @@ import { DurableObject } from "cloudflare:workers";
 import { config } from "../config";
 import { guardBoundParameters } from "../db/client";
 import { type ArchiveMeta, archiveIndexStatements } from "../services/chunk-archive";
-import { admittedId, buildRows, type ChunkFold } from "../services/ingest-fold";
+import {
+  admittedId,
+  buildRows,
+  type ChunkFold,
+  decodeFold,
+  type EncodedFold,
+  encodeFold,
+} from "../services/ingest-fold";
 import {
   chunkKey,
   committedChunks,
@@ -13,12 +20,14 @@ import {
 } from "../services/rollup-store";
 
 /** What the Worker hands over for one accepted chunk. */
-export interface ChunkMeta {
+export interface BufferedChunk {
+  nodeId: string;
+  epoch: string;
+  seq: number;
   records: number;
-  firstTs: number;
-  lastTs: number;
+  fold: EncodedFold;
   /** The chunk's archive index fields (services/chunk-archive.ts), written in the flush batch. */
-  archive?: ArchiveMeta;
+  archive: ArchiveMeta;
 }
 
 export type AcceptAnswer = { accepted: number; duplicate: boolean } | { busy: true };
@@ -42,8 +51,10 @@ interface PendingRow extends Record<string, SqlStorageValue> {
   records: number;
   first_ts: number;
   last_ts: number;
-  fold: string;
-  archive: string | null;
+  shape: string;
+  counts: ArrayBuffer;
+  archive_bytes: number | null;
+  lag_ms: number | null;
 }
 
 /**
@@ -68,18 +79,19 @@ export class IngestCoalescer extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS pending (
+    // One row per buffered chunk; its fold is one compact value (keys as JSON, numbers as bytes).
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS buffered (
       node_id TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, received_at INTEGER NOT NULL,
-      records INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, fold TEXT NOT NULL,
-      archive TEXT, PRIMARY KEY (node_id, epoch, seq))`);
-    // A buffer created before the archive column: add it (the error says it exists already).
-    try {
-      this.sql.exec("ALTER TABLE pending ADD COLUMN archive TEXT");
-    } catch {}
+      records INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
+      shape TEXT NOT NULL, counts BLOB NOT NULL, archive_bytes INTEGER, lag_ms INTEGER,
+      PRIMARY KEY (node_id, epoch, seq))`);
+    this.adoptLegacyBuffer();
     this.sql.exec(`CREATE TABLE IF NOT EXISTS seen (
       node_id TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
       PRIMARY KEY (node_id, epoch, seq)) WITHOUT ROWID`);
-    this.pendingRecords = Number(this.sql.exec("SELECT COALESCE(SUM(records), 0) AS n FROM pending").one().n);
+    this.pendingRecords = Number(
+      this.sql.exec("SELECT COALESCE(SUM(records), 0) AS n FROM buffered").one().n,
+    );
   }
 
   private get flushMs() {
@@ -87,39 +99,68 @@ export class IngestCoalescer extends DurableObject<Env> {
   }
 
   /**
+   * A buffer written by the version before the compact fold (a `pending` table of JSON folds):
+   * its chunks move into `buffered` once, so nothing acknowledged is lost across the deploy.
+   */
+  private adoptLegacyBuffer() {
+    const legacy = this.sql
+      .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pending'")
+      .toArray();
+    if (!legacy.length) return;
+    this.ctx.storage.transactionSync(() => {
+      for (const row of this.sql.exec("SELECT * FROM pending ORDER BY rowid")) {
+        const fold = JSON.parse(String(row.fold)) as ChunkFold;
+        const archive = row.archive ? (JSON.parse(String(row.archive)) as ArchiveMeta) : null;
+        const encoded = encodeFold(fold);
+        this.sql.exec(
+          "INSERT OR IGNORE INTO buffered (node_id, epoch, seq, received_at, records, first_ts, last_ts, shape, counts, archive_bytes, lag_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          row.node_id,
+          row.epoch,
+          row.seq,
+          row.received_at,
+          row.records,
+          row.first_ts,
+          row.last_ts,
+          encoded.shape,
+          encoded.counts,
+          archive?.bytes ?? null,
+          archive?.lagMs ?? null,
+        );
+      }
+      this.sql.exec("DROP TABLE pending");
+    });
+  }
+
+  /**
    * Takes one chunk: a duplicate if this shard has seen its id, busy if the buffer is full,
    * otherwise stored durably and scheduled for the next flush.
    */
-  async accept(
-    nodeId: string,
-    epoch: string,
-    seq: number,
-    meta: ChunkMeta,
-    fold: string,
-  ): Promise<AcceptAnswer> {
+  async accept(chunk: BufferedChunk): Promise<AcceptAnswer> {
+    const { nodeId, epoch, seq, records, fold, archive } = chunk;
     const known = this.sql
       .exec("SELECT 1 FROM seen WHERE node_id = ? AND epoch = ? AND seq = ?", nodeId, epoch, seq)
       .toArray();
     if (known.length) return { accepted: 0, duplicate: true };
-    if (this.pendingRecords > 0 && this.pendingRecords + meta.records > MAX_PENDING_RECORDS)
-      return { busy: true };
+    if (this.pendingRecords > 0 && this.pendingRecords + records > MAX_PENDING_RECORDS) return { busy: true };
     const now = Date.now();
     this.sql.exec("INSERT INTO seen (node_id, epoch, seq, at) VALUES (?, ?, ?, ?)", nodeId, epoch, seq, now);
     this.sql.exec(
-      "INSERT INTO pending (node_id, epoch, seq, received_at, records, first_ts, last_ts, fold, archive) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO buffered (node_id, epoch, seq, received_at, records, first_ts, last_ts, shape, counts, archive_bytes, lag_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       nodeId,
       epoch,
       seq,
       now,
-      meta.records,
-      meta.firstTs,
-      meta.lastTs,
-      fold,
-      meta.archive ? JSON.stringify(meta.archive) : null,
+      records,
+      archive.firstTs,
+      archive.lastTs,
+      fold.shape,
+      fold.counts,
+      archive.bytes,
+      archive.lagMs,
     );
-    this.pendingRecords += meta.records;
+    this.pendingRecords += records;
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + this.flushMs);
-    return { accepted: meta.records, duplicate: false };
+    return { accepted: records, duplicate: false };
   }
 
   override async alarm() {
@@ -127,7 +168,7 @@ export class IngestCoalescer extends DurableObject<Env> {
       await this.flush();
       this.failures = 0;
       this.sql.exec(
-        "DELETE FROM seen WHERE at < ? AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.node_id = seen.node_id AND p.epoch = seen.epoch AND p.seq = seen.seq)",
+        "DELETE FROM seen WHERE at < ? AND NOT EXISTS (SELECT 1 FROM buffered p WHERE p.node_id = seen.node_id AND p.epoch = seen.epoch AND p.seq = seen.seq)",
         Date.now() - SEEN_KEEP_MS,
       );
     } catch (error) {
@@ -148,7 +189,7 @@ export class IngestCoalescer extends DurableObject<Env> {
   /** Buffered chunks and records (for tests and the bench). */
   pending(): { chunks: number; records: number } {
     const row = this.sql
-      .exec("SELECT COUNT(*) AS chunks, COALESCE(SUM(records), 0) AS records FROM pending")
+      .exec("SELECT COUNT(*) AS chunks, COALESCE(SUM(records), 0) AS records FROM buffered")
       .one();
     return { chunks: Number(row.chunks), records: Number(row.records) };
   }
@@ -166,7 +207,7 @@ export class IngestCoalescer extends DurableObject<Env> {
     const batch: PendingRow[] = [];
     let records = 0;
     for (const row of this.sql.exec<PendingRow>(
-      "SELECT node_id, epoch, seq, received_at, records, first_ts, last_ts, fold, archive FROM pending ORDER BY rowid LIMIT ?",
+      "SELECT node_id, epoch, seq, received_at, records, first_ts, last_ts, shape, counts, archive_bytes, lag_ms FROM buffered ORDER BY rowid LIMIT ?",
       MAX_FLUSH_CHUNKS,
     )) {
       if (batch.length && records + row.records > MAX_FLUSH_RECORDS) break;
@@ -178,7 +219,13 @@ export class IngestCoalescer extends DurableObject<Env> {
 
   private async flushBatch(batch: PendingRow[], options: { afterCommit?: () => void }): Promise<number> {
     const d1 = guardBoundParameters(this.env.DB);
-    const chunks = batch.map((row) => ({ nodeId: row.node_id, fold: JSON.parse(row.fold) as ChunkFold }));
+    const chunks = batch.map((row) => ({
+      nodeId: row.node_id,
+      fold: decodeFold(
+        { records: row.records, firstTs: row.first_ts, lastTs: row.last_ts },
+        { shape: row.shape, counts: row.counts },
+      ),
+    }));
     await this.loadMissingAdmitted(d1, chunks);
     const built = buildRows(chunks, (nodeId, hour, dim) => this.admitted.get(admittedId(nodeId, hour, dim))!);
     const ledger: LedgerEntry[] = batch.map((row) => ({
@@ -193,16 +240,20 @@ export class IngestCoalescer extends DurableObject<Env> {
     try {
       // Per-chunk D1 rows that must be exactly as durable as the counts belong in this batch.
       const archived = batch.flatMap((row) =>
-        row.archive
-          ? [
+        row.archive_bytes === null
+          ? []
+          : [
               {
                 nodeId: row.node_id,
                 epoch: row.epoch,
                 seq: row.seq,
-                ...(JSON.parse(row.archive) as ArchiveMeta),
+                firstTs: row.first_ts,
+                lastTs: row.last_ts,
+                records: row.records,
+                bytes: row.archive_bytes,
+                lagMs: row.lag_ms ?? 0,
               },
-            ]
-          : [],
+            ],
       );
       await d1.batch([
         ...ledgerStatements(d1, ledger),
@@ -243,7 +294,7 @@ export class IngestCoalescer extends DurableObject<Env> {
   private forget(rows: PendingRow[]) {
     if (!rows.length) return;
     this.sql.exec(
-      "DELETE FROM pending WHERE (node_id, epoch, seq) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))",
+      "DELETE FROM buffered WHERE (node_id, epoch, seq) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))",
       JSON.stringify(rows.map((row) => [row.node_id, row.epoch, row.seq])),
     );
     for (const row of rows) this.pendingRecords -= row.records;

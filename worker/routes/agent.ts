@@ -1,9 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
+import { CHUNK_ID_HEADER } from "../../protocol/chunk-id";
 import {
   agentVersionFromUserAgent,
   bundleTag,
-  CHUNK_LIMITS,
   EnrollRequest,
   EnrollResponse,
   LogChunkAnswer,
@@ -20,9 +20,7 @@ import { nodeAuth } from "../middleware/node-auth";
 import { createRouter, ErrorSchema, jsonBody, jsonResponse } from "../openapi";
 import { bearerFrom } from "../services/admin-auth";
 import { assertAgentAddressAllowed } from "../services/agent-allowlist";
-import { archiveChunk, readCompressedChunk } from "../services/chunk-archive";
 import { enrollNode } from "../services/enrollment";
-import { parseChunkId, parseRecords, readChunkBody, recordWindow } from "../services/ingest";
 import { acceptChunk } from "../services/ingest-accept";
 import { confirmNode, rememberNodeFields } from "../services/node-auth";
 import { statusRow } from "../services/node-status";
@@ -31,7 +29,6 @@ import { bundleText, signingKey } from "../services/policy";
 import { pollHub, reportStatus } from "../services/policy-hub";
 import { hitAddressLimit } from "../services/rate-limit";
 import { onNodeReport } from "../services/rollout";
-import { chunkExists } from "../services/rollup-store";
 import { pollSiteHeader, signedSite } from "../services/sites";
 
 const errors = (codes: Record<number, string>) =>
@@ -217,28 +214,12 @@ agentRoutes.openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const node = c.get("node");
-    const id = parseChunkId(c.req.header("X-Fleetgate-Chunk"));
-    const declared = Number(c.req.header("Content-Length") ?? "0");
-    if (declared > CHUNK_LIMITS.maxGzipBytes) {
-      throw new AppError(
-        "PAYLOAD_TOO_LARGE",
-        `compressed chunk exceeds ${CHUNK_LIMITS.maxGzipBytes} bytes; split the chunk`,
-      );
-    }
-    if (await chunkExists(db.$client, node.id, id)) {
-      await c.req.raw.body?.cancel();
-      return c.json({ accepted: 0, duplicate: true }, 200);
-    }
-    const gzip = await readCompressedChunk(c.req.raw.body);
-    const text = await readChunkBody(new Blob([gzip]).stream(), c.req.header("Content-Encoding"));
-    const records = parseRecords(text, recordWindow(config(c.env).retentionDays));
-    const archive = await archiveChunk({
-      bucket: c.env.LOG_ARCHIVE,
-      nodeId: node.id,
-      id,
-      gzip,
-      times: records.times,
-    });
-    return c.json(await acceptChunk(c.env, node.id, id, records, archive), 200);
+    const input = {
+      chunkId: c.req.header(CHUNK_ID_HEADER),
+      encoding: c.req.header("Content-Encoding"),
+      length: c.req.header("Content-Length"),
+      body: c.req.raw.body,
+    };
+    return c.json(await acceptChunk({ db, env: c.env, node, input }), 200);
   },
 );

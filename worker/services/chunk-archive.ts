@@ -1,7 +1,5 @@
-import { CHUNK_LIMITS } from "../../protocol/wire";
+import type { ChunkId } from "../../protocol/chunk-id";
 import type { Db } from "../db/client";
-import { AppError } from "../errors";
-import type { ChunkId } from "./ingest";
 
 const DAY = 24 * 3_600_000;
 /** Chunks whose records span more than this are "wide": found through a partial index. */
@@ -27,37 +25,6 @@ export interface ArchivedChunk {
 export function archiveKey(c: Pick<ArchivedChunk, "nodeId" | "epoch" | "seq" | "firstTs">): string {
   const at = new Date(c.firstTs).toISOString();
   return `logs/${at.slice(0, 10)}/${at.slice(11, 13)}/${c.nodeId}/${c.epoch}.${c.seq}.ndjson.gz`;
-}
-
-/**
- * Reads the compressed body, cut off past the 1 MiB chunk limit as it arrives. The bytes are
- * archived as received; the same bytes are then inflated and validated by services/ingest.ts.
- */
-export async function readCompressedChunk(body: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {
-  if (!body) throw new AppError("BAD_REQUEST", "empty body");
-  const reader = body.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > CHUNK_LIMITS.maxGzipBytes) {
-      await reader.cancel();
-      throw new AppError(
-        "PAYLOAD_TOO_LARGE",
-        `compressed chunk exceeds ${CHUNK_LIMITS.maxGzipBytes} bytes; split the chunk`,
-      );
-    }
-    parts.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.byteLength;
-  }
-  return bytes;
 }
 
 /** What the archive index row holds beyond the chunk id. */

@@ -1,9 +1,19 @@
-import type { LogChunkAnswer } from "../../protocol/wire";
+// Accepting one log chunk, the one verb the /logs route calls. In order: the chunk id, a
+// duplicate of a counted chunk (answered without reading the body), the body with its limits,
+// every record validated, the raw gzip put in R2, then the fold handed to the node's ingest
+// coalescer, which answers once the chunk is durable there and writes ledger, archive index
+// and rollups in one D1 batch about a second later (docs/reports.md, Ingestion).
+import { type ChunkId, parseChunkId } from "../../protocol/chunk-id";
+import { CHUNK_LIMITS, type LogChunkAnswer } from "../../protocol/wire";
+import { config } from "../config";
+import type { Db } from "../db/client";
 import type { IngestCoalescer } from "../durable/ingest-coalescer";
 import { AppError } from "../errors";
-import type { ArchiveMeta } from "./chunk-archive";
-import type { ChunkId, ParsedChunk } from "./ingest";
-import { foldChunk } from "./ingest-fold";
+import { archiveChunk } from "./chunk-archive";
+import { inflateChunk, readCompressedChunk } from "./ingest-body";
+import { encodeFold, foldChunk } from "./ingest-fold";
+import { parseRecords, recordWindow } from "./ingest-validate";
+import { chunkExists } from "./rollup-store";
 
 // Nodes are spread over this many coalescers by a hash of their id. A constant, not a var:
 // changing it moves nodes to another shard, and a chunk retried within the second its old
@@ -21,28 +31,79 @@ export function coalescer(env: Env, shard: number) {
   return ns.get(ns.idFromName(`shard-${shard}`));
 }
 
+/** An upload as it arrives: the headers that matter and the body stream. */
+export interface ChunkUpload {
+  /** `X-Fleetgate-Chunk` */
+  chunkId: string | undefined;
+  /** `Content-Encoding` */
+  encoding: string | undefined;
+  /** `Content-Length`, when sent */
+  length: string | undefined;
+  body: ReadableStream<Uint8Array> | null;
+}
+
+function chunkIdOf(header: string | undefined): ChunkId {
+  const id = parseChunkId(header);
+  if (!id) {
+    throw new AppError("VALIDATION_FAILED", "X-Fleetgate-Chunk must be <epoch>.<seq>", [
+      { path: "headers.x-fleetgate-chunk", message: `got ${JSON.stringify(header ?? null)}` },
+    ]);
+  }
+  return id;
+}
+
 /**
- * Accepts a parsed chunk: folds it and hands it to its node's coalescer, which answers once the
- * chunk is durable there (counted in D1 within about a second). Any failure on the way is a 503:
- * the node keeps the chunk and sends it again; only a chunk id already accepted is a duplicate.
+ * Accepts one chunk of `node` exactly once. Answers `{accepted, duplicate}`; a refused chunk
+ * writes nothing (4xx naming the line and field); any failure past validation is a 503, so the
+ * node keeps the chunk and sends the same id again.
  */
-export async function acceptChunk(
+export async function acceptChunk({
+  db,
+  env,
+  node,
+  input,
+}: {
+  db: Db;
+  env: Env;
+  node: { id: string };
+  input: ChunkUpload;
+}): Promise<LogChunkAnswer> {
+  const id = chunkIdOf(input.chunkId);
+  if (Number(input.length ?? "0") > CHUNK_LIMITS.maxGzipBytes) {
+    throw new AppError(
+      "PAYLOAD_TOO_LARGE",
+      `compressed chunk exceeds ${CHUNK_LIMITS.maxGzipBytes} bytes; split the chunk`,
+    );
+  }
+  if (await chunkExists(db.$client, node.id, id)) {
+    await input.body?.cancel();
+    return { accepted: 0, duplicate: true };
+  }
+  const gzip = await readCompressedChunk(input.body);
+  const text = inflateChunk(gzip, input.encoding);
+  const chunk = parseRecords(text, recordWindow(config(env).retentionDays));
+  const fold = foldChunk(chunk);
+  const archive = await archiveChunk({
+    bucket: env.LOG_ARCHIVE,
+    nodeId: node.id,
+    id,
+    gzip,
+    times: chunk.times,
+  });
+  return bufferChunk(env, node.id, id, fold.records, encodeFold(fold), archive);
+}
+
+async function bufferChunk(
   env: Env,
   nodeId: string,
   id: ChunkId,
-  chunk: ParsedChunk,
-  archive?: ArchiveMeta,
+  records: number,
+  fold: ReturnType<typeof encodeFold>,
+  archive: Awaited<ReturnType<typeof archiveChunk>>,
 ): Promise<LogChunkAnswer> {
-  const fold = foldChunk(chunk);
   let answer: Awaited<ReturnType<IngestCoalescer["accept"]>>;
   try {
-    answer = await coalescer(env, shardOf(nodeId)).accept(
-      nodeId,
-      id.epoch,
-      id.seq,
-      { records: fold.records, firstTs: fold.firstTs, lastTs: fold.lastTs, ...(archive ? { archive } : {}) },
-      JSON.stringify(fold),
-    );
+    answer = await coalescer(env, shardOf(nodeId)).accept({ nodeId, ...id, records, fold, archive });
   } catch (error) {
     console.error("ingest coalescer unavailable", String(error));
     throw new AppError("UNAVAILABLE", "the log buffer is unavailable; send the chunk again", undefined, {

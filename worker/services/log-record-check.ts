@@ -1,15 +1,15 @@
 import { LogRecord } from "../../protocol/wire";
 
-// LogRecord.safeParse costs ~4 µs a record, more than everything else ingestion does with it.
-// Nearly every record a node sends is plainly valid, so this checks exactly the schema's rules
-// by hand (never more lenient) and asks zod only about the rest, which also words the error.
+// LogRecord.safeParse costs ~4 µs a record. For a line the scan (ingest-record-scan.ts) did not
+// read, this checks the parsed value against exactly the schema's rules by hand (never more
+// lenient) and asks zod only about the rest, which also words the error.
 
 const isText = (v: unknown, max: number): boolean => typeof v === "string" && v.length <= max;
 const isOptionalText = (v: unknown, max: number): boolean => v === undefined || isText(v, max);
 const isCount = (v: unknown, max = Number.MAX_SAFE_INTEGER): boolean =>
   typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && v <= max;
 
-const FIELDS = 15;
+const FIELDS = 17;
 
 function plainlyValid(value: unknown): value is LogRecord {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
@@ -26,6 +26,8 @@ function plainlyValid(value: unknown): value is LogRecord {
     isCount(r.status, 999) &&
     (r.action === "allow" || r.action === "block" || r.action === "auth" || r.action === "error") &&
     isOptionalText(r.rule, 200) &&
+    isOptionalText(r.sni, 260) &&
+    (r.ech === undefined || typeof r.ech === "boolean") &&
     isCount(r.bytesIn) &&
     isCount(r.bytesOut) &&
     typeof r.durationMs === "number" &&
@@ -33,11 +35,15 @@ function plainlyValid(value: unknown): value is LogRecord {
     r.durationMs >= 0 &&
     isText(r.requestId, 100);
   if (!ok) return false;
-  // A strict object: no key beyond the schema's (the three optional ones may be absent).
+  // A strict object: no key beyond the schema's (the optional ones may be absent).
   let keys = 0;
   for (const _ in r) keys++;
   const absent =
-    (r.user === undefined ? 1 : 0) + (r.path === undefined ? 1 : 0) + (r.rule === undefined ? 1 : 0);
+    (r.user === undefined ? 1 : 0) +
+    (r.path === undefined ? 1 : 0) +
+    (r.rule === undefined ? 1 : 0) +
+    (r.sni === undefined ? 1 : 0) +
+    (r.ech === undefined ? 1 : 0);
   return keys === FIELDS - absent;
 }
 

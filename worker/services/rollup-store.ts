@@ -1,6 +1,6 @@
 // D1 side of ingestion: the chunk ledger and the rollup upserts a coalescer flush writes in one
 // batch (one transaction), so the ledger holds exactly the chunks whose records are counted.
-import type { ChunkId } from "./ingest";
+import type { ChunkId } from "../../protocol/chunk-id";
 import { admittedId, hourKindOf, KEY_DIMS, type RollupRow } from "./ingest-fold";
 
 // One bound JSON parameter per statement keeps D1's 100-parameter and statement-size limits out
