@@ -1,6 +1,7 @@
 // Agent protocol v1 wire schemas. The master validates requests with these and the agent
 // parses responses with the same imports, so both sides cannot drift apart.
 import { z } from "zod";
+import { SiteAssertion } from "./site";
 
 export const PROTOCOL_PREFIX = "/api/agent/v1";
 export const MAX_POLL_WAIT_SECONDS = 55;
@@ -56,6 +57,8 @@ export const EnrollResponse = z.object({
   nodeToken: z.string(),
   masterKey: MasterKey,
   pollWaitSeconds: z.number().int().min(0).max(MAX_POLL_WAIT_SECONDS),
+  /** The node's site, signed (protocol/site.ts); agents that predate sites ignore it. */
+  site: SiteAssertion.optional(),
 });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
 

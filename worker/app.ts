@@ -8,10 +8,13 @@ import { apiAuth } from "./middleware/api-auth";
 import { createRouter } from "./openapi";
 import { accessRoutes } from "./routes/admin/access";
 import { fleetRoutes } from "./routes/admin/fleet";
+import { metricsRoutes } from "./routes/admin/metrics";
 import { nodeRoutes } from "./routes/admin/nodes";
 import { policyRoutes } from "./routes/admin/policy";
 import { reportRoutes } from "./routes/admin/reports";
 import { requestRoutes } from "./routes/admin/requests";
+import { rolloutRoutes } from "./routes/admin/rollouts";
+import { siteRoutes } from "./routes/admin/sites";
 import { agentRoutes } from "./routes/agent";
 import { assetRoutes } from "./routes/dashboard/assets";
 import { nodePages } from "./routes/dashboard/nodes";
@@ -20,8 +23,10 @@ import { policyPages } from "./routes/dashboard/policy";
 import { prefPages } from "./routes/dashboard/prefs";
 import { reportPages } from "./routes/dashboard/reports";
 import { requestPages } from "./routes/dashboard/requests";
+import { rolloutPages } from "./routes/dashboard/rollouts";
 import { settingsPages } from "./routes/dashboard/settings";
 import { loginPages, logoutPages, setupPages } from "./routes/dashboard/sign-in";
+import { pacRoutes } from "./routes/pac";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -66,12 +71,14 @@ app.use("/api/v1/*", apiAuth);
 // Then a limit that fits the route and the caller: only an admin's policy calls carry whole
 // policies; a viewer's validate/simulate is small like every other call.
 app.use("/api/v1/*", (c, next) =>
-  c.get("actor").role === "admin" && c.req.path.startsWith("/api/v1/policy/")
+  c.get("actor").role === "admin" &&
+  (c.req.path.startsWith("/api/v1/policy/") || c.req.path === "/api/v1/rollouts")
     ? policyBodyLimit(c, next)
     : adminBodyLimit(c, next),
 );
 
 app.get("/healthz", (c) => c.json({ ok: true }));
+app.route("/pac", pacRoutes);
 app.route("/api/agent/v1", agentRoutes);
 app.route("/api/v1", accessRoutes);
 app.route("/api/v1", nodeRoutes);
@@ -79,6 +86,9 @@ app.route("/api/v1", fleetRoutes);
 app.route("/api/v1", policyRoutes);
 app.route("/api/v1", reportRoutes);
 app.route("/api/v1", requestRoutes);
+app.route("/api/v1", siteRoutes);
+app.route("/api/v1", rolloutRoutes);
+app.route("/api/v1", metricsRoutes);
 
 // Dashboard: server-rendered pages; each section (routes/dashboard/app.tsx) carries its own CSP,
 // session (middleware/session.ts) and write guard (middleware/write-guard.ts: CSRF + canWrite).
@@ -92,6 +102,7 @@ app.route("/nodes", nodePages);
 app.route("/policy", policyPages);
 app.route("/reports", reportPages);
 app.route("/requests", requestPages);
+app.route("/rollouts", rolloutPages);
 app.route("/settings", settingsPages);
 app.route("/prefs", prefPages);
 

@@ -19,6 +19,9 @@ export interface AuthedNode {
   tokenHash: string;
   lastAddress: string | null;
   agentVersion: string;
+  /** The node's site and since when (services/sites.ts); a move reaches the cache through the sweep. */
+  site: string | null;
+  siteSince: number | null;
 }
 
 export interface AppEnv {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import os from "node:os";
+import { verifySiteAssertion } from "../../protocol/site";
 import { ProxyKind } from "../../protocol/wire";
 import {
   type Command,
@@ -13,6 +14,7 @@ import {
 } from "../cli-kit";
 import { EventLog } from "../events";
 import { MasterClient } from "../master/client";
+import { writeSiteFile } from "../node-site";
 import type { NodeConfig, SpoolConfig } from "../state/schemas";
 import { resolveStateDir, StateDir, StateFileError } from "../state/state-dir";
 import { AGENT_VERSION } from "../version";
@@ -122,6 +124,13 @@ ${STATE_DIR_HELP}
       await state.clearLastGood();
     }
     await state.writeCredentials({ nodeToken: enrollment.nodeToken, masterKey: enrollment.masterKey });
+    // The site comes signed with the key just pinned; `run` applies it and follows later moves.
+    if (
+      enrollment.site &&
+      (await verifySiteAssertion(enrollment.site, enrollment.nodeId, [enrollment.masterKey]))
+    ) {
+      await writeSiteFile(state.root, enrollment.site);
+    }
     await state.writeConfig({
       ...config,
       nodeId: enrollment.nodeId,

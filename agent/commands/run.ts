@@ -13,6 +13,7 @@ import { EventLog } from "../events";
 import { MasterClient } from "../master/client";
 import { createAgentMetrics } from "../metrics/agent-metrics";
 import { checkMetricsListen, listenMetrics, type MetricsListener } from "../metrics/listener";
+import { NodeSite, readSiteFile } from "../node-site";
 import type { ProxyDriver } from "../proxy/types";
 import { nodeSpoolSettings, startSpooling } from "../spool/index";
 import { acquireRunLock, type RunLock, RunLockHeld } from "../state/run-lock";
@@ -104,9 +105,19 @@ ${STATE_DIR_HELP}
     }
     const events = new EventLog({ file: state.eventsPath, stderr: (line) => io.err(line) });
     const clock = systemClock;
+    // The node's site (signed by the master): set on every policy, moved by poll answers.
+    const nodeSite = new NodeSite(await readSiteFile(state.root), {
+      nodeId: config.nodeId ?? "",
+      stateDir: state.root,
+      trusted: async () => {
+        const now = (await state.readCredentials()) ?? credentials;
+        return now.nextMasterKey ? [now.masterKey, now.nextMasterKey] : [now.masterKey];
+      },
+      events,
+    });
     // One client for the master: the sync loop and the spool uploader share its URL, token and user agent.
     const master = new MasterClient({
-      fetch: globalThis.fetch,
+      fetch: nodeSite.wrapFetch(globalThis.fetch),
       masterUrl: config.masterUrl,
       nodeToken: credentials.nodeToken,
       agentVersion: AGENT_VERSION,
@@ -168,7 +179,7 @@ ${STATE_DIR_HELP}
       clock,
       random: Math.random,
       store: state,
-      driver,
+      driver: nodeSite.wrapDriver(driver),
       events,
       compile: squid ? squid.compileForSquid : compileWithEngine,
       // Parse, verify and compile a downloaded bundle off the event loop the proxy runs on.

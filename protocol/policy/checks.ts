@@ -22,11 +22,21 @@ class IssueSink {
 
 type ListKind = "domains" | "cidrs";
 
-function checkReference(policy: Policy, entry: string, kind: ListKind, path: string, sink: IssueSink): void {
+function checkReference(
+  policy: Policy,
+  entry: string,
+  kind: ListKind,
+  path: string,
+  sink: IssueSink,
+  scoped: boolean,
+): void {
   const name = entry.slice(1);
   const list = Object.hasOwn(policy.lists, name) ? policy.lists[name] : undefined;
   if (!list) {
     sink.add(path, `unknown list "@${name}"`);
+  } else if (list.sites && !scoped) {
+    // access and destinations are node-wide; a list that exists only on some sites would make them differ silently.
+    sink.add(path, `list "@${name}" is site-scoped (lists.${name}.sites): only rules may refer to it`);
   } else if (!list[kind]) {
     const other = kind === "domains" ? "cidrs" : "domains";
     sink.add(path, `list "@${name}" has no ${kind} (it is a ${list[other] ? other : "empty"} list)`);
@@ -49,17 +59,26 @@ function checkEntries(
   path: string,
   sink: IssueSink,
   refs: boolean,
+  scoped = false,
 ) {
   const { valid, problem } = ENTRY_KINDS[kind];
   for (let i = 0; i < entries.length && !sink.full; i++) {
     const entry = entries[i]!;
     if (entry.startsWith("@")) {
-      if (refs) checkReference(policy, entry, kind, `${path}[${i}]`, sink);
+      if (refs) checkReference(policy, entry, kind, `${path}[${i}]`, sink, scoped);
       else sink.add(`${path}[${i}]`, "a list cannot refer to another list");
     } else if (!valid(entry)) {
       sink.add(`${path}[${i}]`, `${problem}: ${entry}`);
     }
   }
+}
+
+function checkSites(sites: readonly string[] | undefined, path: string, sink: IssueSink): void {
+  const seen = new Set<string>();
+  sites?.forEach((site, i) => {
+    if (seen.has(site)) sink.add(`${path}[${i}]`, `duplicate site "${site}"`);
+    seen.add(site);
+  });
 }
 
 export function crossCheck(policy: Policy, limit: number): PolicyIssue[] {
@@ -95,6 +114,7 @@ export function crossCheck(policy: Policy, limit: number): PolicyIssue[] {
   });
 
   for (const [name, list] of Object.entries(policy.lists)) {
+    checkSites(list.sites, `lists.${name}.sites`, sink);
     if (list.domains) checkEntries(policy, "domains", list.domains, `lists.${name}.domains`, sink, false);
     if (list.cidrs) checkEntries(policy, "cidrs", list.cidrs, `lists.${name}.cidrs`, sink, false);
   }
@@ -112,8 +132,11 @@ export function crossCheck(policy: Policy, limit: number): PolicyIssue[] {
     if (first !== undefined) sink.add(`${path}.id`, `duplicate rule id "${rule.id}" (also rules[${first}])`);
     else ids.set(rule.id, i);
     const match = rule.match;
-    if (match.domains) checkEntries(policy, "domains", match.domains, `${path}.match.domains`, sink, true);
-    if (match.clients) checkEntries(policy, "cidrs", match.clients, `${path}.match.clients`, sink, true);
+    if (match.domains)
+      checkEntries(policy, "domains", match.domains, `${path}.match.domains`, sink, true, true);
+    if (match.clients)
+      checkEntries(policy, "cidrs", match.clients, `${path}.match.clients`, sink, true, true);
+    checkSites(match.sites, `${path}.match.sites`, sink);
     if (match.schedule !== undefined && !Object.hasOwn(policy.schedules, match.schedule)) {
       sink.add(`${path}.match.schedule`, `unknown schedule "${match.schedule}"`);
     }

@@ -34,6 +34,27 @@ class ClientSets {
   private readonly byList = new Map<string, CidrSet>();
   constructor(private readonly policy: Policy) {}
 
+  /**
+   * A rule's clients: inline entries and node-wide lists in one set, each site-scoped list apart
+   * (it counts only on its sites, decided when the node's site is set).
+   */
+  compileRule(entries: readonly string[]) {
+    const scopedNames = entries
+      .filter((e) => e.startsWith("@"))
+      .map((e) => e.slice(1))
+      .filter((name) => listOrThrow(this.policy, name).sites);
+    if (scopedNames.length === 0) return { clients: this.compile(entries), scopedClients: null };
+    const rest = entries.filter((e) => !(e.startsWith("@") && scopedNames.includes(e.slice(1))));
+    return {
+      // Empty, not null: a rule whose only clients are site-scoped lists matches no client off-site.
+      clients: this.compile(rest),
+      scopedClients: scopedNames.map((name) => ({
+        sites: new Set(listOrThrow(this.policy, name).sites),
+        set: this.compile([`@${name}`]),
+      })),
+    };
+  }
+
   /** Merges inline entries and @list references into one set; a lone reference reuses the list's set. */
   compile(entries: readonly string[]): CidrSet {
     const refs = entries.filter((e) => e.startsWith("@")).map((e) => e.slice(1));
@@ -121,7 +142,8 @@ function compileRule(rule: PolicyRule, domainSets: Int32Array | null, clients: C
     ports: m.ports ? new Set(m.ports) : null,
     users: m.users ? new Set(m.users) : null,
     groups: m.groups ? new Set(m.groups) : null,
-    clients: m.clients ? clients.compile(m.clients) : null,
+    ...(m.clients ? clients.compileRule(m.clients) : { clients: null, scopedClients: null }),
+    sites: m.sites ? new Set(m.sites) : null,
     domainSets,
     schedule: null,
     urlRegex: m.urlRegex !== undefined ? compileUrlRegex(m.urlRegex) : null,
@@ -156,11 +178,17 @@ export function compilePolicy(
     rules,
     domains: domains.table,
     setNames: domains.setNames,
+    setSites: domains.setNames.map((name) => {
+      const sites = name.startsWith("@") ? policy.lists[name.slice(1)]?.sites : undefined;
+      return sites ? new Set(sites) : null;
+    }),
     credentials: new CredentialChecker(policy.auth?.users ?? []),
   });
 }
 
-/** Compiles and evaluates once with a trace: the master's "what would happen" endpoint. */
-export function simulate(policy: Policy, facts: RequestFacts): Decision {
-  return compilePolicy(policy).evaluate(facts, { trace: true });
+/** Compiles and evaluates once with a trace: the master's "what would happen" endpoint; `site` is the node's. */
+export function simulate(policy: Policy, facts: RequestFacts, site: string | null = null): Decision {
+  const compiled = compilePolicy(policy);
+  compiled.setSite(site);
+  return compiled.evaluate(facts, { trace: true });
 }

@@ -36,6 +36,8 @@ export const Day = z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]);
 export const PolicyList = z.strictObject({
   domains: z.array(DomainEntry).max(MAX_LIST_DOMAINS).optional(),
   cidrs: z.array(ClientEntry).max(1_000_000).optional(),
+  /** Site-scoped: the list exists only on nodes of these sites; elsewhere a reference to it matches nothing. */
+  sites: z.array(Name).min(1).max(1_000).optional(),
 });
 
 export const Schedule = z.strictObject({
@@ -63,6 +65,8 @@ export const RuleMatch = z.strictObject({
     .max(3)
     .optional(),
   schedule: Name.optional(),
+  /** The node's site (docs/fleet.md): the rule applies only on nodes of these sites. */
+  sites: z.array(Name).min(1).max(1_000).optional(),
 });
 
 export const Rule = z.strictObject({

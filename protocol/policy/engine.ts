@@ -15,6 +15,7 @@ import {
   F_PORTS,
   F_SCHEDULE,
   F_SCHEMES,
+  F_SITES,
   F_URL_REGEX,
   F_USERS,
   MATCHED,
@@ -44,6 +45,8 @@ export interface EngineParts {
   rules: CompiledRule[];
   domains: DomainTable;
   setNames: readonly string[];
+  /** Per domain set: the sites of its site-scoped list, or null when it applies everywhere. */
+  setSites: readonly (ReadonlySet<string> | null)[];
   credentials: CredentialChecker;
 }
 
@@ -56,7 +59,10 @@ export class Engine implements CompiledPolicy {
   readonly includeQuery: boolean;
   readonly blockPage: { title: string; body: string };
   readonly destinations: CompiledDestinations;
-  private readonly active: CompiledRule[];
+  private active: CompiledRule[];
+  private site: string | null = null;
+  /** Per domain set: 1 when its list is site-scoped to other sites than this node's. */
+  private setOff: Uint8Array;
   private readonly defaultDecision: Decision;
   private readonly stamps: Uint32Array;
   private readonly clientWords = new Uint32Array(4);
@@ -73,9 +79,24 @@ export class Engine implements CompiledPolicy {
     this.includeQuery = parts.includeQuery;
     this.blockPage = parts.blockPage;
     this.destinations = parts.destinations;
-    this.active = parts.rules.filter((rule) => rule.enabled);
+    this.active = [];
+    this.setOff = new Uint8Array(parts.setSites.length);
+    this.setSite(null);
     this.defaultDecision = Object.freeze({ action: parts.defaultAction, reason: "default" });
     this.stamps = new Uint32Array(Math.max(1, parts.domains.setCount));
+  }
+
+  get nodeSite(): string | null {
+    return this.site;
+  }
+
+  /** The node's site: rules with match.sites and site-scoped lists are judged against it. */
+  setSite(site: string | null): void {
+    this.site = site;
+    this.active = this.parts.rules.filter((rule) => rule.enabled && siteMatches(rule.sites, site));
+    this.parts.setSites.forEach((sites, id) => {
+      this.setOff[id] = sites !== null && !siteMatches(sites, site) ? 1 : 0;
+    });
   }
 
   evaluate(facts: RequestFacts, options?: { trace?: boolean }): Decision {
@@ -115,11 +136,23 @@ export class Engine implements CompiledPolicy {
     if (rule.ports !== null && !rule.ports.has(facts.port)) return F_PORTS;
     if (rule.users !== null && (facts.user === undefined || !rule.users.has(facts.user))) return F_USERS;
     if (rule.groups !== null && !anyGroup(rule.groups, facts.groups)) return F_GROUPS;
-    if (rule.clients !== null && !this.clientIn(rule.clients, facts)) return F_CLIENTS;
+    if (rule.sites !== null && !siteMatches(rule.sites, this.site)) return F_SITES;
+    if (rule.clients !== null && !this.clientsHit(rule, facts)) return F_CLIENTS;
     if (rule.domainSets !== null && !this.domainsHit(rule.domainSets, facts)) return F_DOMAINS;
     if (rule.schedule !== null && !matchesSchedule(rule.schedule.compiled, facts.now)) return F_SCHEDULE;
     if (rule.urlRegex !== null && !rule.urlRegex.test(this.urlOf(facts))) return F_URL_REGEX;
     return MATCHED;
+  }
+
+  private clientsHit(rule: CompiledRule, facts: RequestFacts): boolean {
+    if (this.clientIn(rule.clients!, facts)) return true;
+    const scoped = rule.scopedClients;
+    if (scoped === null) return false;
+    for (let k = 0; k < scoped.length; k++) {
+      const piece = scoped[k]!;
+      if (siteMatches(piece.sites, this.site) && this.clientIn(piece.set, facts)) return true;
+    }
+    return false;
   }
 
   private clientIn(set: CidrSet, facts: RequestFacts): boolean {
@@ -136,7 +169,10 @@ export class Engine implements CompiledPolicy {
       this.parts.domains.collect(facts.host, this.stamps, this.requestId);
       this.domainsAt = this.requestId;
     }
-    for (let k = 0; k < sets.length; k++) if (this.stamps[sets[k]!] === this.requestId) return true;
+    for (let k = 0; k < sets.length; k++) {
+      const id = sets[k]!;
+      if (this.stamps[id] === this.requestId && this.setOff[id] === 0) return true;
+    }
     return false;
   }
 
@@ -164,6 +200,7 @@ export class Engine implements CompiledPolicy {
       url: () => this.urlOf(facts),
       domainMatch: (sets) => this.domainMatch(sets, facts),
       setNames: this.parts.setNames,
+      site: this.site,
     };
     if (access === null) {
       trace.push({
@@ -214,10 +251,14 @@ export class Engine implements CompiledPolicy {
 
   /** The pattern and set that made a domain field match (trace only). */
   private domainMatch(sets: Int32Array, facts: RequestFacts): string | null {
-    const wanted = new Set(sets);
+    const wanted = new Set(Array.from(sets).filter((id) => this.setOff[id] === 0));
     const found = this.parts.domains.explain(facts.host).find((m) => wanted.has(m.setId));
     return found ? `${found.pattern} (${this.parts.setNames[found.setId] ?? "?"})` : null;
   }
+}
+
+function siteMatches(sites: ReadonlySet<string> | null, site: string | null): boolean {
+  return sites === null || (site !== null && sites.has(site));
 }
 
 function matchesMethod(methods: readonly string[], method: string): boolean {

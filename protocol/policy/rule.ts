@@ -32,6 +32,10 @@ export interface CompiledRule {
   users: ReadonlySet<string> | null;
   groups: ReadonlySet<string> | null;
   clients: CidrSet | null;
+  /** Clients from site-scoped lists: each counts only on its sites (null: the rule refers to none). */
+  scopedClients: readonly { sites: ReadonlySet<string>; set: CidrSet }[] | null;
+  /** match.sites: the rule applies only on nodes of these sites (null: on every node). */
+  sites: ReadonlySet<string> | null;
   /** Domain set ids (referenced lists and the rule's own entries) of which any must match. */
   domainSets: Int32Array | null;
   schedule: { name: string; compiled: CompiledSchedule } | null;
@@ -49,3 +53,4 @@ export const F_CLIENTS = 6;
 export const F_DOMAINS = 7;
 export const F_SCHEDULE = 8;
 export const F_URL_REGEX = 9;
+export const F_SITES = 10;

@@ -10,6 +10,7 @@ import {
   F_PORTS,
   F_SCHEDULE,
   F_SCHEMES,
+  F_SITES,
   F_URL_REGEX,
   F_USERS,
 } from "./rule";
@@ -21,6 +22,8 @@ export interface TraceContext {
   url: () => string;
   domainMatch: (sets: Int32Array) => string | null;
   setNames: readonly string[];
+  /** The node's site (CompiledPolicy.setSite). */
+  site: string | null;
 }
 
 export function preview(values: readonly (string | number)[], max = 5): string {
@@ -43,6 +46,8 @@ export function describeFailure(field: number, rule: CompiledRule, context: Trac
   const { facts } = context;
   const m = rule.source.match;
   switch (field) {
+    case F_SITES:
+      return `sites: this node's site (${context.site ?? "none"}) is not one of ${preview(m.sites ?? [])}`;
     case F_SCHEMES:
       return `schemes: ${facts.scheme} is not one of ${preview(m.schemes ?? [])}`;
     case F_METHODS:
@@ -72,6 +77,7 @@ export function describeMatch(rule: CompiledRule, context: TraceContext): string
   const { facts } = context;
   const m = rule.source.match;
   const parts: string[] = [];
+  if (m.sites) parts.push(`sites: ${context.site}`);
   if (m.schemes) parts.push(`schemes: ${facts.scheme}`);
   if (m.methods) parts.push(`methods: ${facts.method}`);
   if (m.ports) parts.push(`ports: ${facts.port}`);

@@ -78,6 +78,13 @@ export interface CompiledPolicy {
   readonly includeQuery: boolean;
   readonly blockPage: { title: string; body: string };
   readonly destinations: CompiledDestinations;
+  /** The node's site as last set (null: none known; rules with match.sites then never match). */
+  readonly nodeSite: string | null;
+  /**
+   * One policy serves the fleet; the node's site decides which site rules and site-scoped lists
+   * count. Set by the agent after compile and again when the master moves the node (docs/fleet.md).
+   */
+  setSite(site: string | null): void;
   /** The access list alone (true when there is none): checked before any password is hashed. */
   clientAllowed(client: string): boolean;
   /** Synchronous and allocation-light: this runs on every proxied request. */

@@ -40,6 +40,8 @@ export const enrollmentKeys = sqliteTable(
     createdAt: integer("created_at").notNull().default(now),
     lastUsedAt: integer("last_used_at"),
     revokedAt: integer("revoked_at"),
+    /** Nodes enrolled with this key join this site (sites.name). */
+    site: text("site"),
   },
   (t) => [uniqueIndex("enrollment_keys_hash_idx").on(t.keyHash)],
 );
@@ -70,8 +72,18 @@ export const nodes = sqliteTable(
     revokedAt: integer("revoked_at"),
     /** Until then (epoch ms) one re-enrollment without the node's token is allowed (admin restore). */
     reenrollUntil: integer("reenroll_until"),
+    /** sites.name; set at enrollment from the key, changed by an admin. */
+    site: text("site"),
+    /** When the node got its site: the signed site assertion carries it (docs/fleet.md). */
+    siteSince: integer("site_since"),
+    /** host:port clients use for this node in PAC files; null: derived from proxyListen. */
+    publicAddress: text("public_address"),
   },
-  (t) => [uniqueIndex("nodes_instance_idx").on(t.instanceId), uniqueIndex("nodes_token_idx").on(t.tokenHash)],
+  (t) => [
+    uniqueIndex("nodes_instance_idx").on(t.instanceId),
+    uniqueIndex("nodes_token_idx").on(t.tokenHash),
+    index("nodes_site_idx").on(t.site),
+  ],
 );
 
 export const nodeEvents = sqliteTable(
@@ -294,4 +306,41 @@ export const alerts = sqliteTable(
     uniqueIndex("alerts_open_idx").on(t.kind, t.subject).where(sql`${t.resolvedAt} is null`),
     index("alerts_fired_idx").on(t.firedAt),
   ],
+);
+
+/** A site: a branch office or data centre; nodes belong to one (docs/fleet.md). */
+export const sites = sqliteTable("sites", {
+  name: text("name").primaryKey(),
+  description: text("description").notNull().default(""),
+  settings: text("settings", { mode: "json" }).notNull().$type<{ bypass: string[]; allowDirect: boolean }>(),
+  createdBy: text("created_by").notNull(),
+  createdAt: integer("created_at").notNull().default(now),
+  updatedAt: integer("updated_at").notNull().default(now),
+});
+
+/** A staged rollout of one published version: a ring first, the rest after the soak (docs/fleet.md). */
+export const rollouts = sqliteTable(
+  "rollouts",
+  {
+    id: text("id").primaryKey(), // ro_…
+    state: text("state", { enum: ["pending", "soaking", "promoted", "halted", "rolled-back"] }).notNull(),
+    fromVersion: integer("from_version"),
+    fromHash: text("from_hash"),
+    fromGeneration: integer("from_generation"),
+    toVersion: integer("to_version"),
+    toHash: text("to_hash"),
+    ring: text("ring", { mode: "json" }).notNull(),
+    ringNodes: text("ring_nodes", { mode: "json" }).notNull().$type<string[]>(),
+    soakSeconds: integer("soak_seconds").notNull(),
+    gates: text("gates", { mode: "json" }).notNull(),
+    startedAt: integer("started_at").notNull(),
+    startedBy: text("started_by").notNull(),
+    ringAppliedAt: integer("ring_applied_at"),
+    endedAt: integer("ended_at"),
+    endedBy: text("ended_by"),
+    reason: text("reason"),
+    rollbackVersion: integer("rollback_version"),
+    figures: text("figures", { mode: "json" }),
+  },
+  (t) => [index("rollouts_started_idx").on(t.startedAt)],
 );

@@ -4,6 +4,8 @@ import { getDb } from "../db/client";
 import { recordStatuses, type StatusRow } from "../services/node-status";
 import { touchNodes } from "../services/nodes";
 import { latestHead, type PolicyHead } from "../services/policy";
+import { activeTargeting } from "../services/rollout-active";
+import { type RolloutTargeting, targetHead } from "../services/rollout-target";
 
 export type { PolicyHead };
 
@@ -51,6 +53,8 @@ interface PendingStatus {
  */
 export class PolicyHub extends DurableObject<Env> {
   private head: PolicyHead | null = null;
+  /** The soaking rollout, if any: nodes outside its ring are answered its `from` head (targetHead). */
+  private rollout: { from: PolicyHead | null; ring: ReadonlySet<string>; id: string } | null = null;
   private headCheckedAt = 0;
   private headLoad: Promise<PolicyHead | null> | null = null;
   private readonly waiters = new Set<Waiter>();
@@ -65,6 +69,7 @@ export class PolicyHub extends DurableObject<Env> {
     super(ctx, env);
     ctx.blockConcurrencyWhile(async () => {
       this.head = (await ctx.storage.get<PolicyHead>("head")) ?? null;
+      this.useRollout((await ctx.storage.get<RolloutTargeting>("rollout")) ?? null);
     });
   }
 
@@ -75,7 +80,7 @@ export class PolicyHub extends DurableObject<Env> {
    */
   async poll(nodeId: string, known: string | null, timeoutMs: number): Promise<HubAnswer> {
     this.markSeen(nodeId);
-    const head = await this.currentHead();
+    const head = targetHead(nodeId, await this.currentHead(), this.rollout);
     if (!head || !tagNames(known, head) || timeoutMs <= 0) return { head };
     return new Promise((resolve) => {
       const waiter: Waiter = {
@@ -84,7 +89,7 @@ export class PolicyHub extends DurableObject<Env> {
         resolve,
         timer: setTimeout(() => {
           this.waiters.delete(waiter);
-          resolve({ head: this.head });
+          resolve({ head: targetHead(nodeId, this.head, this.rollout) });
         }, timeoutMs),
       };
       this.waiters.add(waiter);
@@ -96,6 +101,20 @@ export class PolicyHub extends DurableObject<Env> {
     if (this.adopt(head)) await this.ctx.storage.put("head", this.head);
     this.headCheckedAt = Date.now();
     return this.release();
+  }
+
+  /**
+   * A rollout started, promoted, halted or ended (null): every waiter re-checks its target, and
+   * those whose target moved are released (services/rollout.ts).
+   */
+  async setRollout(rollout: RolloutTargeting | null): Promise<number> {
+    this.useRollout(rollout);
+    await this.ctx.storage.put("rollout", rollout);
+    return this.release();
+  }
+
+  private useRollout(rollout: RolloutTargeting | null) {
+    this.rollout = rollout ? { id: rollout.id, from: rollout.from, ring: new Set(rollout.ring) } : null;
   }
 
   /** Ends the parked polls of a revoked node, so it is refused without waiting for a timeout. */
@@ -184,11 +203,11 @@ export class PolicyHub extends DurableObject<Env> {
 
   /** Resolving is synchronous: the caller (a publish) never waits for the answers to be sent. */
   private release(): number {
-    const head = this.head;
-    if (!head) return 0;
+    if (!this.head) return 0;
     let released = 0;
     for (const waiter of this.waiters) {
-      if (tagNames(waiter.known, head)) continue;
+      const head = targetHead(waiter.nodeId, this.head, this.rollout);
+      if (!head || tagNames(waiter.known, head)) continue;
       clearTimeout(waiter.timer);
       this.waiters.delete(waiter);
       waiter.resolve({ head });
@@ -199,13 +218,18 @@ export class PolicyHub extends DurableObject<Env> {
 
   private async currentHead(): Promise<PolicyHead | null> {
     if (this.head && Date.now() - this.headCheckedAt < HEAD_RECHECK_MS) return this.head;
-    this.headLoad ??= latestHead(getDb(this.env.DB))
-      .then(async (fromDb) => {
+    const db = getDb(this.env.DB);
+    // The rollout is read with the head, so a hub that missed a notify never serves a held node the new head.
+    this.headLoad ??= Promise.all([latestHead(db), activeTargeting(db)])
+      .then(async ([fromDb, rollout]) => {
         this.headCheckedAt = Date.now();
-        if (this.adopt(fromDb)) {
-          await this.ctx.storage.put("head", this.head);
-          this.release();
+        const moved = this.rollout?.id !== rollout?.id;
+        if (moved) {
+          this.useRollout(rollout);
+          await this.ctx.storage.put("rollout", rollout);
         }
+        if (this.adopt(fromDb)) await this.ctx.storage.put("head", this.head);
+        if (moved || this.head === fromDb) this.release();
         return this.head;
       })
       .finally(() => {

@@ -28,6 +28,8 @@ import { recordHeartbeat } from "../services/nodes";
 import { bundleText, signingKey } from "../services/policy";
 import { pollHub, reportStatus } from "../services/policy-hub";
 import { hitAddressLimit } from "../services/rate-limit";
+import { onNodeReport } from "../services/rollout";
+import { pollSiteHeader, signedSite } from "../services/sites";
 
 const errors = (codes: Record<number, string>) =>
   Object.fromEntries(
@@ -97,6 +99,7 @@ agentRoutes.openapi(
         nodeToken: result.nodeToken,
         masterKey: { kid: key.kid, alg: "Ed25519" as const, publicKey: key.publicKey },
         pollWaitSeconds: config(c.env).pollWaitSeconds,
+        site: await signedSite(key, result.nodeId, result.site, result.siteSince),
       },
       201,
     );
@@ -146,6 +149,8 @@ agentRoutes.openapi(
     if (answer.revoked || wait > 0) await confirmNode(db, node);
     if (answer.revoked) throw new AppError("NODE_UNKNOWN", "this node was revoked: re-enroll it");
     const { head } = answer;
+    // The node's site, signed: its site rules depend on it (docs/fleet.md); the hub chose `head` per node.
+    c.header(...(await pollSiteHeader(c.env, node)));
     if (!head || tagNames(known, head)) {
       return c.body(null, 304, head ? { ETag: `"${bundleTag(head)}"` } : {});
     }
@@ -176,6 +181,7 @@ agentRoutes.openapi(
     // Batched with the other reports reaching the node's hub shard: a publish's ACK wave and
     // the fleet's heartbeats cost a few D1 batches per second, not two statements per report.
     await reportStatus(c.env, statusRow(node.id, c.req.valid("json"), clientAddress(c), Date.now()));
+    await onNodeReport(c.env, node.id, c.req.valid("json").state);
     return c.body(null, 204);
   },
 );

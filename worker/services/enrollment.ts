@@ -5,11 +5,14 @@ import { enrollmentKeys, nodes } from "../db/schema";
 import { AppError } from "../errors";
 import { type AuditedWrite, auditInsert } from "./audit";
 import { displayPrefix, hashSecret, newId, newSecret } from "./secrets";
+import { getSite } from "./sites";
 
 export interface CreateEnrollmentKeyInput {
   name: string;
   maxUses?: number | null;
   expiresAt?: number | null;
+  /** Nodes enrolled with this key join this site. */
+  site?: string | null;
 }
 
 function publicKey(row: typeof enrollmentKeys.$inferSelect) {
@@ -23,6 +26,7 @@ export async function createEnrollmentKey({ db, input, actor: ctx }: AuditedWrit
       { path: "expiresAt", message: "in the past" },
     ]);
   }
+  if (input.site) await getSite(db, input.site);
   const key = newSecret("fge");
   const row = {
     id: newId("key"),
@@ -36,6 +40,7 @@ export async function createEnrollmentKey({ db, input, actor: ctx }: AuditedWrit
     createdAt: Date.now(),
     lastUsedAt: null,
     revokedAt: null,
+    site: input.site ?? null,
   };
   await db.batch([
     db.insert(enrollmentKeys).values(row),
@@ -145,8 +150,8 @@ export async function enrollNode(
     : d1
         .prepare(
           `INSERT INTO nodes (id, instance_id, hostname, token_hash, enrollment_key_id, enrolled_at,
-             agent_version, proxy_kind, last_seen_at, last_address)
-           SELECT ?3, ?4, ?5, ?6, k.id, ?2, ?7, ?8, ?2, ?9 FROM enrollment_keys k WHERE ${KEY_USABLE}
+             agent_version, proxy_kind, last_seen_at, last_address, site, site_since)
+           SELECT ?3, ?4, ?5, ?6, k.id, ?2, ?7, ?8, ?2, ?9, k.site, ?2 FROM enrollment_keys k WHERE ${KEY_USABLE}
            RETURNING id`,
         )
         .bind(
@@ -194,5 +199,17 @@ export async function enrollNode(
       new AppError("CONFLICT", "this node changed during enrollment (revoked or re-enrolled); try again")
     );
   }
-  return { nodeId, nodeToken, reEnrolled: Boolean(existing) };
+  // A re-enrolled node keeps its site (an admin may have moved it); a new one has its key's.
+  const [placed] = await db
+    .select({ site: nodes.site, siteSince: nodes.siteSince })
+    .from(nodes)
+    .where(eq(nodes.id, nodeId))
+    .limit(1);
+  return {
+    nodeId,
+    nodeToken,
+    reEnrolled: Boolean(existing),
+    site: placed?.site ?? null,
+    siteSince: placed?.siteSince ?? 0,
+  };
 }

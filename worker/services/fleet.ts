@@ -20,7 +20,7 @@ export const FleetQuery = z.object({
   state: z.enum(["online", "offline", "revoked"]).optional(),
   sync: z.enum(["in-sync", "behind", "rejected", "never"]).optional(),
   version: z.string().trim().max(64).optional(),
-  // Slot for the sites work (issue 15): a `site` filter joins here.
+  site: z.string().trim().min(1).max(64).optional(),
   sort: z
     .string()
     .regex(new RegExp(`^-?(${FLEET_SORTS.join("|")})$`))
@@ -93,6 +93,7 @@ function conditions(input: FleetQuery, cutoff: number, latest: number | null): S
     where.push(and(isNull(nodes.revokedAt), sql`coalesce(${nodes.lastSeenAt}, 0) < ${cutoff}`));
   if (input.sync) where.push(sql`${syncSql(latest)} = ${input.sync}`);
   if (input.version) where.push(eq(nodes.agentVersion, input.version));
+  if (input.site) where.push(eq(nodes.site, input.site));
   return where.length ? and(...where) : undefined;
 }
 

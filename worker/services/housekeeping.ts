@@ -6,6 +6,7 @@ import { pruneArchive } from "./chunk-archive";
 import { pruneNodeEvents } from "./nodes";
 import { pruneRateLimits } from "./rate-limit";
 import { pruneReports } from "./reports";
+import { evaluateRollouts } from "./rollout";
 import { compactRollups } from "./rollup-compact";
 import { pruneSessions } from "./sessions";
 
@@ -28,11 +29,24 @@ export async function runHousekeeping(env: Env, now = Date.now()) {
   await pruneArchive(db, env.LOG_ARCHIVE, archiveRetentionDays, now);
 }
 
-/** The alert check's cron (wrangler.toml); every other cron is housekeeping. */
-export const ALERT_CRON = "*/5 * * * *";
+/** The frequent cron (wrangler.toml): rollout gates and alert checks only; every other cron also runs housekeeping. */
+export const FREQUENT_CRON = "* * * * *";
 
-/** The scheduled handler: alerts every few minutes, housekeeping hourly (and alerts with it). */
+/**
+ * The scheduled handler: rollout gates and alert checks every minute, housekeeping hourly (with
+ * both). Each part runs even when an earlier one fails, so one broken job cannot stop the rest.
+ */
 export async function runScheduled(env: Env, cron: string, now = Date.now()) {
-  if (cron !== ALERT_CRON) await runHousekeeping(env, now);
-  await evaluateAlerts({ db: getDb(env.DB), env, now });
+  const jobs: [string, () => Promise<unknown>][] = [
+    ["rolloutGates", () => evaluateRollouts(env)],
+    ["alerts", () => evaluateAlerts({ db: getDb(env.DB), env, now })],
+  ];
+  if (cron !== FREQUENT_CRON) jobs.unshift(["housekeeping", () => runHousekeeping(env, now)]);
+  for (const [job, run] of jobs) {
+    try {
+      await run();
+    } catch (error) {
+      console.error(JSON.stringify({ scheduledJobFailed: job, error: String(error) }));
+    }
+  }
 }

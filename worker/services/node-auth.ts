@@ -26,7 +26,8 @@ const RECENT_MS = 60_000;
 
 /** The node events that end a token (services/nodes.ts revokeNode, services/enrollment.ts). */
 export const TOKEN_ENDING_EVENTS = ["revoked", "re-enrolled"] as const;
-const AUTH_EVENTS = sql`${nodeEvents.type} in ${TOKEN_ENDING_EVENTS}`;
+// A site move ("site" event) also drops the cached entry, so polls carry the new site within seconds.
+const AUTH_EVENTS = sql`${nodeEvents.type} in ${[...TOKEN_ENDING_EVENTS, "site"]}`;
 
 async function sweep(db: Db): Promise<void> {
   const [row] = await db.all<{ top: number | null; ids: string }>(
@@ -78,6 +79,8 @@ export async function authenticateNodeCached(db: Db, token: string | null): Prom
     tokenHash,
     lastAddress: row.lastAddress,
     agentVersion: row.agentVersion,
+    site: row.site,
+    siteSince: row.siteSince,
   };
   byToken.delete(tokenHash);
   if (recentlyChanged.has(row.id)) return node;

@@ -114,8 +114,13 @@ export function nodeViewFor(
   return rest;
 }
 
-export async function listNodes(db: Db) {
-  return db.select().from(nodes).orderBy(nodes.hostname);
+/** Every node, or one site's (`site`). */
+export async function listNodes(db: Db, site?: string) {
+  return db
+    .select()
+    .from(nodes)
+    .where(site ? eq(nodes.site, site) : undefined)
+    .orderBy(nodes.hostname);
 }
 
 export async function getNode(db: Db, id: string) {

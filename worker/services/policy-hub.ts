@@ -2,6 +2,7 @@ import { config } from "../config";
 import type { HubAnswer, HubStats, PolicyHub } from "../durable/policy-hub";
 import type { StatusRow } from "./node-status";
 import type { PolicyHead } from "./policy";
+import type { RolloutTargeting } from "./rollout-target";
 
 function hubs(env: Env): DurableObjectNamespace<PolicyHub> {
   return env.POLICY_HUB as unknown as DurableObjectNamespace<PolicyHub>;
@@ -65,6 +66,14 @@ export function announceInBackground(
 ): Promise<void> {
   ctx.waitUntil(announceVersion(env, head));
   return Promise.resolve();
+}
+
+/**
+ * Hands every shard the active rollout's targeting (null: none), before the head it concerns, so no
+ * shard serves a held node the new head. Unlike a head, this must reach every shard: it throws.
+ */
+export async function announceRollout(env: Env, rollout: RolloutTargeting | null) {
+  await Promise.all(Array.from({ length: shardCount(env) }, (_, i) => shard(env, i).setRollout(rollout)));
 }
 
 /** Ends a revoked node's parked poll; best effort (the auth sweep refuses it within seconds anyway). */

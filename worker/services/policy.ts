@@ -18,6 +18,7 @@ import type { Db } from "../db/client";
 import { policyChunks, policyVersions } from "../db/schema";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
+import { assertNoActiveRollout } from "./rollout-active";
 
 // ≤ 500k characters is ≤ 1.5 MB of UTF-8, under D1's 2 MB row limit.
 const CHUNK_CHARS = 500_000;
@@ -81,7 +82,9 @@ export function parsePolicy(input: unknown): Policy {
   return result.policy;
 }
 
-export type PolicyHead = { version: number; hash: string; generation: number };
+import type { PolicyHead } from "./policy-head";
+
+export type { PolicyHead };
 
 export async function latestHead(db: Db): Promise<PolicyHead | null> {
   const [row] = await db
@@ -229,6 +232,8 @@ export interface PublishInput {
    * than the latest), published even when the content is unchanged. See `startSeries`.
    */
   newSeries?: boolean;
+  /** Set only by services/rollout.ts, which publishes while its own rollout is active. */
+  duringRollout?: boolean;
 }
 
 export interface PublishResult {
@@ -250,6 +255,7 @@ export async function publishPolicy({
   input,
 }: PolicyWrite & { input: PublishInput }): Promise<PublishResult> {
   const policy = parsePolicy(input.policy);
+  if (!input.duringRollout) await assertNoActiveRollout(db);
   const keys = typeof seeds === "object" ? seeds : { current: seeds };
   const key = await signingKey(keys.current);
   const nextKey = await announcedNextKey(keys, key);

@@ -13,6 +13,8 @@ export interface SimulatedRequest {
   user?: string;
   groups?: string[];
   at?: number;
+  /** The node's site; rules with match.sites never match without one. */
+  site?: string;
 }
 
 // Compiling a large list costs a second or so; a version's compiled form never changes.
@@ -61,10 +63,13 @@ export function factsFor(request: SimulatedRequest): RequestFacts {
 export async function simulateRequest(
   policy: Policy,
   request: SimulatedRequest,
-): Promise<Decision & { facts: RequestFacts }> {
+): Promise<Decision & { facts: RequestFacts; site: string | null }> {
   const facts = factsFor(request);
-  const decision = (await compiledFor(policy)).evaluate(facts, { trace: true });
-  return { ...decision, facts };
+  const engine = await compiledFor(policy);
+  // Set and used with no await between: the cached engine is shared by this isolate's requests.
+  engine.setSite(request.site ?? null);
+  const decision = engine.evaluate(facts, { trace: true });
+  return { ...decision, facts, site: request.site ?? null };
 }
 
 export interface SimulateInput {

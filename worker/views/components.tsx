@@ -87,6 +87,11 @@ const BADGE: Record<string, string> = {
   auth: "warn",
   sent: "ok",
   failed: "bad",
+  held: "warn",
+  soaking: "warn",
+  promoted: "ok",
+  halted: "bad",
+  "rolled-back": "warn",
 };
 
 export function Badge(props: { value: string }) {

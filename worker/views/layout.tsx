@@ -21,6 +21,7 @@ const SECTIONS = [
   { href: "/overview", label: "Overview" },
   { href: "/nodes", label: "Nodes" },
   { href: "/policy", label: "Policy" },
+  { href: "/rollouts", label: "Rollouts" },
   { href: "/reports", label: "Reports" },
   { href: "/requests", label: "Requests" },
   { href: "/settings", label: "Settings" },

@@ -65,6 +65,8 @@ const fakeCompiled: CompiledPolicy = {
   includeQuery: false,
   blockPage: { title: "", body: "" },
   destinations: DEFAULT_DESTINATIONS,
+  nodeSite: null,
+  setSite: () => undefined,
   clientAllowed: () => true,
   evaluate: () => ({ action: "allow", reason: "default" }),
   verifyCredentials: async () => null,

@@ -25,6 +25,13 @@ const KeyCreate = z
     name: Name,
     maxUses: z.number().int().min(1).max(1_000_000).nullable().optional(),
     expiresAt: Instant.nullable().optional(),
+    site: z
+      .string()
+      .min(1)
+      .max(64)
+      .nullable()
+      .optional()
+      .openapi({ description: "nodes enrolled with it join this site" }),
   })
   .openapi("EnrollmentKeyCreate");
 

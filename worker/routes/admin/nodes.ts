@@ -7,6 +7,7 @@ import { describeFleetNode, listFleet } from "../../services/fleet";
 import { describeNode, listNodeEvents, nodeViewFor, restoreNode, revokeNode } from "../../services/nodes";
 import { latestHead } from "../../services/policy";
 import { announceRevocation } from "../../services/policy-hub";
+import { activeRollout, rolloutSync } from "../../services/rollout-active";
 import { IdParam, Loose, Pagination } from "./schemas";
 
 export const nodeRoutes = createRouter();
@@ -16,7 +17,8 @@ const NodeView = z
     id: z.string(),
     hostname: z.string(),
     status: z.enum(["online", "offline", "revoked"]),
-    sync: z.enum(["in-sync", "behind", "rejected", "never"]),
+    sync: z.enum(["in-sync", "behind", "rejected", "never", "held"]),
+    site: z.string().nullable(),
     appliedVersion: z.number().nullable(),
     latestVersion: z.number().nullable(),
     lastError: z.string().nullable(),
@@ -31,13 +33,19 @@ nodeRoutes.openapi(
     path: "/nodes",
     tags: ["nodes"],
     summary: "The fleet: each node's state, applied versus latest version, last error",
+    description:
+      "`site` lists one site's nodes. While a rollout soaks, nodes outside its ring show sync `held`.",
     security,
+    request: { query: z.object({ site: z.string().min(1).max(64).optional() }) },
     responses: { 200: jsonResponse(z.object({ nodes: z.array(NodeView) }), "Nodes"), ...adminErrors },
   }),
   async (c) => {
-    const fleet = await listFleet({ db: getDb(c.env.DB), env: c.env, all: true });
+    const db = getDb(c.env.DB);
+    const { site } = c.req.valid("query");
+    const fleet = await listFleet({ db, env: c.env, input: { site }, all: true });
+    const rollout = await activeRollout(db);
     const role = c.get("actor").role;
-    return c.json({ nodes: fleet.nodes.map((n) => nodeViewFor(role, n)) }, 200);
+    return c.json({ nodes: fleet.nodes.map((n) => nodeViewFor(role, rolloutSync(n, rollout))) }, 200);
   },
 );
 

@@ -204,6 +204,11 @@ const SimulateBody = z
       user: z.string().max(200).optional(),
       groups: z.array(z.string().max(100)).max(100).optional(),
       at: Instant.optional(),
+      /** The site of the node that would see the request (rules with match.sites, site-scoped lists). */
+      site: z
+        .string()
+        .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/i)
+        .optional(),
     }),
   })
   .openapi("SimulateRequest");

@@ -3,8 +3,11 @@ import { auditOf, type DashContext } from "../../middleware/session";
 import { describeFleetNode, listFleet, parseFleetQuery } from "../../services/fleet";
 import { listNodeEvents, revokeNode } from "../../services/nodes";
 import { announceRevocation } from "../../services/policy-hub";
+import { activeRollout, rolloutSync } from "../../services/rollout-active";
+import { listSites } from "../../services/sites";
 import { listUsers } from "../../services/users";
 import { NodePage, NodesPage } from "../../views/nodes";
+import { SiteFilter } from "../../views/site-filter";
 import { dashboardSection, pageContext } from "./app";
 import { confirmFirst } from "./confirm";
 
@@ -12,11 +15,20 @@ export const nodePages = dashboardSection();
 
 nodePages.get("/", async (c) => {
   const query = parseFleetQuery(c.req.query());
-  const fleet = await listFleet({ db: getDb(c.env.DB), env: c.env, input: query });
+  const db = getDb(c.env.DB);
+  const fleet = await listFleet({ db, env: c.env, input: query });
+  const [sites, rollout] = [await listSites(db), await activeRollout(db)];
+  // The site picker keeps the other filters (and starts again at page 1).
+  const keep = Object.fromEntries(
+    Object.entries(query).filter(([k, v]) => k !== "site" && k !== "page" && v !== undefined),
+  ) as Record<string, string>;
   return c.html(
     <NodesPage
       page={pageContext(c)}
-      nodes={fleet.nodes}
+      nodes={fleet.nodes.map((n) => rolloutSync(n, rollout))}
+      siteFilter={
+        <SiteFilter sites={sites.map((s) => s.name)} current={query.site} action="/nodes" hidden={keep} />
+      }
       info={{ page: fleet.page, pages: fleet.pages, total: fleet.total }}
       query={query}
       versions={fleet.agentVersions}

@@ -1,3 +1,4 @@
+import type { Child } from "hono/jsx";
 import type { FleetQuery } from "../../services/fleet";
 import { Ago, Badge, type PageInfo, Pager } from "../components";
 import { Layout, type PageContext } from "../layout";
@@ -79,10 +80,10 @@ function Filters(props: { query: FleetQuery; versions: string[] }) {
           ))}
         </select>
       </label>
-      {/* Slot: the sites work adds its site filter here. */}
+      {q.site ? <input type="hidden" name="site" value={q.site} /> : null}
       {q.sort ? <input type="hidden" name="sort" value={q.sort} /> : null}
       <button type="submit">Apply</button>
-      {q.q || q.state || q.sync || q.version ? <a href="/nodes">Clear filters</a> : null}
+      {q.q || q.state || q.sync || q.version || q.site ? <a href="/nodes">Clear filters</a> : null}
     </form>
   );
 }
@@ -95,6 +96,8 @@ export function NodesPage(props: {
   versions: string[];
   fleetSize: number;
   now: number;
+  /** The site picker (views/site-filter.tsx), shown above the other filters. */
+  siteFilter?: Child;
 }) {
   const { query } = props;
   return (
@@ -106,6 +109,7 @@ export function NodesPage(props: {
         </p>
       ) : (
         <section class="panel">
+          {props.siteFilter}
           <Filters query={query} versions={props.versions} />
           <p class="muted" role="status" data-testid="node-count">
             {props.info.total === props.fleetSize
@@ -120,6 +124,7 @@ export function NodesPage(props: {
                 <thead>
                   <tr>
                     <SortHeader query={query} by="hostname" label="Name" />
+                    <th>Site</th>
                     <th>Address</th>
                     <SortHeader query={query} by="status" label="State" />
                     <SortHeader query={query} by="applied" label="Policy (applied / latest)" />
@@ -136,6 +141,7 @@ export function NodesPage(props: {
                       <td class="key">
                         <a href={`/nodes/${n.id}`}>{n.hostname}</a>
                       </td>
+                      <td>{n.site ?? <span class="muted">–</span>}</td>
                       <td>{n.lastAddress ?? "–"}</td>
                       <td>
                         <Badge value={n.status} /> <Badge value={n.sync} />

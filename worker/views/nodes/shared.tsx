@@ -4,7 +4,8 @@ export interface NodeView {
   id: string;
   hostname: string;
   status: "online" | "offline" | "revoked";
-  sync: "in-sync" | "behind" | "rejected" | "never";
+  sync: "in-sync" | "behind" | "rejected" | "never" | "held";
+  site?: string | null;
   appliedVersion: number | null;
   latestVersion: number | null;
   agentVersion: string;

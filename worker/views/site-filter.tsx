@@ -1,0 +1,31 @@
+/** A GET form that narrows a list to one site (nodes list; `base` keeps the page's other query fields). */
+export function SiteFilter(props: {
+  sites: string[];
+  current?: string;
+  action: string;
+  hidden?: Record<string, string>;
+}) {
+  return (
+    <form method="get" action={props.action} class="inline" data-testid="site-filter">
+      {Object.entries(props.hidden ?? {}).map(([k, v]) => (
+        <input type="hidden" name={k} value={v} />
+      ))}
+      <label>
+        Site{" "}
+        <select name="site" data-testid="site-select">
+          <option value="" selected={!props.current}>
+            All sites
+          </option>
+          {props.sites.map((s) => (
+            <option value={s} selected={props.current === s}>
+              {s}
+            </option>
+          ))}
+        </select>
+      </label>{" "}
+      <button type="submit" class="small" data-testid="site-apply">
+        Show
+      </button>
+    </form>
+  );
+}
