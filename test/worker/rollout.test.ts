@@ -127,6 +127,13 @@ describe("staged rollout", () => {
     await publish(blockPolicy("after-halt.example"), "after");
     const audit = JSON.stringify(await json(await call("/api/v1/audit?limit=50"), 200));
     expect(audit).toContain("rollout.halt");
+    // The halt is an alert too (Settings → Alerts), opened once for this rollout.
+    const opened = await env.DB.prepare("select kind, summary from alerts where subject = ?")
+      .bind(rollout.id)
+      .all();
+    expect(opened.results).toEqual([
+      { kind: "rollout.halted", summary: expect.stringMatching(/halted: node .* rejected/) },
+    ]);
   });
 
   it("halts when the ring's error share rises over the gate", async () => {

@@ -8,6 +8,7 @@ import { getDb } from "../db/client";
 import { nodes, rollouts, rollups } from "../db/schema";
 import type { Actor } from "../env";
 import { AppError } from "../errors";
+import { fireAlert } from "./alerts";
 import { type AuditContext, auditInsert } from "./audit";
 import { onlineWindowMs } from "./nodes";
 import { getVersion, latestHead, type PolicyHead, parsePolicy, publishPolicy, signingSeeds } from "./policy";
@@ -233,6 +234,15 @@ export async function haltRollout(env: Env, id: string, reason: string, ctx: Aud
   // While the hubs still hold the targeting, ring and held nodes both get the previous content.
   const rollbackVersion = await republishFrom(env, row, ctx);
   await announceRollout(env, null);
+  // Settings → Alerts: whoever watches the fleet hears of it; a failed delivery does not undo the halt.
+  await fireAlert({
+    db,
+    env,
+    kind: "rollout.halted",
+    subject: id,
+    summary: `Rollout ${id} halted: ${reason}`.slice(0, 500),
+    details: { reason, toVersion: row.toVersion, rollbackVersion, figures: row.figures },
+  }).catch((error) => console.error(JSON.stringify({ rolloutAlertFailed: id, error: String(error) })));
   return { ...row, rollbackVersion };
 }
 
