@@ -40,3 +40,8 @@ export const QueryInstant = z
     return n;
   })
   .optional();
+
+/** A site's name (sites.name): what the sites API creates and the reports' `site` filter takes. */
+export const SiteName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/i, "1-64 letters, digits, '_' or '-', starting with a letter or digit");
