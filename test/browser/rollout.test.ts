@@ -146,6 +146,26 @@ describe("fleet dashboard in Chromium", () => {
     await closeTab(tab, "rollout-02-nodes-site-filter");
   });
 
+  it("narrows the Reports page to one site with the site picker", async () => {
+    const tab = await openTab(h);
+    const { page } = tab;
+    await page.goto("/login");
+    await page.fill('input[name="name"]', ADMIN.name);
+    await page.fill('input[name="password"]', ADMIN.password);
+    await Promise.all([page.waitForURL("**/overview"), page.click('button[type="submit"]')]);
+    await page.goto("/reports");
+    expect(await page.textContent('[data-testid="range-text"]')).toContain("whole fleet");
+    await page.selectOption('[data-testid="range-form"] [data-testid="site-select"]', "beta");
+    await Promise.all([
+      page.waitForURL("**/reports?*site=beta*"),
+      page.click('[data-testid="range-form"] button[type="submit"]'),
+    ]);
+    expect(await page.textContent('[data-testid="range-text"]')).toContain("· site beta");
+    expect(await page.inputValue('[data-testid="range-form"] [data-testid="site-select"]')).toBe("beta");
+    expect(tab.errors).toEqual([]);
+    await closeTab(tab, "rollout-02b-reports-site-filter");
+  });
+
   it("halts the rollout by hand: the panel says the ring went back", async () => {
     const tab = await openTab(h);
     const { page } = tab;

@@ -18,6 +18,7 @@ import type { Db } from "../db/client";
 import { policyChunks, policyVersions } from "../db/schema";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
+import { assertKnownSites } from "./policy-sites";
 import { assertNoActiveRollout } from "./rollout-active";
 
 // ≤ 500k characters is ≤ 1.5 MB of UTF-8, under D1's 2 MB row limit.
@@ -66,6 +67,13 @@ async function announcedNextKey(seeds: SigningSeeds, current: SigningKey): Promi
   if (!seeds.next) return null;
   const next = await signingKey(seeds.next, "FLEETGATE_NEXT_SIGNING_KEY");
   return next.kid === current.kid ? null : { kid: next.kid, publicKey: next.publicKey };
+}
+
+/** What POST /policy/validate answers: POLICY_INVALID (422) or unknown sites (400), with JSON paths. */
+export async function checkPolicy(db: Db, input: unknown): Promise<Policy> {
+  const policy = parsePolicy(input);
+  await assertKnownSites(db, policy);
+  return policy;
 }
 
 /** Validates or throws POLICY_INVALID with every issue and its JSON path. */
@@ -255,6 +263,10 @@ export async function publishPolicy({
   input,
 }: PolicyWrite & { input: PublishInput }): Promise<PublishResult> {
   const policy = parsePolicy(input.policy);
+  // A rollback or a rollout's own republish or a new series restores content nodes already ran: a site deleted
+  // since must not block it (its rules then match no node, as they would have).
+  if (!input.duringRollout && input.rollbackOf === undefined && !input.newSeries)
+    await assertKnownSites(db, policy);
   if (!input.duringRollout) await assertNoActiveRollout(db);
   const keys = typeof seeds === "object" ? seeds : { current: seeds };
   const key = await signingKey(keys.current);

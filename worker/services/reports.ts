@@ -12,7 +12,9 @@ export interface ReportRange {
 
 export interface ReportFilter extends ReportRange {
   /** A node id, or undefined for the whole fleet. */
-  node?: string;
+  node?: string | undefined;
+  /** A site name: the site's nodes (at most one of node and site). */
+  site?: string | undefined;
 }
 
 export function resolveRange(
@@ -47,7 +49,13 @@ export interface ReportScope extends ReportFilter {
   compactedBefore: number;
 }
 
-export function totalsGrain({ from, to, node, compactedBefore }: ReportScope): Grain {
+// A site is read from its nodes' own rows (there are no per-site rollups), so it takes the
+// grains of a node: compacted ranges use hour totals and day-plus-hour dimension rows.
+const perNode = (scope: ReportFilter) => Boolean(scope.node || scope.site);
+
+export function totalsGrain(scope: ReportScope): Grain {
+  const { from, to, compactedBefore } = scope;
+  const node = perNode(scope);
   const span = to - from;
   if (span <= 6 * HOUR) return node && from < compactedBefore ? "h" : "m";
   return node || span <= 8 * DAY ? "h" : "d";
@@ -57,15 +65,16 @@ export function totalsGrain({ from, to, node, compactedBefore }: ReportScope): G
  * "d" for a node means its day rows before `compactedBefore` plus its hour rows after (both
  * are read, so a compaction running meanwhile changes nothing); for the fleet, its day rows.
  */
-export function dimensionGrain({ from, to, node, compactedBefore }: ReportScope): Grain {
+export function dimensionGrain(scope: ReportScope): Grain {
+  const { from, to, compactedBefore } = scope;
   if (from < compactedBefore) return "d";
-  return node || to - from <= FLEET_HOURLY_DIMENSIONS ? "h" : "d";
+  return perNode(scope) || to - from <= FLEET_HOURLY_DIMENSIONS ? "h" : "d";
 }
 
 /** The rollup kinds a dimension query of this scope sums. */
 function dimensionKinds(scope: ReportScope, dimension: Dimension): string {
   const grain = dimensionGrain(scope);
-  if (scope.node && grain === "d") return `${kindOf(dimension, "h")}, ${kindOf(dimension, "d")}`;
+  if (perNode(scope) && grain === "d") return `${kindOf(dimension, "h")}, ${kindOf(dimension, "d")}`;
   return String(kindOf(dimension, grain));
 }
 
@@ -80,15 +89,40 @@ export function effectiveRange(scope: ReportScope): ReportRange {
   return { from: scope.from - (scope.from % size), to: rest ? scope.to - rest + size : scope.to };
 }
 
-/** Reads how far compaction has gone, once per report. */
+/** Reads how far compaction has gone, once per report; an unknown site is a 400. */
 export async function reportScope(db: Db, filter: ReportFilter): Promise<ReportScope> {
-  const row = await db.$client
-    .prepare("SELECT compacted_before AS compactedBefore FROM report_state WHERE id = 1")
-    .first<{ compactedBefore: number }>();
+  if (filter.node && filter.site) {
+    throw new AppError("VALIDATION_FAILED", "a report is for one node or one site, not both", [
+      { path: "query.site", message: "not with node" },
+    ]);
+  }
+  const [state, site] = await db.$client.batch([
+    db.$client.prepare("SELECT compacted_before AS compactedBefore FROM report_state WHERE id = 1"),
+    db.$client.prepare("SELECT name FROM sites WHERE name = ?").bind(filter.site ?? ""),
+  ]);
+  if (filter.site && !site?.results.length) {
+    throw new AppError("VALIDATION_FAILED", `no site named ${filter.site}`, [
+      { path: "query.site", message: "unknown site" },
+    ]);
+  }
+  const row = state?.results[0] as { compactedBefore: number } | undefined;
   return { ...filter, compactedBefore: row?.compactedBefore ?? 0 };
 }
 
-const scope = (filter: ReportFilter) => filter.node ?? FLEET;
+// The rollup rows a report reads: the fleet's own rows, one node's, or the rows of a site's
+// nodes (nodes_site_idx, then the rollups primary key (kind, node_id, bucket) once per node).
+const SITE_NODES = "node_id IN (SELECT id FROM nodes WHERE site = ?)";
+const rowsOf = (filter: ReportFilter): { sql: string; arg: string } =>
+  filter.site ? { sql: SITE_NODES, arg: filter.site } : { sql: "node_id = ?", arg: filter.node ?? FLEET };
+
+/** Per-node rows of the scope: one node, a site's nodes, or every node (for node counts). */
+async function eachNodeRows(db: Db, filter: ReportFilter): Promise<{ sql: string; arg: string }> {
+  if (filter.site) return { sql: SITE_NODES, arg: filter.site };
+  return {
+    sql: "node_id IN (SELECT value FROM json_each(?))",
+    arg: JSON.stringify(filter.node ? [filter.node] : await nodeIds(db)),
+  };
+}
 
 async function nodeIds(db: Db): Promise<string[]> {
   const { results } = await db.$client.prepare("SELECT id FROM nodes").all<{ id: string }>();
@@ -117,32 +151,33 @@ export async function summary(db: Db, range: ReportFilter): Promise<Summary> {
   const filter = await reportScope(db, range);
   const grain = totalsGrain(filter);
   const { from: start, to: end } = effectiveRange(filter);
-  const node = scope(filter);
+  const rows = rowsOf(filter);
+  const each = await eachNodeRows(db, filter);
   // `(other)` is not a client or user: with keys folded into it the count is a lower bound.
   const distinct = (dimension: Dimension) =>
     d1
       .prepare(
         `SELECT COUNT(DISTINCT key) AS n FROM rollups
-         WHERE kind IN (${dimensionKinds(filter, dimension)}) AND node_id = ? AND bucket >= ? AND bucket < ? AND key <> '${OTHER_KEY}'`,
+         WHERE kind IN (${dimensionKinds(filter, dimension)}) AND ${rows.sql} AND bucket >= ? AND bucket < ? AND key <> '${OTHER_KEY}'`,
       )
-      .bind(node, start, end);
+      .bind(rows.arg, start, end);
   const [totals, clients, users, nodes] = await d1.batch([
     d1
       .prepare(
         `SELECT COALESCE(SUM(requests), 0) AS requests, COALESCE(SUM(blocked), 0) AS blocked,
                 COALESCE(SUM(auth), 0) AS auth, COALESCE(SUM(errors), 0) AS errors,
                 COALESCE(SUM(bytes_in), 0) AS bytesIn, COALESCE(SUM(bytes_out), 0) AS bytesOut
-         FROM rollups WHERE kind = ? AND node_id = ? AND bucket >= ? AND bucket < ?`,
+         FROM rollups WHERE kind = ? AND ${rows.sql} AND bucket >= ? AND bucket < ?`,
       )
-      .bind(kindOf("total", grain), node, start, end),
+      .bind(kindOf("total", grain), rows.arg, start, end),
     distinct("client"),
     distinct("user"),
     d1
       .prepare(
         `SELECT COUNT(DISTINCT node_id) AS n FROM rollups
-         WHERE kind = ? AND node_id IN (SELECT value FROM json_each(?)) AND bucket >= ? AND bucket < ?`,
+         WHERE kind = ? AND ${each.sql} AND bucket >= ? AND bucket < ?`,
       )
-      .bind(KIND.totalHour, JSON.stringify(filter.node ? [filter.node] : await nodeIds(db)), start, end),
+      .bind(KIND.totalHour, each.arg, start, end),
   ]);
   const t = totals!.results[0] as Record<
     "requests" | "blocked" | "auth" | "errors" | "bytesIn" | "bytesOut",
@@ -183,14 +218,15 @@ export async function timeseries(db: Db, range: ReportFilter) {
   const { from: start, to: end } = effectiveRange(filter);
   const span = end - start;
   const bucketMs = grain === "m" ? (span <= 2 * HOUR ? MINUTE : 5 * MINUTE) : GRAIN_MS[grain];
+  const rows = rowsOf(filter);
   const { results } = await db.$client
     .prepare(
       `SELECT bucket - (bucket % ?) AS t, SUM(requests) AS requests, SUM(requests - blocked - auth - errors) AS allowed,
               SUM(blocked) AS blocked, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut
-       FROM rollups WHERE kind = ? AND node_id = ? AND bucket >= ? AND bucket < ?
+       FROM rollups WHERE kind = ? AND ${rows.sql} AND bucket >= ? AND bucket < ?
        GROUP BY t ORDER BY t`,
     )
-    .bind(bucketMs, kindOf("total", grain), scope(filter), start, end)
+    .bind(bucketMs, kindOf("total", grain), rows.arg, start, end)
     .all<Point>();
   const points = new Map<number, Point>();
   for (let t = start - (start % bucketMs); t < end; t += bucketMs) {
@@ -248,20 +284,15 @@ export async function top(
   const select = `${ranked} AS requests, SUM(blocked) AS blocked, SUM(bytes_in) AS bytesIn, SUM(bytes_out) AS bytesOut`;
   const d1 = db.$client;
   if (filter.by === "node") {
+    const each = await eachNodeRows(db, filter);
     const { results } = await d1
       .prepare(
         `SELECT r.node_id AS key, ${select}, (SELECT hostname FROM nodes WHERE id = r.node_id) AS label
          FROM rollups r
-         WHERE kind = ? AND node_id IN (SELECT value FROM json_each(?)) AND bucket >= ? AND bucket < ?
+         WHERE kind = ? AND ${each.sql} AND bucket >= ? AND bucket < ?
          GROUP BY r.node_id HAVING ${ranked} > 0 ORDER BY 2 DESC LIMIT ?`,
       )
-      .bind(
-        KIND.totalHour,
-        JSON.stringify(filter.node ? [filter.node] : await nodeIds(db)),
-        start,
-        end,
-        filter.limit,
-      )
+      .bind(KIND.totalHour, each.arg, start, end, filter.limit)
       .all<TopRow>();
     return {
       by: filter.by,
@@ -274,17 +305,18 @@ export async function top(
       to: end,
     };
   }
-  const where = `kind IN (${dimensionKinds(filter, filter.by)}) AND node_id = ? AND bucket >= ? AND bucket < ?`;
+  const rowsSql = rowsOf(filter);
+  const where = `kind IN (${dimensionKinds(filter, filter.by)}) AND ${rowsSql.sql} AND bucket >= ? AND bucket < ?`;
   const [rows, other] = await d1.batch([
     d1
       .prepare(
         `SELECT key, ${select} FROM rollups WHERE ${where} AND key <> '${OTHER_KEY}'
          GROUP BY key HAVING ${ranked} > 0 ORDER BY 2 DESC LIMIT ?`,
       )
-      .bind(scope(filter), start, end, filter.limit),
+      .bind(rowsSql.arg, start, end, filter.limit),
     d1
       .prepare(`SELECT ${select} FROM rollups WHERE ${where} AND key = '${OTHER_KEY}' HAVING COUNT(*) > 0`)
-      .bind(scope(filter), start, end),
+      .bind(rowsSql.arg, start, end),
   ]);
   const dim = DIM[filter.by];
   return {
@@ -322,21 +354,22 @@ export async function incomplete(db: Db, filter: ReportFilter): Promise<Incomple
                  LAG(last_seq) OVER (PARTITION BY node_id, epoch ORDER BY first_seq) AS prev,
                  LAG(last_ts) OVER (PARTITION BY node_id, epoch ORDER BY first_seq) AS prev_last
                FROM (SELECT node_id, epoch, seq AS first_seq, seq AS last_seq, first_ts, last_ts FROM log_chunks
-                     WHERE (?1 IS NULL OR node_id = ?1)
+                     WHERE (?1 IS NULL OR node_id = ?1) AND (?4 IS NULL OR node_id IN (SELECT id FROM nodes WHERE site = ?4))
                      UNION ALL
                      SELECT node_id, epoch, first_seq, last_seq, first_ts, last_ts FROM log_chunk_runs
-                     WHERE (?1 IS NULL OR node_id = ?1))) g
+                     WHERE (?1 IS NULL OR node_id = ?1) AND (?4 IS NULL OR node_id IN (SELECT id FROM nodes WHERE site = ?4)))) g
          JOIN nodes n ON n.id = g.node_id
          WHERE g.prev IS NOT NULL AND g.seq > g.prev + 1 AND g.prev_last < ?3 AND g.first_ts > ?2
          ORDER BY g.node_id, g.epoch, g.seq LIMIT 100`,
       )
-      .bind(filter.node ?? null, filter.from, filter.to),
+      .bind(filter.node ?? null, filter.from, filter.to, filter.site ?? null),
     d1
       .prepare(
         `SELECT id AS nodeId, hostname, spool FROM nodes
-         WHERE revoked_at IS NULL AND (?1 IS NULL OR id = ?1) AND json_extract(spool, '$.pendingChunks') > 0`,
+         WHERE revoked_at IS NULL AND (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR site = ?2)
+           AND json_extract(spool, '$.pendingChunks') > 0`,
       )
-      .bind(filter.node ?? null),
+      .bind(filter.node ?? null, filter.site ?? null),
   ]);
   const out: Incomplete[] = [];
   for (const g of gaps!.results as {

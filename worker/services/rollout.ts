@@ -11,7 +11,7 @@ import { AppError } from "../errors";
 import { fireAlert } from "./alerts";
 import { type AuditContext, auditInsert } from "./audit";
 import { onlineWindowMs } from "./nodes";
-import { getVersion, latestHead, type PolicyHead, parsePolicy, publishPolicy, signingSeeds } from "./policy";
+import { checkPolicy, getVersion, latestHead, type PolicyHead, publishPolicy, signingSeeds } from "./policy";
 import { announceRollout, announceVersion } from "./policy-hub";
 import {
   ACTIVE_STATES,
@@ -89,7 +89,7 @@ async function resolveRing(db: Db, ring: Ring): Promise<string[]> {
 /** Publishes `policy` as a new version that only the ring gets until the rollout is promoted. */
 export async function startRollout(env: Env, input: StartRolloutInput, ctx: AuditContext) {
   const db = getDb(env.DB);
-  parsePolicy(input.policy);
+  await checkPolicy(db, input.policy);
   await assertNoActiveRollout(db);
   const from = await latestHead(db);
   const ringNodes = await resolveRing(db, input.ring);

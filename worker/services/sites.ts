@@ -62,12 +62,6 @@ export async function findSite(db: Db, name: string): Promise<SiteRow | null> {
   return row ?? null;
 }
 
-/** Names a policy may use: every site that exists. */
-export async function siteNames(db: Db): Promise<Set<string>> {
-  const rows = await db.select({ name: sites.name }).from(sites);
-  return new Set(rows.map((r) => r.name));
-}
-
 export async function createSite(
   db: Db,
   input: { name: string; description?: string; settings?: Partial<SiteSettings> },
@@ -189,30 +183,6 @@ export async function setNodePublicAddress(
     }),
   ]);
   return { ...node, publicAddress: address };
-}
-
-/**
- * Master-side check of a policy's site names (the protocol cannot know which sites exist): a
- * typo would silently make a rule apply nowhere. Issues name the JSON path.
- */
-export function unknownSiteIssues(
-  policy: { rules: { match: { sites?: string[] } }[]; lists: Record<string, { sites?: string[] }> },
-  known: Set<string>,
-) {
-  const issues: { path: string; message: string }[] = [];
-  policy.rules.forEach((rule, i) => {
-    rule.match.sites?.forEach((site, j) => {
-      if (!known.has(site))
-        issues.push({ path: `rules[${i}].match.sites[${j}]`, message: `unknown site "${site}"` });
-    });
-  });
-  for (const [name, list] of Object.entries(policy.lists)) {
-    list.sites?.forEach((site, j) => {
-      if (!known.has(site))
-        issues.push({ path: `lists.${name}.sites[${j}]`, message: `unknown site "${site}"` });
-    });
-  }
-  return issues.slice(0, 100);
 }
 
 // One signature per (node, site, since, key), not per poll: a fleet polls every few seconds.

@@ -66,7 +66,7 @@ export function RolloutPanel(props: { view: RolloutPanelView; page: PageContext;
   const active = r.state === "soaking" || r.state === "pending";
   const gates = r.gates as Record<string, number>;
   return (
-    <section class="panel" data-testid="rollout-panel" data-state={r.state}>
+    <section class="panel" id={r.id} data-testid="rollout-panel" data-state={r.state}>
       <h2>
         Rollout <code>{r.id}</code> <Badge value={r.state} />
       </h2>

@@ -13,10 +13,10 @@ import {
 import { getBootstrapSetting, setBootstrapSetting } from "../../services/admin-auth";
 import { getAgentAllowlist, setAgentAllowlist } from "../../services/agent-allowlist";
 import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
-import { listAudit } from "../../services/audit";
+import { searchAudit } from "../../services/audit-search";
 import { createEnrollmentKey, listEnrollmentKeys, revokeEnrollmentKey } from "../../services/enrollment";
 import { createUser, listUsers, updateUser } from "../../services/users";
-import { IdParam, Instant, Loose, Name, Pagination, Role } from "./schemas";
+import { AuditFilter, IdParam, Instant, Loose, Name, Role } from "./schemas";
 
 export const accessRoutes = createRouter();
 
@@ -200,12 +200,16 @@ accessRoutes.openapi(
     method: "get",
     path: "/audit",
     tags: ["identity"],
-    summary: "The audit log, newest first (`before` = an entry id, for paging)",
+    summary:
+      "The audit log, newest first, with actor and target names and dashboard links; filters by actor, action (or a prefix ending in '.'), target and time; `next` is the `before` of the next page",
     security,
-    request: { query: Pagination },
-    responses: { 200: jsonResponse(z.object({ entries: z.array(Loose) }), "Entries"), ...adminErrors },
+    request: { query: AuditFilter },
+    responses: {
+      200: jsonResponse(z.object({ entries: z.array(Loose), next: z.number().nullable() }), "Entries"),
+      ...adminErrors,
+    },
   }),
-  async (c) => c.json({ entries: await listAudit(getDb(c.env.DB), c.req.valid("query")) }, 200),
+  async (c) => c.json(await searchAudit({ db: getDb(c.env.DB), input: c.req.valid("query") }), 200),
 );
 
 const UserCreate = z

@@ -5,10 +5,10 @@ import type { AppEnv } from "../../env";
 import { auditContext } from "../../middleware/context";
 import { adminErrors, createRouter, jsonBody, jsonResponse, notFound, security } from "../../openapi";
 import {
+  checkPolicy,
   getVersion,
   listPolicyVersions,
   type PolicyWrite,
-  parsePolicy,
   publishPolicy,
   rollbackPolicy,
   signingSeeds,
@@ -70,7 +70,7 @@ policyRoutes.openapi(
     },
   }),
   async (c) => {
-    parsePolicy(c.req.valid("json").policy);
+    await checkPolicy(getDb(c.env.DB), c.req.valid("json").policy);
     return c.json({ valid: true as const }, 200);
   },
 );

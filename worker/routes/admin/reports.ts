@@ -3,7 +3,7 @@ import { getDb } from "../../db/client";
 import { adminErrors, createRouter, jsonResponse, security } from "../../openapi";
 import { exportReportCsv } from "../../services/report-export";
 import { resolveRange, summary, TOP_DIMENSIONS, timeseries, top } from "../../services/reports";
-import { Loose, QueryInstant } from "./schemas";
+import { Loose, QueryInstant, SiteName } from "./schemas";
 
 export const reportRoutes = createRouter();
 
@@ -14,6 +14,9 @@ const RangeQuery = z.object({
     .string()
     .regex(/^node_[0-9a-z]{8,32}$/)
     .optional(),
+  site: SiteName.optional().openapi({
+    description: "the nodes of one site (not with node; an unknown site is a 400)",
+  }),
 });
 const TopQuery = RangeQuery.extend({
   by: z.enum(TOP_DIMENSIONS),
@@ -24,7 +27,11 @@ const ExportQuery = TopQuery.partial({ by: true }).extend({
   report: z.enum(["summary", "timeseries", "top"]),
 });
 
-const filterOf = (q: z.infer<typeof RangeQuery>) => ({ ...resolveRange(q.from, q.to), node: q.node });
+const filterOf = (q: z.infer<typeof RangeQuery>) => ({
+  ...resolveRange(q.from, q.to),
+  node: q.node,
+  site: q.site,
+});
 
 reportRoutes.openapi(
   createRoute({

@@ -40,3 +40,26 @@ export const QueryInstant = z
     return n;
   })
   .optional();
+
+/** A site's name (sites.name): what the sites API creates and the reports' `site` filter takes. */
+export const SiteName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/i, "1-64 letters, digits, '_' or '-', starting with a letter or digit");
+
+/** GET /api/v1/audit: a page of the audit log and its filters (services/audit-search.ts). */
+export const AuditFilter = Pagination.extend({
+  actor: z
+    .string()
+    .regex(/^[a-z]+(:[a-z0-9_-]{1,64})?$/, "an actor id: user:usr_…, token:tok_…, bootstrap, system:rollout")
+    .optional(),
+  action: z
+    .string()
+    .regex(
+      /^[a-z-]{1,40}(\.[a-z-]{0,40})?$/,
+      "an action (policy.publish) or a prefix ending in '.' (policy.)",
+    )
+    .optional(),
+  target: z.string().min(1).max(200).optional(),
+  from: QueryInstant,
+  to: QueryInstant,
+});

@@ -16,13 +16,10 @@ import {
   setNodeSite,
   updateSite,
 } from "../../services/sites";
-import { IdParam, Loose } from "./schemas";
+import { IdParam, Loose, SiteName } from "./schemas";
 
 export const siteRoutes = createRouter();
 
-const SiteName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/i, "1-64 letters, digits, '_' or '-', starting with a letter or digit");
 const Settings = z.strictObject({
   bypass: z.array(z.string().min(1).max(300)).max(MAX_BYPASS).optional(),
   allowDirect: z.boolean().optional(),

@@ -375,7 +375,8 @@ policyPages.post("/publish", async (c) => {
       303,
     );
   } catch (error) {
-    if (error instanceof AppError && error.code === "POLICY_INVALID")
+    // VALIDATION_FAILED: the policy names a site that does not exist.
+    if (error instanceof AppError && (error.code === "POLICY_INVALID" || error.code === "VALIDATION_FAILED"))
       return renderEditor(c, "rules", { error: error.message });
     throw error;
   }

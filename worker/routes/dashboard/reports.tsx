@@ -2,6 +2,7 @@ import { getDb } from "../../db/client";
 import { AppError } from "../../errors";
 import { listNodeNames } from "../../services/fleet";
 import { summary, TOP_DIMENSIONS, type TopDimension, timeseries, top } from "../../services/reports";
+import { listSites } from "../../services/sites";
 import { type ReportRangeView, ReportsPage, TopPage } from "../../views/reports";
 import { ACTIONS } from "../../views/reports/shared";
 import { fromLocalInput } from "../../views/time";
@@ -27,16 +28,18 @@ export function rangeFrom(
   now = Date.now(),
 ): ReportRangeView {
   const node = query.node?.trim() || undefined;
+  // A node is narrower than its site: with both picked the report is the node's.
+  const site = node ? undefined : query.site?.trim() || undefined;
   const action = ACTIONS.find((a) => a === query.action);
   if (query.range === "custom") {
     const from = fromLocalInput(query.from, zone);
     const to = fromLocalInput(query.to, zone);
     if (Number.isFinite(from) && Number.isFinite(to) && from < to)
-      return { preset: "custom", from, to, node, action };
+      return { preset: "custom", from, to, node, site, action };
   }
   const preset = query.range && PRESET_MS[query.range] ? query.range : "24h";
   const to = Math.ceil(now / MINUTE) * MINUTE;
-  return { preset, from: to - PRESET_MS[preset]!, to, node, action };
+  return { preset, from: to - PRESET_MS[preset]!, to, node, site, action };
 }
 
 const rangeOf = (c: DashContext) => rangeFrom(c.req.query(), pageContext(c).tz?.zone);
@@ -44,9 +47,10 @@ const rangeOf = (c: DashContext) => rangeFrom(c.req.query(), pageContext(c).tz?.
 reportPages.get("/", async (c) => {
   const db = getDb(c.env.DB);
   const range = rangeOf(c);
-  const filter = { from: range.from, to: range.to, node: range.node };
-  const [nodes, totals, series, ...tops] = await Promise.all([
+  const filter = { from: range.from, to: range.to, node: range.node, site: range.site };
+  const [nodes, sites, totals, series, ...tops] = await Promise.all([
     listNodeNames({ db }),
+    listSites(db),
     summary(db, filter),
     timeseries(db, filter),
     ...TOP_DIMENSIONS.map((by) => top(db, { ...filter, by, action: range.action, limit: 10 })),
@@ -56,6 +60,7 @@ reportPages.get("/", async (c) => {
       page={pageContext(c)}
       range={range}
       nodes={nodes}
+      sites={sites.map((s) => s.name)}
       summary={totals}
       series={series}
       tops={tops.map((t) => ({ by: t.by, rows: t.rows, other: t.other }))}
@@ -77,6 +82,7 @@ reportPages.get("/top/:by", async (c) => {
     from: range.from,
     to: range.to,
     node: range.node,
+    site: range.site,
     by,
     action: range.action,
     limit: pageNo * TOP_PAGE + 1,

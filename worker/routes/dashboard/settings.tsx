@@ -11,12 +11,21 @@ import {
   saveAlertConfig,
 } from "../../services/alerts";
 import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
-import { listAudit } from "../../services/audit";
+import { searchAudit } from "../../services/audit-search";
 import { createEnrollmentKey, listEnrollmentKeys, revokeEnrollmentKey } from "../../services/enrollment";
 import { endUserSessions } from "../../services/sessions";
 import { createUser, listUsers, updateUser } from "../../services/users";
 import { paginate } from "../../views/components";
-import { AlertsPage, AllowlistPage, AuditPage, KeysPage, TokensPage, UsersPage } from "../../views/settings";
+import {
+  AlertsPage,
+  AllowlistPage,
+  type AuditFilterView,
+  AuditPage,
+  KeysPage,
+  TokensPage,
+  UsersPage,
+} from "../../views/settings";
+import { fromLocalInput } from "../../views/time";
 import { dashboardSection, FORM_STATUS, formFields, pageContext } from "./app";
 import { confirmFirst } from "./confirm";
 
@@ -217,14 +226,57 @@ settingsPages.post(
 
 const AUDIT_PAGE = 50;
 
+const AUDIT_ACTOR = /^[a-z]+(:[a-z0-9_-]{1,64})?$/;
+const AUDIT_ACTION = /^[a-z-]{1,40}(\.[a-z-]{0,40})?$/;
+
 settingsPages.get("/audit", async (c) => {
   const db = getDb(c.env.DB);
-  const before = optionalInt(c.req.query("before")) ?? undefined;
-  const entries = await listAudit(db, { limit: AUDIT_PAGE, ...(before ? { before } : {}) });
-  const actors: Record<string, string> = {};
-  for (const u of await listUsers(db)) actors[`user:${u.id}`] = u.name;
-  const next = entries.length === AUDIT_PAGE ? entries[entries.length - 1]?.id : undefined;
-  return c.html(<AuditPage page={pageContext(c)} entries={entries} next={next} actors={actors} />);
+  const q = c.req.query();
+  const zone = pageContext(c).tz?.zone ?? "UTC";
+  const time = (v: string | undefined) => {
+    const ms = v?.trim() ? fromLocalInput(v, zone) : Number.NaN;
+    return Number.isFinite(ms) ? ms : undefined;
+  };
+  const text = (v: string | undefined, pattern?: RegExp) => {
+    const t = v?.trim().slice(0, 200);
+    return t && (!pattern || pattern.test(t)) ? t : undefined;
+  };
+  const filter: AuditFilterView = {
+    actor: text(q.actor, AUDIT_ACTOR),
+    action: text(q.action, AUDIT_ACTION),
+    target: text(q.target),
+    from: time(q.from),
+    to: time(q.to),
+  };
+  const ignored = (["actor", "action"] as const).filter((k) => q[k]?.trim() && !filter[k]);
+  let error = ignored.length ? `ignored: not a valid ${ignored.join(" or ")}` : undefined;
+  let result: Awaited<ReturnType<typeof searchAudit>> = { entries: [], next: null };
+  try {
+    result = await searchAudit({
+      db,
+      input: { limit: AUDIT_PAGE, before: optionalInt(q.before) ?? undefined, ...filter },
+    });
+  } catch (e) {
+    error = userError(e);
+  }
+  const [people, tokens] = await Promise.all([listUsers(db), listApiTokens(db)]);
+  const actors = [
+    ...people.map((u) => ({ id: `user:${u.id}`, name: `${u.name} (user)` })),
+    ...tokens.map((t) => ({ id: `token:${t.id}`, name: `${t.name} (API token)` })),
+    { id: "bootstrap", name: "bootstrap token" },
+    { id: "system:rollout", name: "rollout gates (system)" },
+    { id: "anonymous", name: "anonymous (failed sign-in)" },
+  ];
+  return c.html(
+    <AuditPage
+      page={pageContext(c)}
+      entries={result.entries}
+      next={result.next}
+      filter={filter}
+      actors={actors}
+      error={error}
+    />,
+  );
 });
 
 async function renderAlerts(c: DashContext, extra: { notice?: string; error?: string } = {}) {

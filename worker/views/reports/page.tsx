@@ -1,6 +1,7 @@
 import type { Incomplete, Point, Summary, TopDimension, TopRow } from "../../services/reports";
 import { formatBytes } from "../components";
 import { Layout, type PageContext } from "../layout";
+import { SiteSelect } from "../site-filter";
 import { formatInstant, toLocalInput, useZone } from "../time";
 import {
   ACTIONS,
@@ -33,7 +34,11 @@ function readableGap(text: string, zone: string) {
   );
 }
 
-function RangeForm(props: { range: ReportRangeView; nodes: { id: string; hostname: string }[] }) {
+function RangeForm(props: {
+  range: ReportRangeView;
+  nodes: { id: string; hostname: string }[];
+  sites: string[];
+}) {
   const zone = useZone();
   const r = props.range;
   return (
@@ -69,7 +74,7 @@ function RangeForm(props: { range: ReportRangeView; nodes: { id: string; hostnam
           ))}
         </select>
       </label>
-      {/* Slot: the sites work adds its site filter here. */}
+      {props.sites.length ? <SiteSelect sites={props.sites} current={r.site} allLabel="every site" /> : null}
       <button type="submit">Apply</button>
     </form>
   );
@@ -113,6 +118,7 @@ export function ReportsPage(props: {
   page: PageContext;
   range: ReportRangeView;
   nodes: { id: string; hostname: string }[];
+  sites: string[];
   summary: Summary;
   series: { bucketMs: number; points: Point[] };
   tops: TopResult[];
@@ -151,13 +157,15 @@ function ReportsBody(props: Parameters<typeof ReportsPage>[0]) {
               </a>
             ))}
           </nav>
-          <RangeForm range={r} nodes={props.nodes} />
+          <RangeForm range={r} nodes={props.nodes} sites={props.sites} />
         </div>
         <p class="muted" data-testid="range-text">
           {formatInstant(r.from, zone)} – {formatInstant(r.to, zone)}
           {r.node
             ? ` · node ${props.nodes.find((n) => n.id === r.node)?.hostname ?? r.node}`
-            : " · whole fleet"}
+            : r.site
+              ? ` · site ${r.site}`
+              : " · whole fleet"}
           {r.action ? ` · top lists count ${r.action} requests` : ""}
         </p>
       </section>
@@ -286,7 +294,7 @@ function TopPageBody(props: Parameters<typeof TopPage>[0]) {
       <h1>{DIMENSION_TITLES[props.by][0]}</h1>
       <p class="muted">
         {formatInstant(r.from, zone)} – {formatInstant(r.to, zone)}
-        {r.node ? ` · node ${r.node}` : " · whole fleet"}
+        {r.node ? ` · node ${r.node}` : r.site ? ` · site ${r.site}` : " · whole fleet"}
         {r.action ? ` · ${r.action} requests` : ""}
       </p>
       <section class="panel">

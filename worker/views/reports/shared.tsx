@@ -6,7 +6,9 @@ export interface ReportRangeView {
   preset: string;
   from: number;
   to: number;
-  node?: string;
+  node?: string | undefined;
+  /** A site's nodes; the dashboard drops it when a node is chosen (the node is narrower). */
+  site?: string | undefined;
   action?: "allow" | "block" | "auth" | "error";
 }
 
@@ -24,6 +26,7 @@ export const ACTIONS = ["allow", "block", "auth", "error"] as const;
 export function reportParams(r: ReportRangeView): URLSearchParams {
   const q = new URLSearchParams({ from: String(r.from), to: String(r.to) });
   if (r.node) q.set("node", r.node);
+  if (r.site) q.set("site", r.site);
   if (r.action) q.set("action", r.action);
   return q;
 }
@@ -37,6 +40,7 @@ export function pageParams(r: ReportRangeView, zone: string): URLSearchParams {
     q.set("to", toLocalInput(r.to, zone));
   } else q.set("range", r.preset);
   if (r.node) q.set("node", r.node);
+  if (r.site) q.set("site", r.site);
   if (r.action) q.set("action", r.action);
   return q;
 }
@@ -49,7 +53,7 @@ const SEARCH_WINDOW = 6 * 3600_000;
  */
 export function drillHref(by: TopDimension, row: TopRow, r: ReportRangeView, zone: string): string {
   if (by === "node") {
-    const q = pageParams({ ...r, node: row.key }, zone);
+    const q = pageParams({ ...r, node: row.key, site: undefined }, zone);
     return `/reports?${q}`;
   }
   const from = Math.max(r.from, r.to - SEARCH_WINDOW);

@@ -1,7 +1,7 @@
 // Settings pages, one file each; routes import from here.
 export { AlertsPage } from "./alerts";
 export { AllowlistPage } from "./allowlist";
-export { AuditPage, type AuditRow } from "./audit";
+export { type AuditFilterView, AuditPage } from "./audit";
 export { type KeyRow, KeysPage } from "./keys";
 export { SettingsLayout } from "./layout";
 export { type TokenRow, TokensPage } from "./tokens";
