@@ -139,7 +139,7 @@ agentRoutes.openapi(
     const agent = agentVersionFromUserAgent(c.req.header("User-Agent"));
     const address = clientAddress(c);
     if (node.lastAddress !== address || (agent && node.agentVersion !== agent)) {
-      await recordHeartbeat(db, node.id, address, agent);
+      await recordHeartbeat({ db, nodeId: node.id, address, agentVersion: agent });
       rememberNodeFields(node, { lastAddress: address, ...(agent ? { agentVersion: agent } : {}) });
     }
     const { wait } = c.req.valid("query");

@@ -32,7 +32,17 @@ export async function nodeByTokenHash(db: Db, tokenHash: string): Promise<NodeRo
 }
 
 /** Address or agent version changed: written at once (rare); plain last-seen goes through touchNodes. */
-export async function recordHeartbeat(db: Db, nodeId: string, address: string | null, agentVersion?: string) {
+export async function recordHeartbeat({
+  db,
+  nodeId,
+  address,
+  agentVersion,
+}: {
+  db: Db;
+  nodeId: string;
+  address: string | null;
+  agentVersion?: string;
+}) {
   await db
     .update(nodes)
     .set({ lastSeenAt: Date.now(), lastAddress: address, ...(agentVersion ? { agentVersion } : {}) })
@@ -129,7 +139,7 @@ export async function getNode(db: Db, id: string) {
   return node;
 }
 
-export async function revokeNode(db: Db, id: string, ctx: AuditContext) {
+export async function revokeNode({ db, id, ctx }: { db: Db; id: string; ctx: AuditContext }) {
   const node = await getNode(db, id);
   if (node.revokedAt !== null) return node;
   const now = Date.now();
@@ -148,7 +158,17 @@ export const RESTORE_WINDOW_MS = 60 * 60_000;
  * Admin restore: lifts a revocation (the node's token works again) and opens a one-time window
  * in which the node may re-enroll with a valid key but without its token (lost credentials).
  */
-export async function restoreNode(db: Db, id: string, ctx: AuditContext, now = Date.now()) {
+export async function restoreNode({
+  db,
+  id,
+  ctx,
+  now = Date.now(),
+}: {
+  db: Db;
+  id: string;
+  ctx: AuditContext;
+  now?: number;
+}) {
   const node = await getNode(db, id);
   const reenrollUntil = now + RESTORE_WINDOW_MS;
   await db.batch([

@@ -3,6 +3,7 @@ import { hashPassword } from "../../../protocol/policy/password";
 import { validatePolicy } from "../../../protocol/policy/schema";
 import { getDb } from "../../db/client";
 import { AppError } from "../../errors";
+import { auditOf, type DashContext } from "../../middleware/session";
 import { appliedCount } from "../../services/fleet";
 import {
   getVersion,
@@ -39,7 +40,6 @@ import {
 } from "../../views/policy";
 import { HistoryPage, TestPage } from "../../views/policy-history";
 import { dashboardSection, FORM_STATUS, formFields, POLICY_FORM_LIMIT, pageContext } from "./app";
-import { auditOf, type DashContext } from "./auth";
 import { confirmFirst } from "./confirm";
 import { domainLines, indexIssues, lines, recordOf, ruleFromForm, rulesOf } from "./policy-forms";
 
