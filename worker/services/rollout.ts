@@ -286,7 +286,7 @@ export async function rollBackRollout(env: Env, id: string, ctx: AuditContext) {
 export async function evaluateRollouts(env: Env, now = Date.now()) {
   const db = getDb(env.DB);
   const row = await activeRollout(db);
-  if (!row || row.state !== "soaking") return null;
+  if (row?.state !== "soaking") return null;
   let current = row;
   if (row.ringAppliedAt === null) {
     const first = await gateFigures(env, row, now);
