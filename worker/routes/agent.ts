@@ -84,7 +84,13 @@ agentRoutes.openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const address = clientAddress(c);
-    await hitAddressLimit(db, "enroll", address, config(c.env).enrollRateLimit, ENROLL_WINDOW_MS);
+    await hitAddressLimit({
+      db,
+      scope: "enroll",
+      address,
+      limit: config(c.env).enrollRateLimit,
+      windowMs: ENROLL_WINDOW_MS,
+    });
     const key = await signingKey(config(c.env).signingSeeds.current);
     // Re-enrolling an existing instance proves identity with the node's current token.
     const result = await enrollNode(
