@@ -1,11 +1,9 @@
 import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
-import type { StatusReport } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { nodeEvents, nodes } from "../db/schema";
 import type { Role } from "../env";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
-import { recordStatuses, statusRow } from "./node-status";
 
 // Defined next to the status writes that apply them; re-exported for the callers that know them from here.
 export { EVENT_DEDUP_MS, NODE_EVENTS_KEPT } from "./node-status";
@@ -68,15 +66,6 @@ export async function touchNodes(db: Db, ids: string[], at: number) {
   const [first, ...rest] = statements;
   if (!first) return;
   await db.batch([first, ...rest]);
-}
-
-/**
- * Records one ACK/NACK at once. An event is added only when the outcome changes, so heartbeats
- * stay quiet; the agent protocol hands reports to the node's PolicyHub shard instead, which
- * writes them in batches (services/node-status.ts).
- */
-export async function recordStatus(db: Db, nodeId: string, report: StatusReport, address: string | null) {
-  await recordStatuses(db, [statusRow(nodeId, report, address, Date.now())]);
 }
 
 export async function pruneNodeEvents(db: Db, olderThan: number) {
