@@ -28,7 +28,17 @@ type PacNode = Pick<
 >;
 
 /** The site's nodes clients should use now: online, in sync with their target, with an address; in failover order. */
-export async function healthyNodes(db: Db, env: Env, site: string, now = Date.now()): Promise<PacEntry[]> {
+export async function healthyNodes({
+  db,
+  env,
+  site,
+  now = Date.now(),
+}: {
+  db: Db;
+  env: Env;
+  site: string;
+  now?: number;
+}): Promise<PacEntry[]> {
   const rows: PacNode[] = await db
     .select({
       id: nodes.id,
@@ -60,9 +70,19 @@ export async function healthyNodes(db: Db, env: Env, site: string, now = Date.no
   return entries.sort((a, b) => a.hostname.localeCompare(b.hostname) || a.nodeId.localeCompare(b.nodeId));
 }
 
-export async function sitePac(db: Db, env: Env, site: string, now = Date.now()) {
+export async function sitePac({
+  db,
+  env,
+  site,
+  now = Date.now(),
+}: {
+  db: Db;
+  env: Env;
+  site: string;
+  now?: number;
+}) {
   const row = await findSite(db, site);
   if (!row) throw new AppError("NOT_FOUND", `no site ${site}`);
-  const entries = await healthyNodes(db, env, site, now);
+  const entries = await healthyNodes({ db, env, site, now });
   return { text: renderPac(site, row.settings, entries, new Date(now)), entries };
 }
