@@ -27,18 +27,16 @@ type PacNode = Pick<
   | "appliedHash"
 >;
 
-/** The site's nodes clients should use now: online, in sync with their target, with an address; in failover order. */
-export async function healthyNodes({
-  db,
-  env,
-  site,
-  now = Date.now(),
-}: {
+/** Which site, judged at which time (now by default). */
+interface SiteAsk {
   db: Db;
   env: Env;
   site: string;
   now?: number;
-}): Promise<PacEntry[]> {
+}
+
+/** The site's nodes clients should use now: online, in sync with their target, with an address; in failover order. */
+export async function healthyNodes({ db, env, site, now = Date.now() }: SiteAsk): Promise<PacEntry[]> {
   const rows: PacNode[] = await db
     .select({
       id: nodes.id,
@@ -70,17 +68,7 @@ export async function healthyNodes({
   return entries.sort((a, b) => a.hostname.localeCompare(b.hostname) || a.nodeId.localeCompare(b.nodeId));
 }
 
-export async function sitePac({
-  db,
-  env,
-  site,
-  now = Date.now(),
-}: {
-  db: Db;
-  env: Env;
-  site: string;
-  now?: number;
-}) {
+export async function sitePac({ db, env, site, now = Date.now() }: SiteAsk) {
   const row = await findSite(db, site);
   if (!row) throw new AppError("NOT_FOUND", `no site ${site}`);
   const entries = await healthyNodes({ db, env, site, now });
