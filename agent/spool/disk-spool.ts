@@ -1,3 +1,8 @@
+// The disk spool: the proxy's access-log sink (write(), once per request, into a shared slab) and
+// the uploader's chunk store (takeNext/ack/quarantine/split) over segment files with a journal.
+// One file past 300 lines because it is one class whose serialised I/O queue, buffered bytes and
+// quota accounting all guard the same on-disk state; the pieces without that state already live
+// beside it (segment.ts, chunk-index.ts, chunk-fate.ts, settings.ts, spool-fs.ts). docs/spool.md.
 import * as nodeFs from "node:fs/promises";
 import path from "node:path";
 import type { LogRecord, SpoolFigures } from "../../protocol/wire";

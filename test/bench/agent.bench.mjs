@@ -8,8 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { enrollArgs } from "../helpers/enroll-args.mjs";
 import { freePort, startMaster } from "../helpers/master.mjs";
 import { proxyGet } from "../helpers/proxy-get.mjs";
+import { sleep, waitFor } from "./bench-kit.mjs";
 
 const ROUNDS = 20;
 const POLL_EVERY_MS = 5;
@@ -35,7 +37,6 @@ process.on("exit", () => {
 });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const p95 = (xs) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.95) - 1];
 const host = (i) => `round-${i}.localhost`;
@@ -48,18 +49,6 @@ const policy = (i) => ({
   // The origin is on loopback, which the destination guard refuses unless the policy allows it.
   destinations: { allow: ["127.0.0.0/8", "::1/128"] },
 });
-
-async function waitFor(what, probe, timeoutMs = 30_000, everyMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 function runCli(args) {
   const result = spawnSync(bin, args, { encoding: "utf8", timeout: 60_000 });
@@ -115,19 +104,15 @@ async function main() {
   cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
   const proxyPort = await freePort();
   const { key } = await post("/api/v1/enrollment-keys", { name: "agent bench" });
-  runCli([
-    "enroll",
-    "--master",
-    master.url,
-    "--key",
-    key,
-    "--state-dir",
-    stateDir,
-    "--listen",
-    `127.0.0.1:${proxyPort}`,
-    "--hostname",
-    "bench-node",
-  ]);
+  runCli(
+    enrollArgs({
+      master: master.url,
+      key,
+      stateDir,
+      listen: `127.0.0.1:${proxyPort}`,
+      hostname: "bench-node",
+    }),
+  );
   await post("/api/v1/policy/versions", { policy: policy(0), message: "allow all" });
 
   const agent = spawn(bin, ["run", "--state-dir", stateDir], {

@@ -18,6 +18,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { enrollArgs } from "../helpers/enroll-args.mjs";
 import { startMaster } from "../helpers/master.mjs";
 import { proxyGet } from "../helpers/proxy-get.mjs";
 import { freePort, sleep, startChild, waitFor, waitForLine } from "./bench-kit.mjs";
@@ -195,21 +196,17 @@ async function main() {
   const plainPort = await freePort();
   const stateDir = path.join(work, "state");
   const { key } = await call("POST", "/api/v1/enrollment-keys", { name: "squid bench" });
-  const enrolled = spawnSync(bin, [
-    "enroll",
-    "--master",
-    master.url,
-    "--key",
-    key,
-    "--state-dir",
-    stateDir,
-    "--listen",
-    `127.0.0.1:${fgPort}`,
-    "--hostname",
-    "squid-bench",
-    "--driver",
-    "squid",
-  ]);
+  const enrolled = spawnSync(
+    bin,
+    enrollArgs({
+      master: master.url,
+      key,
+      stateDir,
+      listen: `127.0.0.1:${fgPort}`,
+      hostname: "squid-bench",
+      extra: ["--driver", "squid"],
+    }),
+  );
   if (enrolled.status !== 0) throw new Error(`enroll: ${enrolled.stderr}`);
   const configPath = path.join(stateDir, "config.json");
   const config = JSON.parse(readFileSync(configPath, "utf8"));

@@ -4,10 +4,10 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { SEED } from "../agent/fakes/seeds";
 import { startMaster } from "../helpers/master.mjs";
 
 export const BOOTSTRAP = "fgb_browser-test-bootstrap-0123456789abcdef";
-const SIGNING_SEED = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
 export const SCREENSHOTS = path.resolve(import.meta.dirname, "../../test-results/screenshots");
 
 export interface Harness {
@@ -20,7 +20,7 @@ export async function startHarness(
   options: { vars?: Record<string, string>; testScheduled?: boolean } = {},
 ): Promise<Harness> {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  const master = await startMaster({ bootstrapToken: BOOTSTRAP, signingSeed: SIGNING_SEED, ...options });
+  const master = await startMaster({ bootstrapToken: BOOTSTRAP, signingSeed: SEED, ...options });
   let browser: Browser;
   try {
     browser = await chromium.launch({

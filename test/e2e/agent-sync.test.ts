@@ -4,6 +4,7 @@
 import { readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { enrollArgs } from "../helpers/enroll-args.mjs";
 import {
   adminClient,
   agentCli,
@@ -81,19 +82,15 @@ afterAll(async () => {
 describe("agent against the real master", () => {
   it("enrolls with an enrollment key and keeps the token private", async () => {
     const key = await admin.createEnrollmentKey("e2e");
-    const result = await agentCli([
-      "enroll",
-      "--master",
-      relay.url,
-      "--key",
-      key,
-      "--state-dir",
-      stateDir,
-      "--listen",
-      `127.0.0.1:${proxyPort}`,
-      "--hostname",
-      "e2e-node",
-    ]);
+    const result = await agentCli(
+      enrollArgs({
+        master: relay.url,
+        key,
+        stateDir,
+        listen: `127.0.0.1:${proxyPort}`,
+        hostname: "e2e-node",
+      }),
+    );
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/Enrolled node node_\S+ \(e2e-node\)/);

@@ -7,6 +7,7 @@ import { createPacResolver } from "pac-resolver";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { QuickJS } from "quickjs-wasi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { enrollArgs } from "../helpers/enroll-args.mjs";
 import {
   agentCli,
   BOOTSTRAP_TOKEN,
@@ -89,19 +90,9 @@ beforeAll(async () => {
     const key = (await api("POST", "/api/v1/enrollment-keys", { name: `${site} key`, site })).key as string;
     const stateDir = tempDir(name);
     const port = await freePort();
-    const enrolled = await agentCli([
-      "enroll",
-      "--master",
-      master.url,
-      "--key",
-      key,
-      "--state-dir",
-      stateDir,
-      "--listen",
-      `127.0.0.1:${port}`,
-      "--hostname",
-      name,
-    ]);
+    const enrolled = await agentCli(
+      enrollArgs({ master: master.url, key, stateDir, listen: `127.0.0.1:${port}`, hostname: name }),
+    );
     expect(enrolled.code, enrolled.stderr).toBe(0);
     const id = JSON.parse(await readFile(path.join(stateDir, "config.json"), "utf8")).nodeId as string;
     const asserted = JSON.parse(await readFile(path.join(stateDir, "site.json"), "utf8"));

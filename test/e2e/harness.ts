@@ -4,15 +4,20 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
-import net from "node:net";
+import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { freePort } from "../agent/fakes/net";
+import { SEED } from "../agent/fakes/seeds";
 import { startMaster as startSharedMaster } from "../helpers/master.mjs";
+
+export { freePort };
 
 export const ROOT = path.resolve(import.meta.dirname, "../..");
 export const AGENT_BIN = path.join(ROOT, "dist", "fleetgate-agent-linux-x64");
 export const BOOTSTRAP_TOKEN = "fgb_e2e-bootstrap-token-0123456789abcdef";
-export const SIGNING_SEED = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+/** The seed the agent tests sign with (test/agent/fakes/seeds.ts): bundles they make verify here. */
+export const SIGNING_SEED = SEED;
 
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
@@ -30,17 +35,6 @@ export function tempDir(prefix: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), `fleetgate-e2e-${prefix}-`));
   tempDirs.add(dir);
   return dir;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): void {

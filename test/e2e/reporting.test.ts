@@ -4,6 +4,7 @@
 // at most one sync interval's worth, may be lost; the test waits well past that interval).
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { enrollArgs } from "../helpers/enroll-args.mjs";
 import {
   adminClient,
   agentCli,
@@ -115,19 +116,15 @@ beforeAll(async () => {
   proxyPort = await freePort();
   const published = await admin.publish(policy, "block blocked.test");
   const key = await admin.createEnrollmentKey("e2e reporting");
-  const enrolled = await agentCli([
-    "enroll",
-    "--master",
-    master.url,
-    "--key",
-    key,
-    "--state-dir",
-    stateDir,
-    "--listen",
-    `127.0.0.1:${proxyPort}`,
-    "--hostname",
-    "e2e-reporting",
-  ]);
+  const enrolled = await agentCli(
+    enrollArgs({
+      master: master.url,
+      key,
+      stateDir,
+      listen: `127.0.0.1:${proxyPort}`,
+      hostname: "e2e-reporting",
+    }),
+  );
   expect(enrolled.code, enrolled.stderr).toBe(0);
   agent = startAgent(stateDir, SPOOL_ENV);
   // Wait for the ACK instead of probing the proxy: every answered probe would be a record too.

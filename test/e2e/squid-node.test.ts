@@ -7,6 +7,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { enrollArgs } from "../helpers/enroll-args.mjs";
 import {
   adminClient,
   agentCli,
@@ -114,21 +115,16 @@ beforeAll(async () => {
   );
   const published = await admin.publish(policy, "block blocked.test");
   const key = await admin.createEnrollmentKey("e2e squid");
-  const enrolled = await agentCli([
-    "enroll",
-    "--master",
-    master.url,
-    "--key",
-    key,
-    "--state-dir",
-    stateDir,
-    "--listen",
-    `127.0.0.1:${squidPort}`,
-    "--hostname",
-    "e2e-squid",
-    "--driver",
-    "squid",
-  ]);
+  const enrolled = await agentCli(
+    enrollArgs({
+      master: master.url,
+      key,
+      stateDir,
+      listen: `127.0.0.1:${squidPort}`,
+      hostname: "e2e-squid",
+      extra: ["--driver", "squid"],
+    }),
+  );
   expect(enrolled.code, enrolled.stderr).toBe(0);
   // Node-local Squid paths (docs/squid.md, Settings); the helper defaults to this agent binary.
   const configPath = path.join(stateDir, "config.json");

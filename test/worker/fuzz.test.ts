@@ -504,7 +504,7 @@ it("fuzzes every route: no 5xx, uniform JSON errors", async () => {
       await probe.text();
       if (probe.status !== 200) {
         // A fresh session for the same user, straight from the service (no PBKDF2 login).
-        const session = await createSession(db(), users[role], {});
+        const session = await createSession({ db: db(), userId: users[role], meta: {} });
         creds[key] = { cookie: session.id, csrf: await csrfTokenFor(session.id) };
       }
     }

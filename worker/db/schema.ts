@@ -1,3 +1,5 @@
+// The D1 schema, one table after another (drizzle). One file past 300 lines on purpose: drizzle-kit
+// reads it whole, and a reader sees every table and index of the database in one place.
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 

@@ -1,3 +1,5 @@
+// The ingest coalescer Durable Object (the class comment below says what it guarantees). One file
+// just past 300 lines: accepting, buffering and the flush share one SQLite store and one chain.
 import { DurableObject } from "cloudflare:workers";
 import { config } from "../config";
 import { guardBoundParameters } from "../db/client";

@@ -42,15 +42,15 @@ export function sessionFrom(env: Env, cookie: string | undefined) {
 export async function startSession(c: Context<DashEnv>, user: UserRow) {
   const limits = config(c.env).session;
   const db = getDb(c.env.DB);
-  const session = await createSession(
+  const session = await createSession({
     db,
-    user.id,
-    {
+    userId: user.id,
+    meta: {
       address: clientAddress(c as unknown as Context<AppEnv>),
       userAgent: c.req.header("User-Agent") ?? null,
     },
     limits,
-  );
+  });
   setCookie(c, cookieName(c), session.id, {
     httpOnly: true,
     secure: true,

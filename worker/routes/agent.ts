@@ -84,7 +84,13 @@ agentRoutes.openapi(
   async (c) => {
     const db = getDb(c.env.DB);
     const address = clientAddress(c);
-    await hitAddressLimit(db, "enroll", address, config(c.env).enrollRateLimit, ENROLL_WINDOW_MS);
+    await hitAddressLimit({
+      db,
+      scope: "enroll",
+      address,
+      limit: config(c.env).enrollRateLimit,
+      windowMs: ENROLL_WINDOW_MS,
+    });
     const key = await signingKey(config(c.env).signingSeeds.current);
     // Re-enrolling an existing instance proves identity with the node's current token.
     const result = await enrollNode(
@@ -139,7 +145,7 @@ agentRoutes.openapi(
     const agent = agentVersionFromUserAgent(c.req.header("User-Agent"));
     const address = clientAddress(c);
     if (node.lastAddress !== address || (agent && node.agentVersion !== agent)) {
-      await recordHeartbeat(db, node.id, address, agent);
+      await recordHeartbeat({ db, nodeId: node.id, address, agentVersion: agent });
       rememberNodeFields(node, { lastAddress: address, ...(agent ? { agentVersion: agent } : {}) });
     }
     const { wait } = c.req.valid("query");

@@ -10,7 +10,7 @@ export const pacRoutes = new Hono<AppEnv>();
 pacRoutes.get("/:file", async (c) => {
   const match = /^([a-z0-9][a-z0-9_-]{0,63})\.pac$/i.exec(c.req.param("file"));
   if (!match) throw new AppError("NOT_FOUND", "PAC files are /pac/<site>.pac");
-  const { text } = await sitePac(getDb(c.env.DB), c.env, match[1]!);
+  const { text } = await sitePac({ db: getDb(c.env.DB), env: c.env, site: match[1]! });
   return c.body(text, 200, {
     "Content-Type": "application/x-ns-proxy-autoconfig",
     "Cache-Control": `public, max-age=${PAC_MAX_AGE_SECONDS}`,

@@ -5,6 +5,8 @@
 //
 // The webhook secret is stored as given in the settings row (the master needs it in clear to sign
 // with HMAC) and is never shown again: pages and the API only say whether one is set.
+// One file past 300 lines: the conditions, the dedupe/resolve bookkeeping and the signed delivery
+// are one lifecycle of an alert row; each part is short and used only here.
 
 import { and, desc, eq, inArray, isNull, notInArray } from "drizzle-orm";
 import {

@@ -103,7 +103,17 @@ const PRUNE_MAX_BATCHES = 50;
  * then their index rows, so the index never names an object that was never written. Bounded per
  * run (50,000 chunks); the next hourly run continues.
  */
-export async function pruneArchive(db: Db, bucket: R2Bucket, days: number, now = Date.now()) {
+export async function pruneArchive({
+  db,
+  bucket,
+  days,
+  now = Date.now(),
+}: {
+  db: Db;
+  bucket: R2Bucket;
+  days: number;
+  now?: number;
+}) {
   const cutoff = now - days * DAY;
   const d1 = db.$client;
   let deleted = 0;

@@ -26,7 +26,7 @@ export async function runHousekeeping(env: Env, now = Date.now()) {
   await pruneReports(db, retentionDays, now);
   await pruneNodeEvents(db, now - retentionDays * DAY_MS);
   await pruneAudit(db, now - auditRetentionDays * DAY_MS);
-  await pruneArchive(db, env.LOG_ARCHIVE, archiveRetentionDays, now);
+  await pruneArchive({ db, bucket: env.LOG_ARCHIVE, days: archiveRetentionDays, now });
 }
 
 /** The frequent cron (wrangler.toml): rollout gates and alert checks only; every other cron also runs housekeeping. */

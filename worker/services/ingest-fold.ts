@@ -6,6 +6,8 @@
 //  2. buildRows (in the coalescer's flush): many chunks of many nodes → merged, each node-hour
 //     capped to its top keys per dimension with the rest folded into `(other)`, plus the
 //     fleet-wide rows derived from the capped node rows. Totals stay exact.
+// One file past 300 lines: foldChunk, encodeFold/decode and buildRows share the fold's tuple layout;
+// keeping them together is what keeps the encoding and its reader in step.
 import type { ParsedChunk } from "./ingest-validate";
 import { DAY, FLEET, HOUR, KIND, MINUTE } from "./rollup-kinds";
 

@@ -1,11 +1,9 @@
 import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
-import type { StatusReport } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { nodeEvents, nodes } from "../db/schema";
 import type { Role } from "../env";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
-import { recordStatuses, statusRow } from "./node-status";
 
 // Defined next to the status writes that apply them; re-exported for the callers that know them from here.
 export { EVENT_DEDUP_MS, NODE_EVENTS_KEPT } from "./node-status";
@@ -32,7 +30,17 @@ export async function nodeByTokenHash(db: Db, tokenHash: string): Promise<NodeRo
 }
 
 /** Address or agent version changed: written at once (rare); plain last-seen goes through touchNodes. */
-export async function recordHeartbeat(db: Db, nodeId: string, address: string | null, agentVersion?: string) {
+export async function recordHeartbeat({
+  db,
+  nodeId,
+  address,
+  agentVersion,
+}: {
+  db: Db;
+  nodeId: string;
+  address: string | null;
+  agentVersion?: string;
+}) {
   await db
     .update(nodes)
     .set({ lastSeenAt: Date.now(), lastAddress: address, ...(agentVersion ? { agentVersion } : {}) })
@@ -58,15 +66,6 @@ export async function touchNodes(db: Db, ids: string[], at: number) {
   const [first, ...rest] = statements;
   if (!first) return;
   await db.batch([first, ...rest]);
-}
-
-/**
- * Records one ACK/NACK at once. An event is added only when the outcome changes, so heartbeats
- * stay quiet; the agent protocol hands reports to the node's PolicyHub shard instead, which
- * writes them in batches (services/node-status.ts).
- */
-export async function recordStatus(db: Db, nodeId: string, report: StatusReport, address: string | null) {
-  await recordStatuses(db, [statusRow(nodeId, report, address, Date.now())]);
 }
 
 export async function pruneNodeEvents(db: Db, olderThan: number) {
@@ -129,7 +128,7 @@ export async function getNode(db: Db, id: string) {
   return node;
 }
 
-export async function revokeNode(db: Db, id: string, ctx: AuditContext) {
+export async function revokeNode({ db, id, ctx }: { db: Db; id: string; ctx: AuditContext }) {
   const node = await getNode(db, id);
   if (node.revokedAt !== null) return node;
   const now = Date.now();
@@ -148,7 +147,17 @@ export const RESTORE_WINDOW_MS = 60 * 60_000;
  * Admin restore: lifts a revocation (the node's token works again) and opens a one-time window
  * in which the node may re-enroll with a valid key but without its token (lost credentials).
  */
-export async function restoreNode(db: Db, id: string, ctx: AuditContext, now = Date.now()) {
+export async function restoreNode({
+  db,
+  id,
+  ctx,
+  now = Date.now(),
+}: {
+  db: Db;
+  id: string;
+  ctx: AuditContext;
+  now?: number;
+}) {
   const node = await getNode(db, id);
   const reenrollUntil = now + RESTORE_WINDOW_MS;
   await db.batch([

@@ -27,8 +27,16 @@ type PacNode = Pick<
   | "appliedHash"
 >;
 
+/** Which site, judged at which time (now by default). */
+interface SiteAsk {
+  db: Db;
+  env: Env;
+  site: string;
+  now?: number;
+}
+
 /** The site's nodes clients should use now: online, in sync with their target, with an address; in failover order. */
-export async function healthyNodes(db: Db, env: Env, site: string, now = Date.now()): Promise<PacEntry[]> {
+export async function healthyNodes({ db, env, site, now = Date.now() }: SiteAsk): Promise<PacEntry[]> {
   const rows: PacNode[] = await db
     .select({
       id: nodes.id,
@@ -60,9 +68,9 @@ export async function healthyNodes(db: Db, env: Env, site: string, now = Date.no
   return entries.sort((a, b) => a.hostname.localeCompare(b.hostname) || a.nodeId.localeCompare(b.nodeId));
 }
 
-export async function sitePac(db: Db, env: Env, site: string, now = Date.now()) {
+export async function sitePac({ db, env, site, now = Date.now() }: SiteAsk) {
   const row = await findSite(db, site);
   if (!row) throw new AppError("NOT_FOUND", `no site ${site}`);
-  const entries = await healthyNodes(db, env, site, now);
+  const entries = await healthyNodes({ db, env, site, now });
   return { text: renderPac(site, row.settings, entries, new Date(now)), entries };
 }

@@ -6,7 +6,19 @@ import { AppError } from "../errors";
  * Fixed-window counter in one atomic upsert. Throws RATE_LIMITED with Retry-After once
  * `limit` hits land in the same window.
  */
-export async function hitRateLimit(db: Db, key: string, limit: number, windowMs: number, now = Date.now()) {
+export async function hitRateLimit({
+  db,
+  key,
+  limit,
+  windowMs,
+  now = Date.now(),
+}: {
+  db: Db;
+  key: string;
+  limit: number;
+  windowMs: number;
+  now?: number;
+}) {
   const windowStart = now - (now % windowMs);
   const row = await db.get<{ count: number }>(sql`
     INSERT INTO rate_limits (key, window_start, count) VALUES (${key}, ${windowStart}, 1)
@@ -49,16 +61,23 @@ export function addressBucket(address: string): string {
  * any caller lock out every other one, so the per-address limit is skipped; per-account lockout
  * and per-key limits still apply.
  */
-export async function hitAddressLimit(
-  db: Db,
-  scope: string,
-  address: string | null | undefined,
-  limit: number,
-  windowMs: number,
+export async function hitAddressLimit({
+  db,
+  scope,
+  address,
+  limit,
+  windowMs,
   now = Date.now(),
-) {
+}: {
+  db: Db;
+  scope: string;
+  address: string | null | undefined;
+  limit: number;
+  windowMs: number;
+  now?: number;
+}) {
   if (!address) return;
-  await hitRateLimit(db, `${scope}:${addressBucket(address)}`, limit, windowMs, now);
+  await hitRateLimit({ db, key: `${scope}:${addressBucket(address)}`, limit, windowMs, now });
 }
 
 export async function pruneRateLimits(db: Db, olderThan: number) {

@@ -1,8 +1,27 @@
+// Request search and export over the archived raw chunks: the window, which chunks hold it (the
+// archive index), and the paging. Filters and rows: request-match.ts; cursors: request-cursor.ts.
 import type { LogRecord } from "../../protocol/wire";
 import type { Db } from "../db/client";
-import { nodes } from "../db/schema";
 import { AppError } from "../errors";
 import { type ArchivedChunk, archivedText, WIDE_CHUNK_MS } from "./chunk-archive";
+import {
+  compareKeys,
+  decodeExportCursor,
+  decodeSearchCursor,
+  type ExportKey,
+  encodeCursor,
+  type SearchKey,
+} from "./request-cursor";
+import {
+  hostnames,
+  matcherFor,
+  type RequestFilter,
+  type RequestRow,
+  recordTime,
+  toRow,
+} from "./request-match";
+
+export type { Action, RequestFilter, RequestRow } from "./request-match";
 
 const HOUR = 3_600_000;
 /** Search and export read raw chunks: a window is at most this long. */
@@ -19,42 +38,6 @@ const INDEX_PAGE = 256;
 // Larger than any line number (≤ 50,000 records per chunk): "every line of this chunk".
 const ALL_LINES = 1_000_000_000;
 
-export type Action = LogRecord["action"];
-
-export interface RequestFilter {
-  from: number;
-  to: number;
-  node?: string;
-  client?: string;
-  user?: string;
-  /** Suffix match on domain labels: `example.com` matches it and every subdomain. */
-  host?: string;
-  action?: Action;
-  rule?: string;
-  /** An exact status (403) or a class ("4xx" → 400–499). */
-  status?: { min: number; max: number };
-}
-
-export interface RequestRow {
-  ts: string;
-  nodeId: string;
-  node: string;
-  client: string;
-  user: string | null;
-  method: string;
-  scheme: LogRecord["scheme"];
-  host: string;
-  port: number;
-  path: string | null;
-  status: number;
-  action: Action;
-  rule: string | null;
-  bytesIn: number;
-  bytesOut: number;
-  durationMs: number;
-  requestId: string;
-}
-
 /** Defaults to the last hour; refuses an inverted or too long window (400, naming the parameter). */
 export function resolveWindow(from: number | undefined, to: number | undefined, now = Date.now()) {
   const end = to ?? (from !== undefined ? from + DEFAULT_WINDOW_MS : now);
@@ -69,113 +52,6 @@ export function resolveWindow(from: number | undefined, to: number | undefined, 
     throw new AppError("VALIDATION_FAILED", `query.from: ${message}`, [{ path: "query.from", message }]);
   }
   return { from: start, to: end };
-}
-
-// --- cursors: opaque to clients, a position in the ordering key --------------------------------
-
-/** Search order, newest first: (record time, archive id, line) descending. */
-type SearchKey = [ts: number, chunk: number, line: number];
-/** Export order, acceptance first: (archive id, line) ascending, so late uploads are not skipped. */
-type ExportKey = [chunk: number, line: number];
-
-const b64 = (text: string) => btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-
-function encodeCursor(kind: "s" | "e", key: number[]): string {
-  return b64(`${kind}1.${key.join(".")}`);
-}
-
-function decodeCursor(kind: "s" | "e", cursor: string, parts: number): number[] {
-  let text = "";
-  try {
-    text = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
-  } catch {}
-  const fields = text.split(".");
-  const numbers = fields.slice(1).map(Number);
-  if (fields[0] !== `${kind}1` || numbers.length !== parts || !numbers.every(Number.isSafeInteger)) {
-    const message = `not a ${kind === "s" ? "search" : "export"} cursor from this API`;
-    throw new AppError("VALIDATION_FAILED", `query.cursor: ${message}`, [{ path: "query.cursor", message }]);
-  }
-  return numbers;
-}
-
-export const decodeSearchCursor = (cursor: string) => decodeCursor("s", cursor, 3) as SearchKey;
-export const decodeExportCursor = (cursor: string) => decodeCursor("e", cursor, 2) as ExportKey;
-
-function compareKeys(a: readonly number[], b: readonly number[]): number {
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i]! - b[i]!;
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
-// --- record matching --------------------------------------------------------------------------
-
-/** The time of the record in text[start, end) without a full JSON.parse: agents write `ts` first. */
-function recordTime(text: string, start: number, end: number): number {
-  if (text.startsWith('{"ts":"', start)) {
-    const close = text.indexOf('"', start + 7);
-    if (close > start + 7 && close < end) return Date.parse(text.slice(start + 7, close));
-  }
-  try {
-    return Date.parse((JSON.parse(text.slice(start, end)) as { ts: string }).ts);
-  } catch {
-    return Number.NaN;
-  }
-}
-
-const PLAIN = /^[A-Za-z0-9._:@-]+$/;
-
-/** A cheap substring test that can only say "no", then the exact test on the parsed record. */
-function matcherFor(f: RequestFilter) {
-  const needles = [f.client, f.user, f.rule, f.action].filter(
-    (v): v is string => v !== undefined && PLAIN.test(v),
-  );
-  const host = f.host
-    ?.toLowerCase()
-    .replace(/^\*?\./, "")
-    .replace(/\.$/, "");
-  return {
-    maybe: (line: string) => needles.every((n) => line.includes(n)),
-    exact: (r: LogRecord) =>
-      (f.client === undefined || r.client === f.client) &&
-      (f.user === undefined || r.user === f.user) &&
-      (f.rule === undefined || r.rule === f.rule) &&
-      (f.action === undefined || r.action === f.action) &&
-      (f.status === undefined || (r.status >= f.status.min && r.status <= f.status.max)) &&
-      (host === undefined ||
-        (() => {
-          const h = r.host.toLowerCase().replace(/\.$/, "");
-          return h === host || h.endsWith(`.${host}`);
-        })()),
-  };
-}
-
-async function hostnames(db: Db): Promise<Map<string, string>> {
-  const rows = await db.select({ id: nodes.id, hostname: nodes.hostname }).from(nodes);
-  return new Map(rows.map((r) => [r.id, r.hostname]));
-}
-
-function toRow(r: LogRecord, nodeId: string, names: Map<string, string>): RequestRow {
-  return {
-    ts: r.ts,
-    nodeId,
-    node: names.get(nodeId) ?? nodeId,
-    client: r.client,
-    user: r.user ?? null,
-    method: r.method,
-    scheme: r.scheme,
-    host: r.host,
-    port: r.port,
-    path: r.path ?? null,
-    status: r.status,
-    action: r.action,
-    rule: r.rule ?? null,
-    bytesIn: r.bytesIn,
-    bytesOut: r.bytesOut,
-    durationMs: r.durationMs,
-    requestId: r.requestId,
-  };
 }
 
 // --- the index: which chunks hold records of the window ---------------------------------------

@@ -1,16 +1,16 @@
 // Staged rollout: a publish goes to a ring first; gates judged from what the master already knows
 // (NACKs, the ring's report rollups) promote it to the fleet after the soak or halt it, and a
-// halt rolls the ring back to the previous version. See docs/fleet.md.
-import { and, desc, eq, inArray, isNull, sql } from "drizzle-orm";
-import { config } from "../config";
+// halt rolls the ring back to the previous version. See docs/fleet.md. The gates' figures
+// (reading only) are in rollout-gates.ts; this file holds the state changes, and stays one file
+// past 300 lines because start, promote, halt, roll back and evaluate are one state machine.
+import { and, desc, eq, inArray, isNull } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { getDb } from "../db/client";
-import { nodes, rollouts, rollups } from "../db/schema";
+import { nodes, rollouts } from "../db/schema";
 import type { Actor } from "../env";
 import { AppError } from "../errors";
 import { fireAlert } from "./alerts";
 import { type AuditContext, auditInsert } from "./audit";
-import { onlineWindowMs } from "./nodes";
 import { checkPolicy, getVersion, latestHead, type PolicyHead, publishPolicy, signingSeeds } from "./policy";
 import { announceRollout, announceVersion } from "./policy-hub";
 import {
@@ -20,28 +20,12 @@ import {
   type RolloutRow,
   targetingOf,
 } from "./rollout-active";
+import { DEFAULT_GATES, type Gates, gateFigures } from "./rollout-gates";
 import { inPercentRing } from "./rollout-target";
-import { KIND, MINUTE } from "./rollup-kinds";
 import { newId } from "./secrets";
 
 export type Ring = { site: string } | { nodes: string[] } | { percent: number };
 
-export interface Gates {
-  /** Halt when the ring's error share (action "error") rises by more than this (0-1) over before. */
-  maxErrorShareIncrease: number;
-  /** Halt when the ring's blocked share rises by more than this (0-1). */
-  maxBlockedShareIncrease: number;
-  /** The share gates judge only once the ring served at least this many requests since it applied. */
-  minRequests: number;
-}
-
-export const DEFAULT_GATES: Gates = {
-  maxErrorShareIncrease: 0.05,
-  maxBlockedShareIncrease: 0.2,
-  minRequests: 20,
-};
-/** The "before" window of the share gates: this long before the rollout started. */
-const BASELINE_MS = 60 * MINUTE;
 export const MAX_RING_NODES = 1_000;
 
 export interface StartRolloutInput {
@@ -178,7 +162,17 @@ export async function listRollouts(db: Db, limit = 20) {
 }
 
 /** Every node gets the rollout's version now. */
-export async function promoteRollout(env: Env, id: string, ctx: AuditContext, reason = "promoted by hand") {
+export async function promoteRollout({
+  env,
+  id,
+  ctx,
+  reason = "promoted by hand",
+}: {
+  env: Env;
+  id: string;
+  ctx: AuditContext;
+  reason?: string;
+}) {
   const db = getDb(env.DB);
   const current = await getRollout(db, id);
   if (current.state !== "soaking") {
@@ -223,7 +217,17 @@ async function republishFrom(env: Env, row: RolloutRow, ctx: AuditContext): Prom
  * Stops a soaking rollout: the ring goes back to the previous version (republished as a new
  * version with the same content) and the held nodes keep it.
  */
-export async function haltRollout(env: Env, id: string, reason: string, ctx: AuditContext) {
+export async function haltRollout({
+  env,
+  id,
+  reason,
+  ctx,
+}: {
+  env: Env;
+  id: string;
+  reason: string;
+  ctx: AuditContext;
+}) {
   const db = getDb(env.DB);
   const row = await claim(db, id, "halted", ctx.actor.id, reason);
   if (!row) {
@@ -251,7 +255,7 @@ export async function rollBackRollout(env: Env, id: string, ctx: AuditContext) {
   const db = getDb(env.DB);
   const current = await getRollout(db, id);
   if (current.state === "soaking" || current.state === "pending") {
-    return haltRollout(env, id, "rolled back by hand", ctx);
+    return haltRollout({ env, id, reason: "rolled back by hand", ctx });
   }
   if (current.state !== "promoted") {
     throw new AppError("CONFLICT", `rollout ${id} is ${current.state}: nothing to roll back`);
@@ -275,123 +279,6 @@ export async function rollBackRollout(env: Env, id: string, ctx: AuditContext) {
   return { ...row, rollbackVersion };
 }
 
-interface Window {
-  requests: number;
-  blocked: number;
-  errors: number;
-}
-
-/** The ring's minute rollups with bucket in [from, to). */
-async function ringTraffic(db: Db, ring: string[], from: number, to: number): Promise<Window> {
-  const [row] = await db
-    .select({
-      requests: sql<number>`coalesce(sum(${rollups.requests}), 0)`,
-      blocked: sql<number>`coalesce(sum(${rollups.blocked}), 0)`,
-      errors: sql<number>`coalesce(sum(${rollups.errors}), 0)`,
-    })
-    .from(rollups)
-    .where(
-      and(
-        eq(rollups.kind, KIND.totalMinute),
-        inArray(rollups.nodeId, sql`(select value from json_each(${JSON.stringify(ring)}))`),
-        sql`${rollups.bucket} >= ${from} and ${rollups.bucket} < ${to}`,
-      ),
-    );
-  return row ?? { requests: 0, blocked: 0, errors: 0 };
-}
-
-const share = (part: number, whole: number) => (whole > 0 ? part / whole : 0);
-
-export interface GateFigures {
-  at: number;
-  ringSize: number;
-  ringOnline: number;
-  ringApplied: number;
-  nacks: { nodeId: string; error: string | null }[];
-  before: Window & { errorShare: number; blockedShare: number };
-  during: Window & { errorShare: number; blockedShare: number };
-  soakRemainingSeconds: number | null;
-  verdict: "waiting" | "soaking" | "promote" | "halt";
-  reason: string | null;
-}
-
-/** Reads the gates of a soaking rollout; pure reading, no state change. */
-export async function gateFigures(env: Env, row: RolloutRow, now = Date.now()): Promise<GateFigures> {
-  const db = getDb(env.DB);
-  const gates = { ...DEFAULT_GATES, ...(row.gates as Partial<Gates>) };
-  const ring = row.ringNodes;
-  const members = await db
-    .select({
-      id: nodes.id,
-      lastSeenAt: nodes.lastSeenAt,
-      appliedHash: nodes.appliedHash,
-      syncState: nodes.syncState,
-      lastError: nodes.lastError,
-      lastErrorAt: nodes.lastErrorAt,
-    })
-    .from(nodes)
-    .where(inArray(nodes.id, sql`(select value from json_each(${JSON.stringify(ring)}))`));
-  const window = onlineWindowMs(config(env).pollWaitSeconds);
-  const online = members.filter((n) => n.lastSeenAt !== null && now - n.lastSeenAt <= window);
-  const applied = members.filter((n) => row.toHash !== null && n.appliedHash === row.toHash);
-  const nacks = members
-    .filter((n) => n.syncState === "rejected" && (n.lastErrorAt ?? 0) >= row.startedAt)
-    .map((n) => ({ nodeId: n.id, error: n.lastError }));
-  const ringAppliedAt = row.ringAppliedAt;
-  const since = ringAppliedAt ?? row.startedAt;
-  // Minute grain: the minute the rollout started counts as "during" (the gate errs towards caution).
-  const startMinute = Math.floor(row.startedAt / MINUTE) * MINUTE;
-  const before = await ringTraffic(db, ring, startMinute - BASELINE_MS, startMinute);
-  const during = await ringTraffic(
-    db,
-    ring,
-    Math.min(startMinute, Math.floor(since / MINUTE) * MINUTE),
-    now + 1,
-  );
-  const figures = (w: Window) => ({
-    ...w,
-    errorShare: share(w.errors, w.requests),
-    blockedShare: share(w.blocked, w.requests),
-  });
-  const b = figures(before);
-  const d = figures(during);
-  let verdict: GateFigures["verdict"] = "waiting";
-  let reason: string | null = null;
-  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-  if (nacks.length > 0) {
-    verdict = "halt";
-    reason = `node ${nacks[0]!.nodeId} rejected v${row.toVersion}: ${nacks[0]!.error ?? "no reason given"}`;
-  } else if (d.requests >= gates.minRequests && d.errorShare - b.errorShare > gates.maxErrorShareIncrease) {
-    verdict = "halt";
-    reason = `error share in the ring rose from ${pct(b.errorShare)} to ${pct(d.errorShare)} (gate: +${pct(gates.maxErrorShareIncrease)})`;
-  } else if (
-    d.requests >= gates.minRequests &&
-    d.blockedShare - b.blockedShare > gates.maxBlockedShareIncrease
-  ) {
-    verdict = "halt";
-    reason = `blocked share in the ring rose from ${pct(b.blockedShare)} to ${pct(d.blockedShare)} (gate: +${pct(gates.maxBlockedShareIncrease)})`;
-  } else if (ringAppliedAt !== null) {
-    const remaining = row.soakSeconds * 1000 - (now - ringAppliedAt);
-    verdict = remaining <= 0 ? "promote" : "soaking";
-    if (remaining <= 0) reason = `gates held for the ${row.soakSeconds} s soak`;
-  }
-  return {
-    at: now,
-    ringSize: ring.length,
-    ringOnline: online.length,
-    ringApplied: applied.length,
-    nacks,
-    before: b,
-    during: d,
-    soakRemainingSeconds:
-      ringAppliedAt === null
-        ? null
-        : Math.max(0, Math.ceil((row.soakSeconds * 1000 - (now - ringAppliedAt)) / 1000)),
-    verdict,
-    reason,
-  };
-}
-
 /**
  * The gate check (cron, and each NACK): records the figures, marks the ring applied when every
  * online ring node runs the new version, then promotes after the soak or halts on a failed gate.
@@ -399,7 +286,7 @@ export async function gateFigures(env: Env, row: RolloutRow, now = Date.now()): 
 export async function evaluateRollouts(env: Env, now = Date.now()) {
   const db = getDb(env.DB);
   const row = await activeRollout(db);
-  if (!row || row.state !== "soaking") return null;
+  if (row?.state !== "soaking") return null;
   let current = row;
   if (row.ringAppliedAt === null) {
     const first = await gateFigures(env, row, now);
@@ -418,10 +305,12 @@ export async function evaluateRollouts(env: Env, now = Date.now()) {
   const figures = await gateFigures(env, current, now);
   await db.update(rollouts).set({ figures }).where(eq(rollouts.id, row.id));
   if (figures.verdict === "halt") {
-    return haltRollout(env, row.id, figures.reason!, systemContext()).catch(ignoreRaced);
+    return haltRollout({ env, id: row.id, reason: figures.reason!, ctx: systemContext() }).catch(ignoreRaced);
   }
   if (figures.verdict === "promote") {
-    return promoteRollout(env, row.id, systemContext(), figures.reason!).catch(ignoreRaced);
+    return promoteRollout({ env, id: row.id, ctx: systemContext(), reason: figures.reason! }).catch(
+      ignoreRaced,
+    );
   }
   return { ...current, figures };
 }

@@ -31,13 +31,19 @@ export async function checkCsrfToken(sessionId: string, sent: string | undefined
   return constantTimeEqual(sent, await csrfTokenFor(sessionId));
 }
 
-export async function createSession(
-  db: Db,
-  userId: string,
-  meta: { address?: string | null; userAgent?: string | null },
+export async function createSession({
+  db,
+  userId,
+  meta,
   limits = DEFAULT_SESSION_LIMITS,
   now = Date.now(),
-) {
+}: {
+  db: Db;
+  userId: string;
+  meta: { address?: string | null; userAgent?: string | null };
+  limits?: SessionLimits;
+  now?: number;
+}) {
   // 256 random bits: only the SHA-256 is stored, so a database leak yields no usable cookie.
   const id = randomToken(32);
   await db.insert(sessions).values({

@@ -73,7 +73,13 @@ export async function setupFirstAdmin(
   input: { token: string; name: string; password: string },
   ctx: Omit<AuditContext, "actor">,
 ) {
-  await hitAddressLimit(db, "setup", ctx.address, LOGIN_RATE_LIMIT, LOGIN_WINDOW_MS);
+  await hitAddressLimit({
+    db,
+    scope: "setup",
+    address: ctx.address,
+    limit: LOGIN_RATE_LIMIT,
+    windowMs: LOGIN_WINDOW_MS,
+  });
   if ((await countUsers(db)) > 0) throw new AppError("FORBIDDEN", "setup is closed: an admin already exists");
   if (
     !bootstrapToken ||
@@ -196,7 +202,14 @@ export async function loginWithPassword(
   ctx: Omit<AuditContext, "actor">,
   now = Date.now(),
 ): Promise<UserRow> {
-  await hitAddressLimit(db, "login", ctx.address, LOGIN_RATE_LIMIT, LOGIN_WINDOW_MS, now);
+  await hitAddressLimit({
+    db,
+    scope: "login",
+    address: ctx.address,
+    limit: LOGIN_RATE_LIMIT,
+    windowMs: LOGIN_WINDOW_MS,
+    now,
+  });
   const [user] = await db.select().from(users).where(eq(users.name, input.name)).limit(1);
   const anonymous = {
     ...ctx,

@@ -1,5 +1,5 @@
-import type { GateFigures } from "../services/rollout";
 import type { RolloutRow } from "../services/rollout-active";
+import type { GateFigures } from "../services/rollout-gates";
 import { ActionButton, Ago, Badge, Notice } from "./components";
 import { Layout, type PageContext } from "./layout";
 

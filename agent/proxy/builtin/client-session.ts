@@ -9,6 +9,8 @@
 // Cheap refusals first: the access list before any password hash; per-address derive limits
 // (auth-limiter.ts); MAX_REFUSALS_IN_ROW refusals in a row end a keep-alive connection.
 // The destination guard (destination-guard.ts) judges every allowed request's resolved address.
+// One file past 300 lines: this is the proxy's per-request hot path (head parse → judge → hand-off)
+// over one connection's state; it is kept whole on purpose (see docs/proxy.md, the proxy bench).
 
 import { parseIpInto } from "../../../protocol/policy/cidr";
 import type { CompiledPolicy, RequestFacts, VerifiedUser } from "../../../protocol/policy/types";

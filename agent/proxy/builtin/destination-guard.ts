@@ -15,6 +15,8 @@
 //   100.64/10 and fc00::/7. Ports: CONNECT to 443 and plain HTTP to Squid's Safe_ports unless the
 //   policy lists its own.
 // IP literals are judged synchronously (the benchmark's and most intranet paths); only names wait.
+// One file past 300 lines: the normalisation and the address ranges are one security decision and
+// are read (and reviewed) together; the tests pin every case in destination-guard.test.ts.
 
 import { parseIpInto } from "../../../protocol/policy/cidr";
 import { PORT_CONNECT, PORT_HTTP } from "../../../protocol/policy/destinations";

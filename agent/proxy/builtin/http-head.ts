@@ -7,6 +7,8 @@
 // get 400, origin answers 502.
 // Fields are kept as offsets into the head text and only the few the proxy acts on become strings:
 // forwarding copies runs of the original lines, which is most of the per-request parsing cost saved.
+// One file past 300 lines: request and response heads share the byte classes and the one-pass
+// parser; splitting them would duplicate the smuggling rules this file exists to keep in one place.
 
 export const MAX_HEAD_BYTES = 64 * 1024;
 

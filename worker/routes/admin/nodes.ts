@@ -77,7 +77,7 @@ nodeRoutes.openapi(
   }),
   async (c) => {
     const db = getDb(c.env.DB);
-    const node = await revokeNode(db, c.req.valid("param").id, auditContext(c));
+    const node = await revokeNode({ db, id: c.req.valid("param").id, ctx: auditContext(c) });
     await announceRevocation(c.env, node.id);
     return c.json(describeNode(node, null, config(c.env).pollWaitSeconds), 200);
   },
@@ -96,7 +96,7 @@ nodeRoutes.openapi(
   }),
   async (c) => {
     const db = getDb(c.env.DB);
-    const node = await restoreNode(db, c.req.valid("param").id, auditContext(c));
+    const node = await restoreNode({ db, id: c.req.valid("param").id, ctx: auditContext(c) });
     const head = await latestHead(db);
     return c.json(describeNode(node, head?.version ?? null, config(c.env).pollWaitSeconds), 200);
   },

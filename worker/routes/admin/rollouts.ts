@@ -4,7 +4,6 @@ import { auditContext } from "../../middleware/context";
 import { adminErrors, createRouter, jsonBody, jsonResponse, notFound, security } from "../../openapi";
 import {
   evaluateRollouts,
-  gateFigures,
   getRollout,
   haltRollout,
   listRollouts,
@@ -12,6 +11,7 @@ import {
   rollBackRollout,
   startRollout,
 } from "../../services/rollout";
+import { gateFigures } from "../../services/rollout-gates";
 import { Loose } from "./schemas";
 
 export const rolloutRoutes = createRouter();
@@ -108,7 +108,8 @@ rolloutRoutes.openapi(
     request: { params: IdParam },
     responses: { 200: jsonResponse(Loose, "Promoted"), ...notFound, ...adminErrors },
   }),
-  async (c) => c.json(await promoteRollout(c.env, c.req.valid("param").id, auditContext(c)), 200),
+  async (c) =>
+    c.json(await promoteRollout({ env: c.env, id: c.req.valid("param").id, ctx: auditContext(c) }), 200),
 );
 
 rolloutRoutes.openapi(
@@ -128,7 +129,12 @@ rolloutRoutes.openapi(
   async (c) => {
     const body = c.req.valid("json") ?? {};
     return c.json(
-      await haltRollout(c.env, c.req.valid("param").id, body.reason ?? "halted by hand", auditContext(c)),
+      await haltRollout({
+        env: c.env,
+        id: c.req.valid("param").id,
+        reason: body.reason ?? "halted by hand",
+        ctx: auditContext(c),
+      }),
       200,
     );
   },

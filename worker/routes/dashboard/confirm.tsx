@@ -2,9 +2,9 @@
 // reached and a confirmation page posts the same fields again.
 
 import { createMiddleware } from "hono/factory";
+import type { DashContext, DashEnv } from "../../middleware/session";
 import { ConfirmPage } from "../../views/confirm";
 import { FORM_STATUS, formFields, pageContext } from "./app";
-import type { DashContext, DashEnv } from "./auth";
 
 /** A same-origin path to go back to: the Referer's path, else `fallback`. */
 function backTo(c: DashContext, fallback: string) {

@@ -68,7 +68,7 @@ nodePages.post(
     },
   }),
   async (c) => {
-    const node = await revokeNode(getDb(c.env.DB), c.req.param("id"), auditOf(c));
+    const node = await revokeNode({ db: getDb(c.env.DB), id: c.req.param("id"), ctx: auditOf(c) });
     await announceRevocation(c.env, node.id);
     return renderNode(c, node.id, `${node.hostname} is revoked.`);
   },

@@ -1,5 +1,6 @@
 import { getDb } from "../../db/client";
 import { AppError } from "../../errors";
+import type { DashContext } from "../../middleware/session";
 import { listNodeNames } from "../../services/fleet";
 import { summary, TOP_DIMENSIONS, type TopDimension, timeseries, top } from "../../services/reports";
 import { listSites } from "../../services/sites";
@@ -7,7 +8,6 @@ import { type ReportRangeView, ReportsPage, TopPage } from "../../views/reports"
 import { ACTIONS } from "../../views/reports/shared";
 import { fromLocalInput } from "../../views/time";
 import { dashboardSection, pageContext } from "./app";
-import type { DashContext } from "./auth";
 
 export const reportPages = dashboardSection();
 

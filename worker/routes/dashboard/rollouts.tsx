@@ -1,16 +1,11 @@
 import { getDb } from "../../db/client";
 import { AppError } from "../../errors";
+import { auditOf, type DashContext } from "../../middleware/session";
 import { listNodes } from "../../services/nodes";
-import {
-  gateFigures,
-  haltRollout,
-  listRollouts,
-  promoteRollout,
-  rollBackRollout,
-} from "../../services/rollout";
+import { haltRollout, listRollouts, promoteRollout, rollBackRollout } from "../../services/rollout";
+import { gateFigures } from "../../services/rollout-gates";
 import { type RolloutPanelView, RolloutsPage } from "../../views/rollouts";
 import { dashboardSection, pageContext } from "./app";
-import { auditOf, type DashContext } from "./auth";
 
 export const rolloutPages = dashboardSection();
 
@@ -34,9 +29,9 @@ async function render(c: DashContext, notice?: { kind: "ok" | "error"; text: str
 rolloutPages.get("/", (c) => render(c));
 
 const ACTIONS = {
-  promote: (c: DashContext, id: string) => promoteRollout(c.env, id, auditOf(c)),
+  promote: (c: DashContext, id: string) => promoteRollout({ env: c.env, id, ctx: auditOf(c) }),
   halt: (c: DashContext, id: string) =>
-    haltRollout(c.env, id, "halted by hand from the dashboard", auditOf(c)),
+    haltRollout({ env: c.env, id, reason: "halted by hand from the dashboard", ctx: auditOf(c) }),
   rollback: (c: DashContext, id: string) => rollBackRollout(c.env, id, auditOf(c)),
 } as const;
 
