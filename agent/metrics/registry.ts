@@ -24,13 +24,18 @@ export class Registry {
     };
   }
 
-  /** A counter with its label values known up front, so each series shows 0 before its first event. */
-  preset(name: string, labels: Labels[]): void {
+  /**
+   * One series of a registered counter, its labels serialised once: it shows 0 before its first
+   * event, and an increment is one Map update (what the request path calls).
+   */
+  series(name: string, labels?: Labels): (by?: number) => void {
     const family = this.families.get(name);
-    for (const set of labels) {
-      const key = labelText(set);
-      if (family && !family.values.has(key)) family.values.set(key, 0);
-    }
+    if (family?.type !== "counter" || family.read) throw new Error(`no counter ${name}`);
+    const key = labelText(labels);
+    if (!family.values.has(key)) family.values.set(key, 0);
+    return (by = 1) => {
+      family.values.set(key, (family.values.get(key) ?? 0) + by);
+    };
   }
 
   /** Read at scrape time; `type: "counter"` for a total someone else keeps (e.g. on disk). */
