@@ -28,6 +28,35 @@ export function ActionButton(props: {
   );
 }
 
+/**
+ * A table that may scroll sideways (phones): a labelled region reachable with Tab, so keyboard
+ * users can scroll it too (WCAG 2.1.1; axe's scrollable-region-focusable).
+ */
+export function ScrollRegion(props: { label: string; children?: Child }) {
+  return (
+    <section class="table-wrap" tabindex={0} aria-label={props.label}>
+      {props.children}
+    </section>
+  );
+}
+
+/** The node picker of the report and request filters: "whole fleet" or one node by hostname. */
+export function NodeSelect(props: { nodes: { id: string; hostname: string }[]; current?: string | null }) {
+  return (
+    <label>
+      Node
+      <select name="node">
+        <option value="">whole fleet</option>
+        {props.nodes.map((n) => (
+          <option value={n.id} selected={props.current === n.id}>
+            {n.hostname}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 export function Notice(props: { kind?: "ok" | "error" | "warn"; children?: Child }) {
   return (
     <div class={`notice ${props.kind ?? ""}`} role={props.kind === "error" ? "alert" : "status"}>

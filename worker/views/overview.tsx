@@ -1,5 +1,5 @@
 import type { TopRow } from "../services/reports";
-import { Ago, Badge, Time } from "./components";
+import { Ago, Badge, ScrollRegion, Time } from "./components";
 import { Layout, type PageContext } from "./layout";
 import { type NodeView, reportQuery } from "./nodes";
 import { TopList } from "./reports";
@@ -69,7 +69,7 @@ export function OverviewPage(props: {
               : "All nodes are online and in sync."}
           </p>
         ) : (
-          <section class="table-wrap" tabindex={0} aria-label="Nodes needing attention table">
+          <ScrollRegion label="Nodes needing attention table">
             <table>
               <thead>
                 <tr>
@@ -109,7 +109,7 @@ export function OverviewPage(props: {
                 ))}
               </tbody>
             </table>
-          </section>
+          </ScrollRegion>
         )}
       </section>
     </Layout>

@@ -1,5 +1,5 @@
 import type { SectionDiff } from "../services/policy-diff";
-import { ActionButton, Csrf, Notice, Time } from "./components";
+import { ActionButton, Csrf, Notice, ScrollRegion, Time } from "./components";
 import { Layout, type PageContext } from "./layout";
 import { PolicyNav } from "./policy";
 import { DiffSections } from "./policy/diff";
@@ -74,7 +74,7 @@ export function HistoryPage(props: {
           </section>
           <section class="panel">
             <h2>Versions</h2>
-            <section class="table-wrap" tabindex={0} aria-label="Versions table">
+            <ScrollRegion label="Versions table">
               <table data-testid="versions">
                 <thead>
                   <tr>
@@ -126,7 +126,7 @@ export function HistoryPage(props: {
                   ))}
                 </tbody>
               </table>
-            </section>
+            </ScrollRegion>
             <nav class="pager">
               <a href="/policy/history">Newest</a>
               {props.older ? <a href={`/policy/history?before=${props.older}`}>Older →</a> : null}

@@ -1,5 +1,5 @@
 import type { RequestRow, SearchPage } from "../services/request-search";
-import { Badge, formatBytes, Notice, Time } from "./components";
+import { Badge, formatBytes, NodeSelect, Notice, ScrollRegion, Time } from "./components";
 import { Layout, type PageContext } from "./layout";
 
 export interface RequestFormView {
@@ -105,17 +105,7 @@ export function RequestsPage(props: {
               To ({zone})
               <input type="datetime-local" name="to" value={f.to} step="1" required />
             </label>
-            <label>
-              Node
-              <select name="node">
-                <option value="">whole fleet</option>
-                {props.nodes.map((n) => (
-                  <option value={n.id} selected={f.node === n.id}>
-                    {n.hostname}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <NodeSelect nodes={props.nodes} current={f.node} />
             <label>
               Action
               <select name="action">
@@ -163,7 +153,7 @@ export function RequestsPage(props: {
       {r ? <ResultBreakdown rows={r.rows} query={props.query} /> : null}
       {r ? (
         <section class="panel">
-          <section class="table-wrap" tabindex={0} aria-label="Requests table">
+          <ScrollRegion label="Requests table">
             <table data-testid="requests">
               <thead>
                 <tr>
@@ -222,7 +212,7 @@ export function RequestsPage(props: {
                 )}
               </tbody>
             </table>
-          </section>
+          </ScrollRegion>
           <nav class="pager" aria-label="Pages">
             <span class="muted">
               {r.rows.length} shown · {r.scanned.chunks} chunks, {r.scanned.records.toLocaleString("en")}{" "}

@@ -1,6 +1,6 @@
 import type { Child } from "hono/jsx";
 import type { FleetQuery } from "../../services/fleet";
-import { Ago, Badge, type PageInfo, Pager } from "../components";
+import { Ago, Badge, type PageInfo, Pager, ScrollRegion } from "../components";
 import { Layout, type PageContext } from "../layout";
 import { type NodeView, Spool } from "./shared";
 
@@ -119,7 +119,7 @@ export function NodesPage(props: {
           {props.info.total === 0 ? (
             <p>No node matches these filters.</p>
           ) : (
-            <section class="table-wrap" tabindex={0} aria-label="Nodes table">
+            <ScrollRegion label="Nodes table">
               <table data-testid="fleet" class="fleet">
                 <thead>
                   <tr>
@@ -165,7 +165,7 @@ export function NodesPage(props: {
                   ))}
                 </tbody>
               </table>
-            </section>
+            </ScrollRegion>
           )}
           <Pager info={props.info} base={nodesUrl(query, { page: undefined })} />
         </section>

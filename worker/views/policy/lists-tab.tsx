@@ -1,4 +1,4 @@
-import { ActionButton, Csrf } from "../components";
+import { ActionButton, Csrf, ScrollRegion } from "../components";
 import type { PageContext } from "../layout";
 import { arr, type EditorState, obj, text } from "./shared";
 
@@ -11,7 +11,7 @@ export function ListsTab(props: { page: PageContext; state: EditorState; editing
       <section class="panel">
         <h2>Lists</h2>
         <p class="muted">Rules refer to a list as @name. A list holds domains and/or client CIDRs.</p>
-        <section class="table-wrap" tabindex={0} aria-label="Lists table">
+        <ScrollRegion label="Lists table">
           <table>
             <thead>
               <tr>
@@ -61,7 +61,7 @@ export function ListsTab(props: { page: PageContext; state: EditorState; editing
               })}
             </tbody>
           </table>
-        </section>
+        </ScrollRegion>
       </section>
       {admin ? (
         <section class="panel">

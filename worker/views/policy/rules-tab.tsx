@@ -1,4 +1,4 @@
-import { ActionButton, Badge } from "../components";
+import { ActionButton, Badge, ScrollRegion } from "../components";
 import type { PageContext } from "../layout";
 import { arr, type EditorState, type Obj, obj } from "./shared";
 
@@ -30,7 +30,7 @@ export function RulesTab(props: { page: PageContext; state: EditorState; hits?: 
           </a>
         ) : null}
       </div>
-      <section class="table-wrap" tabindex={0} aria-label="Rules table">
+      <ScrollRegion label="Rules table">
         <table data-testid="rules">
           <thead>
             <tr>
@@ -119,7 +119,7 @@ export function RulesTab(props: { page: PageContext; state: EditorState; hits?: 
             })}
           </tbody>
         </table>
-      </section>
+      </ScrollRegion>
       {rules.length === 0 ? (
         <p class="muted">
           No rules: every request gets the default action (

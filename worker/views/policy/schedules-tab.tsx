@@ -1,4 +1,4 @@
-import { ActionButton, Csrf } from "../components";
+import { ActionButton, Csrf, ScrollRegion } from "../components";
 import type { PageContext } from "../layout";
 import { arr, type EditorState, obj } from "./shared";
 
@@ -13,7 +13,7 @@ export function SchedulesTab(props: { page: PageContext; state: EditorState; edi
     <>
       <section class="panel">
         <h2>Schedules</h2>
-        <section class="table-wrap" tabindex={0} aria-label="Schedules table">
+        <ScrollRegion label="Schedules table">
           <table>
             <thead>
               <tr>
@@ -67,7 +67,7 @@ export function SchedulesTab(props: { page: PageContext; state: EditorState; edi
               })}
             </tbody>
           </table>
-        </section>
+        </ScrollRegion>
       </section>
       {admin ? (
         <section class="panel">

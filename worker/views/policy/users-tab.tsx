@@ -1,4 +1,4 @@
-import { ActionButton, Csrf, FieldErrors } from "../components";
+import { ActionButton, Csrf, FieldErrors, ScrollRegion } from "../components";
 import type { PageContext } from "../layout";
 import { arr, type EditorState, obj } from "./shared";
 
@@ -33,7 +33,7 @@ export function UsersTab(props: { page: PageContext; state: EditorState }) {
       </section>
       <section class="panel">
         <h2>Proxy users</h2>
-        <section class="table-wrap" tabindex={0} aria-label="Proxy users table">
+        <ScrollRegion label="Proxy users table">
           <table>
             <thead>
               <tr>
@@ -74,7 +74,7 @@ export function UsersTab(props: { page: PageContext; state: EditorState }) {
               })}
             </tbody>
           </table>
-        </section>
+        </ScrollRegion>
         {users.length === 0 ? <p class="muted">No proxy users.</p> : null}
       </section>
       {admin ? (

@@ -1,5 +1,5 @@
 import type { Incomplete, Point, Summary, TopDimension, TopRow } from "../../services/reports";
-import { formatBytes } from "../components";
+import { formatBytes, NodeSelect } from "../components";
 import { Layout, type PageContext } from "../layout";
 import { SiteSelect } from "../site-filter";
 import { formatInstant, toLocalInput, useZone } from "../time";
@@ -52,17 +52,7 @@ function RangeForm(props: {
         To ({zone})
         <input type="datetime-local" name="to" value={toLocalInput(r.to, zone)} required />
       </label>
-      <label>
-        Node
-        <select name="node">
-          <option value="">whole fleet</option>
-          {props.nodes.map((n) => (
-            <option value={n.id} selected={r.node === n.id}>
-              {n.hostname}
-            </option>
-          ))}
-        </select>
-      </label>
+      <NodeSelect nodes={props.nodes} current={r.node} />
       <label>
         Action (top lists)
         <select name="action">

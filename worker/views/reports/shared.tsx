@@ -1,5 +1,5 @@
 import type { Point, TopDimension, TopRow } from "../../services/reports";
-import { formatBytes } from "../components";
+import { formatBytes, ScrollRegion } from "../components";
 import { formatInstant, toLocalInput, useZone } from "../time";
 
 export interface ReportRangeView {
@@ -93,7 +93,7 @@ export function SeriesTable(props: {
   return (
     <details class="chart-table">
       <summary>Show as a table ({shown.length} non-empty buckets)</summary>
-      <section class="table-wrap" tabindex={0} aria-label={`${props.caption} table`}>
+      <ScrollRegion label={`${props.caption} table`}>
         <table>
           <caption class="sr-only">{props.caption}</caption>
           <thead>
@@ -119,7 +119,7 @@ export function SeriesTable(props: {
             ))}
           </tbody>
         </table>
-      </section>
+      </ScrollRegion>
     </details>
   );
 }
@@ -135,7 +135,7 @@ export function TopList(props: {
   const zone = useZone();
   const [, label] = DIMENSION_TITLES[props.by];
   return (
-    <section class="table-wrap" tabindex={0} aria-label={`${DIMENSION_TITLES[props.by][0]} table`}>
+    <ScrollRegion label={`${DIMENSION_TITLES[props.by][0]} table`}>
       <table data-top data-top-list={props.by}>
         <thead>
           <tr>
@@ -176,6 +176,6 @@ export function TopList(props: {
           ) : null}
         </tbody>
       </table>
-    </section>
+    </ScrollRegion>
   );
 }

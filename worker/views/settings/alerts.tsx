@@ -1,5 +1,5 @@
 import type { AlertKind } from "../../../protocol/alerts";
-import { ActionButton, Badge, Csrf, Time } from "../components";
+import { ActionButton, Badge, Csrf, ScrollRegion, Time } from "../components";
 import type { PageContext } from "../layout";
 import { SettingsLayout } from "./layout";
 
@@ -125,7 +125,7 @@ export function AlertsPage(props: {
         {props.alerts.length === 0 ? (
           <p class="muted">No alerts yet.</p>
         ) : (
-          <section class="table-wrap" tabindex={0} aria-label="Recent alerts table">
+          <ScrollRegion label="Recent alerts table">
             <table data-testid="alerts">
               <thead>
                 <tr>
@@ -155,7 +155,7 @@ export function AlertsPage(props: {
                 ))}
               </tbody>
             </table>
-          </section>
+          </ScrollRegion>
         )}
       </section>
     </SettingsLayout>

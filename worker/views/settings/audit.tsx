@@ -1,5 +1,5 @@
 import type { AuditEntryView, Named } from "../../services/audit-search";
-import { Time } from "../components";
+import { ScrollRegion, Time } from "../components";
 import type { PageContext } from "../layout";
 import { toLocalInput, useZone } from "../time";
 import { SettingsLayout } from "./layout";
@@ -128,7 +128,7 @@ function AuditBody(props: Parameters<typeof AuditPage>[0]) {
       </section>
       <section class="panel">
         {props.entries.length ? null : <p class="muted">No entries match.</p>}
-        <section class="table-wrap" tabindex={0} aria-label="Audit log table">
+        <ScrollRegion label="Audit log table">
           <table>
             <thead>
               <tr>
@@ -176,7 +176,7 @@ function AuditBody(props: Parameters<typeof AuditPage>[0]) {
               ))}
             </tbody>
           </table>
-        </section>
+        </ScrollRegion>
         <nav class="pager" aria-label="Pages">
           <a href={`/settings/audit?${filterQuery(props.filter, zone)}`}>Newest</a>
           {props.next ? (

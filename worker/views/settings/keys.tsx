@@ -1,4 +1,4 @@
-import { ActionButton, Badge, Csrf, type PageInfo, Pager, Time } from "../components";
+import { ActionButton, Badge, Csrf, type PageInfo, Pager, ScrollRegion, Time } from "../components";
 import type { PageContext } from "../layout";
 import { SettingsLayout } from "./layout";
 
@@ -61,7 +61,7 @@ export function KeysPage(props: {
         </section>
       ) : null}
       <section class="panel">
-        <section class="table-wrap" tabindex={0} aria-label="Enrollment keys table">
+        <ScrollRegion label="Enrollment keys table">
           <table>
             <thead>
               <tr>
@@ -111,7 +111,7 @@ export function KeysPage(props: {
               ))}
             </tbody>
           </table>
-        </section>
+        </ScrollRegion>
         {props.keys.length === 0 ? <p class="muted">No enrollment keys yet.</p> : null}
         <Pager info={props.info} base="/settings/keys" />
       </section>

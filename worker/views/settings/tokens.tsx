@@ -1,4 +1,4 @@
-import { ActionButton, Badge, Csrf, type PageInfo, Pager, Time } from "../components";
+import { ActionButton, Badge, Csrf, type PageInfo, Pager, ScrollRegion, Time } from "../components";
 import type { PageContext } from "../layout";
 import { SettingsLayout } from "./layout";
 
@@ -56,7 +56,7 @@ export function TokensPage(props: {
         </section>
       ) : null}
       <section class="panel">
-        <section class="table-wrap" tabindex={0} aria-label="API tokens table">
+        <ScrollRegion label="API tokens table">
           <table>
             <thead>
               <tr>
@@ -105,7 +105,7 @@ export function TokensPage(props: {
               ))}
             </tbody>
           </table>
-        </section>
+        </ScrollRegion>
         {props.tokens.length === 0 ? <p class="muted">No API tokens yet.</p> : null}
         <Pager info={props.info} base="/settings/tokens" />
       </section>

@@ -1,4 +1,4 @@
-import { Badge, Csrf, type PageInfo, Pager, Time } from "../components";
+import { Badge, Csrf, type PageInfo, Pager, ScrollRegion, Time } from "../components";
 import type { PageContext } from "../layout";
 import { SettingsLayout } from "./layout";
 
@@ -58,7 +58,7 @@ export function UsersPage(props: {
         </section>
       ) : null}
       <section class="panel">
-        <section class="table-wrap" tabindex={0} aria-label="Dashboard users table">
+        <ScrollRegion label="Dashboard users table">
           <table>
             <thead>
               <tr>
@@ -132,7 +132,7 @@ export function UsersPage(props: {
               ))}
             </tbody>
           </table>
-        </section>
+        </ScrollRegion>
         <Pager info={props.info} base="/settings/users" />
       </section>
     </SettingsLayout>

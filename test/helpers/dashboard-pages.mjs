@@ -1,0 +1,26 @@
+// Every dashboard page that needs no id, for the tests that walk them all (the smoke test's
+// 200s, the browser test's axe run): one list, so a new page is walked by both.
+export const DASHBOARD_PAGES = [
+  "/overview",
+  "/nodes",
+  "/policy",
+  "/policy?tab=lists",
+  "/policy?tab=schedules",
+  "/policy?tab=access",
+  "/policy?tab=users",
+  "/policy?tab=settings",
+  "/policy?tab=json",
+  "/policy/rules/new",
+  "/policy/history",
+  "/policy/test",
+  "/rollouts",
+  "/reports",
+  "/reports/top/host",
+  "/requests",
+  "/settings/keys",
+  "/settings/allowlist",
+  "/settings/users",
+  "/settings/tokens",
+  "/settings/audit",
+  "/settings/alerts",
+];
