@@ -54,6 +54,8 @@ export class NodeSite {
       stop: (deadline) => driver.stop(deadline),
       listenAddress: () => driver.listenAddress(),
       version: () => driver.version(),
+      // The connection gauges read through whichever driver object they were handed.
+      activity: driver.activity?.bind(driver),
       applyPolicy: async (policy) => {
         policy?.compiled.setSite(this.site);
         await driver.applyPolicy(policy);
