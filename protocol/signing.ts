@@ -64,18 +64,19 @@ export function generateSigningSeed(): string {
   return toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
 }
 
-export async function signBundle(
+/** An Ed25519 signature of `message`, base64url: every signed thing of ours (bundles, site assertions). */
+export async function signMessage(key: SigningKey, message: Uint8Array<ArrayBuffer>): Promise<string> {
+  const sig = await crypto.subtle.sign({ name: "Ed25519" }, key.privateKey, message);
+  return toBase64Url(new Uint8Array(sig));
+}
+
+export function signBundle(
   key: SigningKey,
   version: number,
   issuedAt: string,
   hash: string,
 ): Promise<string> {
-  const sig = await crypto.subtle.sign(
-    { name: "Ed25519" },
-    key.privateKey,
-    signedMessage(version, issuedAt, hash),
-  );
-  return toBase64Url(new Uint8Array(sig));
+  return signMessage(key, signedMessage(version, issuedAt, hash));
 }
 
 export async function signBundleV2(
@@ -89,8 +90,7 @@ export async function signBundleV2(
     fields.hash,
     fields.nextKey,
   );
-  const sig = await crypto.subtle.sign({ name: "Ed25519" }, key.privateKey, message);
-  return toBase64Url(new Uint8Array(sig));
+  return signMessage(key, message);
 }
 
 /** A key's id: the first 16 characters of the base64url SHA-256 of the raw public key. */
@@ -121,9 +121,14 @@ export type VerifyResult =
     }
   | { ok: false; reason: string };
 
-type TrustedKey = { kid: string; publicKey: string };
+export type TrustedKey = { kid: string; publicKey: string };
 
-async function verifyWith(key: TrustedKey, sig: string, message: Uint8Array<ArrayBuffer>): Promise<boolean> {
+/** Whether `sig` (base64url) is `key`'s Ed25519 signature of `message`; throws on a malformed key or signature. */
+export async function verifyMessage(
+  key: TrustedKey,
+  sig: string,
+  message: Uint8Array<ArrayBuffer>,
+): Promise<boolean> {
   const publicKey = await crypto.subtle.importKey(
     "raw",
     fromBase64Url(key.publicKey),
@@ -162,7 +167,7 @@ export async function verifyBundle(
         ? { kid: bundle.nextKey.kid, publicKey: bundle.nextKey.publicKey }
         : null;
       const message = signedMessageV2(generation, bundle.version, bundle.issuedAt, bundle.hash, nextKey);
-      if (!(await verifyWith(key, bundle.signatureV2.sig, message))) {
+      if (!(await verifyMessage(key, bundle.signatureV2.sig, message))) {
         return { ok: false, reason: "signature does not verify" };
       }
       if (nextKey && (await keyId(nextKey.publicKey)) !== nextKey.kid) {
@@ -170,7 +175,7 @@ export async function verifyBundle(
       }
       return { ok: true, generation, kid: key.kid, nextKey };
     }
-    const valid = await verifyWith(
+    const valid = await verifyMessage(
       key,
       bundle.signature.sig,
       signedMessage(bundle.version, bundle.issuedAt, bundle.hash),

@@ -3,7 +3,7 @@
 // Carried in the enrollment answer and in the SITE_HEADER of every poll answer (docs/fleet.md).
 import { z } from "zod";
 import { fromBase64Url, toBase64Url, utf8 } from "./encoding";
-import type { SigningKey } from "./signing";
+import { type SigningKey, signMessage, type TrustedKey, verifyMessage } from "./signing";
 
 export const SITE_HEADER = "X-Fleetgate-Site";
 
@@ -28,8 +28,8 @@ export async function signSiteAssertion(
   site: string | null,
   since: number,
 ): Promise<SiteAssertion> {
-  const sig = await crypto.subtle.sign({ name: "Ed25519" }, key.privateKey, siteMessage(nodeId, site, since));
-  return { nodeId, site, since, kid: key.kid, sig: toBase64Url(new Uint8Array(sig)) };
+  const sig = await signMessage(key, siteMessage(nodeId, site, since));
+  return { nodeId, site, since, kid: key.kid, sig };
 }
 
 /** The header value: base64url of the assertion's JSON (one token, no quoting rules to get wrong). */
@@ -51,23 +51,15 @@ export function parseSiteHeader(value: string | null): SiteAssertion | null {
 export async function verifySiteAssertion(
   assertion: SiteAssertion,
   nodeId: string,
-  trusted: readonly { kid: string; publicKey: string }[],
+  trusted: readonly TrustedKey[],
 ): Promise<boolean> {
   if (assertion.nodeId !== nodeId) return false;
   const key = trusted.find((k) => k.kid === assertion.kid);
   if (!key) return false;
   try {
-    const publicKey = await crypto.subtle.importKey(
-      "raw",
-      fromBase64Url(key.publicKey),
-      { name: "Ed25519" },
-      false,
-      ["verify"],
-    );
-    return await crypto.subtle.verify(
-      { name: "Ed25519" },
-      publicKey,
-      fromBase64Url(assertion.sig),
+    return await verifyMessage(
+      key,
+      assertion.sig,
       siteMessage(assertion.nodeId, assertion.site, assertion.since),
     );
   } catch {
