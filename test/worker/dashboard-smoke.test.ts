@@ -4,6 +4,7 @@ import { getDraft } from "../../worker/services/policy-draft";
 import { DASHBOARD_PAGES } from "../helpers/dashboard-pages.mjs";
 import { db, page, signedIn, submit } from "./dashboard-helpers";
 import { call, json } from "./helpers/api";
+import { enrollNode } from "./helpers/factories";
 
 describe("dashboard policy flow (server side)", () => {
   it("every page answers 200 for an admin", async () => {
@@ -119,5 +120,17 @@ describe("dashboard policy flow (server side)", () => {
     expect(tested.status).toBe(200);
     expect(result).toContain("no-social");
     expect(result).toMatch(/Decision: <span class="badge bad">block/);
+  });
+});
+
+describe("charts outside Reports", () => {
+  it("the overview and a node page say each chart's unit, bucket and zone and carry its numbers as a table", async () => {
+    const s = await signedIn("admin");
+    const node = await enrollNode();
+    for (const path of ["/overview", `/nodes/${node.nodeId}`]) {
+      const html = await (await page(path, { cookie: s.cookie })).text();
+      expect(html, path).toMatch(/data-testid="chart-caption"[^>]*>requests per (1 hour|[0-9]+ min) bucket/);
+      expect(html, path).toContain("Show as a table");
+    }
   });
 });

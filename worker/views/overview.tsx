@@ -1,8 +1,8 @@
-import type { TopRow } from "../services/reports";
+import type { Point, TopRow } from "../services/reports";
 import { Ago, Badge, ScrollRegion, Time } from "./components";
 import { Layout, type PageContext } from "./layout";
 import { type NodeView, reportQuery } from "./nodes";
-import { TopList } from "./reports";
+import { Chart, TopList } from "./reports";
 
 export function OverviewPage(props: {
   page: PageContext;
@@ -10,6 +10,8 @@ export function OverviewPage(props: {
   latestVersion: number | null;
   now: number;
   topBlocked: TopRow[];
+  /** The last 24 h of the fleet (services/reports timeseries). */
+  series: { bucketMs: number; points: Point[] };
 }) {
   const live = props.nodes.filter((n) => n.status !== "revoked");
   const online = live.filter((n) => n.status === "online").length;
@@ -46,15 +48,17 @@ export function OverviewPage(props: {
         />
       </div>
       <div class="grid">
-        <section class="panel">
-          <h2>Requests and blocked, last 24 h</h2>
-          <div
-            class="chart"
-            data-chart
-            data-series="requests,blocked"
-            data-src={`/api/v1/reports/timeseries?${reportQuery(range)}`}
-          />
-        </section>
+        <Chart
+          title="Requests and blocked, last 24 h"
+          unit="requests"
+          series={[
+            { key: "requests", label: "Requests" },
+            { key: "blocked", label: "Blocked" },
+          ]}
+          bucketMs={props.series.bucketMs}
+          points={props.series.points}
+          src={`/api/v1/reports/timeseries?${reportQuery(range)}`}
+        />
         <section class="panel">
           <h2>Top blocked hosts, last 24 h</h2>
           <TopList by="host" rows={props.topBlocked} range={{ preset: "24h", ...range, action: "block" }} />

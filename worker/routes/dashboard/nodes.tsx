@@ -3,6 +3,7 @@ import { auditOf, type DashContext } from "../../middleware/session";
 import { describeFleetNode, listFleet, parseFleetQuery } from "../../services/fleet";
 import { listNodeEvents, revokeNode } from "../../services/nodes";
 import { announceRevocation } from "../../services/policy-hub";
+import { timeseries } from "../../services/reports";
 import { activeRollout, rolloutSync } from "../../services/rollout-active";
 import { listSites } from "../../services/sites";
 import { listUsers } from "../../services/users";
@@ -42,6 +43,8 @@ async function renderNode(c: DashContext, id: string, notice?: string) {
   const db = getDb(c.env.DB);
   const view = await describeFleetNode({ db, env: c.env, id });
   const events = await listNodeEvents(db, id, { limit: 100 });
+  const now = Date.now();
+  const series = await timeseries(db, { from: now - 24 * 3600_000, to: now, node: id });
   const actors: Record<string, string> = {};
   for (const u of await listUsers(db)) actors[`user:${u.id}`] = u.name;
   return c.html(
@@ -50,8 +53,9 @@ async function renderNode(c: DashContext, id: string, notice?: string) {
       node={view}
       events={events}
       actors={actors}
-      now={Date.now()}
+      now={now}
       notice={notice}
+      series={series}
     />,
   );
 }

@@ -1,6 +1,6 @@
 import { getDb } from "../../db/client";
 import { listFleet } from "../../services/fleet";
-import { top } from "../../services/reports";
+import { timeseries, top } from "../../services/reports";
 import { OverviewPage } from "../../views/overview";
 import { dashboardSection, pageContext } from "./app";
 
@@ -9,9 +9,11 @@ export const overviewPages = dashboardSection();
 overviewPages.get("/", async (c) => {
   const db = getDb(c.env.DB);
   const now = Date.now();
-  const [fleet, blocked] = await Promise.all([
+  const day = { from: now - 24 * 3600_000, to: now };
+  const [fleet, blocked, series] = await Promise.all([
     listFleet({ db, env: c.env, all: true, now }),
-    top(db, { from: now - 24 * 3600_000, to: now, by: "host", action: "block", limit: 10 }),
+    top(db, { ...day, by: "host", action: "block", limit: 10 }),
+    timeseries(db, day),
   ]);
   return c.html(
     <OverviewPage
@@ -20,6 +22,7 @@ overviewPages.get("/", async (c) => {
       latestVersion={fleet.latestVersion}
       now={now}
       topBlocked={blocked.rows}
+      series={series}
     />,
   );
 });

@@ -1,5 +1,7 @@
+import type { Point } from "../../services/reports";
 import { ActionButton, Ago, Badge, Time } from "../components";
 import { Layout, type PageContext } from "../layout";
+import { Chart } from "../reports";
 import { type NodeEvent, type NodeView, reportQuery, Spool } from "./shared";
 
 export function NodePage(props: {
@@ -10,6 +12,8 @@ export function NodePage(props: {
   actors?: Record<string, string>;
   now: number;
   notice?: string;
+  /** The node's last 24 h (services/reports timeseries). */
+  series: { bucketMs: number; points: Point[] };
 }) {
   const { node: n } = props;
   const admin = props.page.user.role === "admin";
@@ -76,15 +80,17 @@ export function NodePage(props: {
             </p>
           ) : null}
         </section>
-        <section class="panel">
-          <h2>Traffic, last 24 h</h2>
-          <div
-            class="chart"
-            data-chart
-            data-series="requests,blocked"
-            data-src={`/api/v1/reports/timeseries?${reportQuery(range)}`}
-          />
-        </section>
+        <Chart
+          title="Traffic, last 24 h"
+          unit="requests"
+          series={[
+            { key: "requests", label: "Requests" },
+            { key: "blocked", label: "Blocked" },
+          ]}
+          bucketMs={props.series.bucketMs}
+          points={props.series.points}
+          src={`/api/v1/reports/timeseries?${reportQuery(range)}`}
+        />
       </div>
       <section class="panel">
         <h2>Sync events</h2>

@@ -1,2 +1,2 @@
 export { ReportsPage, TopPage, type TopResult } from "./page";
-export { drillHref, keyLabel, type ReportRangeView, reportParams, TopList } from "./shared";
+export { Chart, drillHref, keyLabel, type ReportRangeView, reportParams, TopList } from "./shared";

@@ -179,3 +179,38 @@ export function TopList(props: {
     </ScrollRegion>
   );
 }
+
+/** A chart with its unit, bucket and zone said, and the same numbers as a table (read without JS). */
+export function Chart(props: {
+  title: string;
+  series: { key: keyof Point; label: string }[];
+  unit: string;
+  bytes?: boolean;
+  bucketMs: number;
+  points: Point[];
+  src: string;
+}) {
+  const zone = useZone();
+  const caption = `${props.title}: ${props.unit} per ${bucketLabel(props.bucketMs)} bucket, times in ${zone}`;
+  return (
+    <section class="panel">
+      <h2>{props.title}</h2>
+      <p class="muted" data-testid="chart-caption">
+        {props.unit} per {bucketLabel(props.bucketMs)} bucket · times in {zone}
+      </p>
+      <div
+        class="chart"
+        data-chart
+        data-series={props.series.map((s) => s.key).join(",")}
+        data-src={props.src}
+        role="img"
+        aria-label={`${caption}. The table below has the same numbers.`}
+      >
+        <noscript>
+          <p class="empty">The chart needs JavaScript; the table below has the same numbers.</p>
+        </noscript>
+      </div>
+      <SeriesTable points={props.points} series={props.series} bytes={props.bytes} caption={caption} />
+    </section>
+  );
+}
