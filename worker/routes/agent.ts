@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { CHUNK_ID_HEADER } from "../../protocol/chunk-id";
+import { signSiteAssertion } from "../../protocol/site";
 import {
   agentVersionFromUserAgent,
   bundleTag,
@@ -29,7 +30,7 @@ import { bundleText, signingKey } from "../services/policy";
 import { pollHub, reportStatus } from "../services/policy-hub";
 import { hitAddressLimit } from "../services/rate-limit";
 import { onNodeReport } from "../services/rollout";
-import { pollSiteHeader, signedSite } from "../services/sites";
+import { pollSiteHeader } from "../services/sites";
 
 const errors = (codes: Record<number, string>) =>
   Object.fromEntries(
@@ -105,7 +106,7 @@ agentRoutes.openapi(
         nodeToken: result.nodeToken,
         masterKey: { kid: key.kid, alg: "Ed25519" as const, publicKey: key.publicKey },
         pollWaitSeconds: config(c.env).pollWaitSeconds,
-        site: await signedSite(key, result.nodeId, result.site, result.siteSince),
+        site: await signSiteAssertion(key, result.nodeId, result.site, result.siteSince),
       },
       201,
     );

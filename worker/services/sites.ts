@@ -8,7 +8,7 @@ import type { Db } from "../db/client";
 import { enrollmentKeys, nodeEvents, nodes, sites } from "../db/schema";
 import { AppError } from "../errors";
 import { type AuditContext, auditInsert } from "./audit";
-import { signingKey } from "./policy";
+import { signingKey, signingSeeds } from "./policy";
 import type { SiteSettings } from "./site-settings";
 
 export type SiteRow = typeof sites.$inferSelect;
@@ -204,14 +204,10 @@ export async function siteHeaderValue(
   return value;
 }
 
-export function signedSite(key: SigningKey, nodeId: string, site: string | null, since: number) {
-  return signSiteAssertion(key, nodeId, site, since);
-}
-
 /** [name, value] of the SITE_HEADER a poll answer carries. */
 export async function pollSiteHeader(
-  env: { FLEETGATE_SIGNING_KEY?: string },
+  env: Env,
   node: { id: string; site: string | null; siteSince: number | null },
 ): Promise<[string, string]> {
-  return [SITE_HEADER, await siteHeaderValue(await signingKey(env.FLEETGATE_SIGNING_KEY), node)];
+  return [SITE_HEADER, await siteHeaderValue(await signingKey(signingSeeds(env).current), node)];
 }

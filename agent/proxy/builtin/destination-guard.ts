@@ -16,7 +16,7 @@
 //   policy lists its own.
 // IP literals are judged synchronously (the benchmark's and most intranet paths); only names wait.
 // One file past 300 lines: the normalisation and the address ranges are one security decision and
-// are read (and reviewed) together; the tests pin every case in destination-guard.test.ts.
+// are read (and reviewed) together; the tests pin every case in test/agent/proxy-guard.test.ts.
 
 import { parseIpInto } from "../../../protocol/policy/cidr";
 import { PORT_CONNECT, PORT_HTTP } from "../../../protocol/policy/destinations";
