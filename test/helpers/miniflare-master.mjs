@@ -43,8 +43,16 @@ const mf = new Miniflare({
 });
 const url = await mf.ready;
 console.log(`ready ${url}`);
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.once(signal, () => {
-    mf.dispose().finally(() => process.exit(0));
-  });
-}
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  mf.dispose().finally(() => process.exit(0));
+};
+for (const signal of ["SIGINT", "SIGTERM"]) process.once(signal, stop);
+// A parent that died without stopping us (SIGKILL, SIGPIPE from a closed pipe) must not leave a
+// master running: once we are re-parented, we stop too.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) stop();
+}, 1000).unref();
