@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { bundleTag, type PolicyBundle } from "../../protocol/wire";
-import { observeStatements } from "../../worker/db/client";
+import { getDb, observeStatements } from "../../worker/db/client";
+import { recordStatuses, type StatusRow, statusRounds } from "../../worker/services/node-status";
 import { flushHubs, hubStats, shardCount } from "../../worker/services/policy-hub";
 import { call, expectError, json } from "./helpers/api";
 import { blockPolicy, createEnrollmentKey, enrollNode, publish } from "./helpers/factories";
@@ -255,5 +256,52 @@ describe("fleet scale: the long-poll path", () => {
     const { result, sql } = await statementsDuring(() => Promise.all(nodes.map((n) => poll(n, hash, 0))));
     for (const res of result) expect(res.status).toBe(304);
     expect(reads(sql, "settings").length).toBeLessThanOrEqual(1);
+  });
+});
+
+describe("fleet scale: status batches", () => {
+  const row = (id: string, version: number, at: number): StatusRow => ({
+    id,
+    at,
+    state: "applied",
+    appliedVersion: version,
+    appliedHash: `hash-${version}`,
+    detail: null,
+    lastError: null,
+    address: "198.18.0.1",
+    agentVersion: "0.1.0",
+    proxyKind: "builtin",
+    proxyListen: "127.0.0.1:3128",
+    proxyVersion: "t",
+    uptimeSeconds: 5,
+    spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
+  });
+
+  it("splits N distinct nodes into ceil(N / 400) rounds, and a node's second report into a later round", () => {
+    const rows = Array.from({ length: 1250 }, (_, i) => row(`n${i}`, 2, i));
+    expect(statusRounds(rows).map((r) => r.length)).toEqual([400, 400, 400, 50]);
+    // Two reports of n7: the later one in a later round, whatever the rounds' fill.
+    const twice = [...rows.slice(0, 900), row("n7", 3, 2000), ...rows.slice(900)];
+    const rounds = statusRounds(twice);
+    const where = rounds.map((r) => r.filter((x) => x.id === "n7").map((x) => x.appliedVersion));
+    expect(where.flat()).toEqual([2, 3]);
+    expect(rounds.length).toBe(4);
+    for (const r of rounds) expect(new Set(r.map((x) => x.id)).size).toBe(r.length);
+  });
+
+  it("records a 1,250-report batch (one shard's ACK wave at 5,000 nodes) in 4 rounds of D1 statements", async () => {
+    const real = await Promise.all(Array.from({ length: 3 }, () => enrollFleetNode()));
+    const { version } = await publish(blockPolicy("big-batch.example"), "big batch");
+    const rows = [
+      ...real.map((n, i) => row(n.nodeId, version, Date.now() + i)),
+      ...Array.from({ length: 1247 }, (_, i) => row(`absent-${i}`, version, Date.now())),
+    ];
+    const { sql } = await statementsDuring(() => recordStatuses(getDb(env.DB), rows));
+    // Three statements a round (events, node fields, trim), four rounds; before: ~850 rounds.
+    expect(sql.length).toBe(12);
+    for (const node of real) {
+      const view = await json<{ appliedVersion: number }>(await call(`/api/v1/nodes/${node.nodeId}`), 200);
+      expect(view.appliedVersion).toBe(version);
+    }
   });
 });

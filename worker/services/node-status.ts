@@ -58,21 +58,33 @@ const ROWS_PER_STATEMENT = 400;
 const field = (name: keyof StatusRow) => sql.raw(`json_extract(r.value, '$.${name}')`);
 
 /**
+ * Splits a batch into statements of at most ROWS_PER_STATEMENT rows where no node appears twice:
+ * each row goes to the first round that has room and lacks its node, so a node's later report
+ * lands in a later round (order kept) and N distinct nodes take ceil(N / 400) rounds. (It used to
+ * take the first round lacking the node, full or not, and open a new one-row round whenever that
+ * one was full: a 1,250-report batch at 5,000 nodes became ~850 rounds of 3 statements each.)
+ */
+export function statusRounds(rows: StatusRow[], perRound = ROWS_PER_STATEMENT): StatusRow[][] {
+  const rounds: { rows: StatusRow[]; ids: Set<string> }[] = [];
+  for (const row of rows) {
+    let round = rounds.find((r) => r.rows.length < perRound && !r.ids.has(row.id));
+    if (!round) {
+      round = { rows: [], ids: new Set() };
+      rounds.push(round);
+    }
+    round.rows.push(row);
+    round.ids.add(row.id);
+  }
+  return rounds.map((r) => r.rows);
+}
+
+/**
  * Records many ACK/NACKs in one batch: an event for each report whose outcome differs from the
  * stored one (compared in SQL, before the update in the same batch), then every row's fields.
  * A node appears at most once per round, so two reports of one node keep their order.
  */
 export async function recordStatuses(db: Db, rows: StatusRow[]) {
-  const rounds: StatusRow[][] = [];
-  for (const row of rows) {
-    let round = rounds.find((r) => !r.some((other) => other.id === row.id));
-    if (!round || round.length >= ROWS_PER_STATEMENT) {
-      round = [];
-      rounds.push(round);
-    }
-    round.push(row);
-  }
-  const statements = rounds.flatMap((round) => {
+  const statements = statusRounds(rows).flatMap((round) => {
     const reports = sql`(select value from json_each(${JSON.stringify(round)})) as r`;
     const rejected = sql`${field("state")} = 'rejected'`;
     const events = db.insert(nodeEvents).select(
