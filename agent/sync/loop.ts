@@ -7,6 +7,12 @@ import type { SyncOptions, SyncSnapshot } from "./types";
 // A poll may be held for `wait` seconds; give the network this much more before calling it dead.
 const POLL_GRACE_MS = 20_000;
 const MIN_POLL_INTERVAL_MS = 1_000;
+// The backoff's ceiling bounds how long a node takes to notice a master that came back: after an
+// outage longer than ~30 s every node sleeps somewhere in [0, 30 s) when the master returns, so
+// the fleet is back within 30 s, ~1/30 of it per second (no stampede). With 60 s a node whose
+// first attempt after the restart failed again (a master still warming up) could take two minutes
+// (docs/scale.md "Reconnect after a master outage").
+export const SYNC_BACKOFF_CAP_MS = 30_000;
 
 /**
  * Keeps the proxy on the newest policy the master signed. This file only schedules: long-poll,
@@ -39,7 +45,7 @@ export class SyncLoop {
   constructor(options: SyncOptions) {
     this.o = options;
     this.backoffBaseMs = options.backoffBaseMs ?? 1_000;
-    this.backoffCapMs = options.backoffCapMs ?? 60_000;
+    this.backoffCapMs = options.backoffCapMs ?? SYNC_BACKOFF_CAP_MS;
     this.nodeUnknownRetryMs = options.nodeUnknownRetryMs ?? 5 * 60_000;
     this.reporter = new StatusReporter({
       ...options,

@@ -7,13 +7,13 @@ import { runUntil, setup } from "./fakes/sync";
 const refused = () => Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } });
 
 describe("sync loop: master trouble", () => {
-  it("backs off exponentially with full jitter, capped at 60 s", async () => {
+  it("backs off exponentially with full jitter, capped at 30 s", async () => {
     const t = await setup({ random: () => 0.999 });
     t.master.queue.push(...Array.from({ length: 12 }, refused));
     await runUntil(t, () => t.clock.sleeps.length >= 12);
 
     expect(t.clock.sleeps.map((ms) => Math.round(ms / 1000))).toEqual([
-      1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60, 60,
+      1, 2, 4, 8, 16, 30, 30, 30, 30, 30, 30, 30,
     ]);
     expect(t.events.types()).toContain("sync.backoff");
     expect(t.loop.snapshot()).toMatchObject({ master: "unreachable" });
