@@ -42,6 +42,8 @@ interface SimNode {
   masterKey: MasterKey;
   wait: number;
   applied: Map<number, number>;
+  /** When the poll answer carrying a version arrived (headers in): the master's part of "received". */
+  answered: Map<number, number>;
   acked: Map<number, number>;
   contacts: number;
   firstContactAfterOutage: number | null;
@@ -86,6 +88,7 @@ async function enrollAll() {
             masterKey: result.enrollment.masterKey,
             wait: result.enrollment.pollWaitSeconds,
             applied: new Map(),
+            answered: new Map(),
             acked: new Map(),
             contacts: 0,
             firstContactAfterOutage: null,
@@ -111,6 +114,11 @@ function startNode(node: SimNode) {
     const sentAt = Date.now();
     const response = await fetch(url, init);
     if (url.endsWith("/status")) diag.statusMs.push(Date.now() - sentAt);
+    if (response.status === 200 && url.includes("/policy?")) {
+      // ETag "<generation>.<version>.<hash>"
+      const version = Number(response.headers.get("etag")?.replace(/"/g, "").split(".")[1]);
+      if (Number.isFinite(version) && !node.answered.has(version)) node.answered.set(version, Date.now());
+    }
     if (response.status === 204 && url.endsWith("/status") && typeof init?.body === "string") {
       const report = JSON.parse(init.body) as { appliedVersion: number | null; state: string };
       if (
@@ -258,16 +266,64 @@ const uploaders: Promise<void>[] = [];
 
 function summary(version: number, t0: number) {
   const received: number[] = [];
+  const answered: number[] = [];
   const acked: number[] = [];
   let missing = 0;
+  // Why a node is not in sync, when one is not: what it has, and what its loop says.
+  const missingNodes: Record<string, unknown>[] = [];
   for (const node of nodes) {
     const at = node.applied.get(version);
+    const ans = node.answered.get(version);
     const ack = node.acked.get(version);
-    if (at === undefined || ack === undefined) missing++;
+    if (at === undefined || ack === undefined) {
+      missing++;
+      if (missingNodes.length < 20) {
+        const snap = node.loop?.snapshot();
+        missingNodes.push({
+          node: node.index,
+          answered: ans === undefined ? null : ans - t0,
+          applied: at === undefined ? null : at - t0,
+          master: snap?.master,
+          appliedVersion: snap?.appliedVersion,
+          lastContact: snap?.lastContactAt ? Date.parse(snap.lastContactAt) - t0 : null,
+          lastError: snap?.lastError?.slice(0, 120),
+          failures: node.failures,
+          firstContactAfterOutage:
+            node.firstContactAfterOutage === null ? null : node.firstContactAfterOutage - t0,
+        });
+      }
+    }
     if (at !== undefined) received.push(at - t0);
+    if (ans !== undefined) answered.push(ans - t0);
     if (ack !== undefined) acked.push(ack - t0);
   }
-  return { received, acked, missing };
+  return { received, answered, acked, missing, missingNodes };
+}
+
+// This process's own load: CPU used and the event loop's worst lag since the last reset, so a
+// tail in "received" can be told apart from the simulator starving on its own CPU.
+const lag = { max: 0, over50: 0, cpu0: process.cpuUsage(), wall0: Date.now() };
+let lagTick = Date.now();
+setInterval(() => {
+  const now = Date.now();
+  const late = now - lagTick - 20;
+  lagTick = now;
+  if (late > lag.max) lag.max = late;
+  if (late > 50) lag.over50++;
+}, 20).unref();
+function loadFigures() {
+  const cpu = process.cpuUsage(lag.cpu0);
+  const wall = Date.now() - lag.wall0;
+  const figures = {
+    cpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / Math.max(1, wall)) * 100),
+    loopLagMaxMs: lag.max,
+    loopLagOver50: lag.over50,
+  };
+  lag.max = 0;
+  lag.over50 = 0;
+  lag.cpu0 = process.cpuUsage();
+  lag.wall0 = Date.now();
+  return figures;
 }
 
 async function command(msg: Record<string, unknown>) {
@@ -284,9 +340,16 @@ async function command(msg: Record<string, unknown>) {
     case "await-version": {
       // Report once every node applied and ACKed `version`, or at the deadline.
       const version = Number(msg.version);
+      loadFigures();
       const deadline = Date.now() + Number(msg.timeoutMs ?? 60_000);
       while (Date.now() < deadline && summary(version, 0).missing > 0) await clock.sleep(50);
-      say({ event: "version", id: msg.id, ...summary(version, Number(msg.t0)), ...diag });
+      say({
+        event: "version",
+        id: msg.id,
+        ...summary(version, Number(msg.t0)),
+        ...diag,
+        load: loadFigures(),
+      });
       diag.statusMs = [];
       diag.statusFailed = 0;
       diag.statusCodes = {};

@@ -11,9 +11,10 @@
 // Flags: --nodes N --procs P --rounds R --outage-seconds S --no-outage --no-ingest
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { startMaster } from "../helpers/master.mjs";
+import { heapUsage, startProfile, summarize } from "./fleet-profile.mjs";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const args = process.argv.slice(2);
@@ -28,6 +29,18 @@ const OUTAGE_S = flag("outage-seconds", 60);
 const OUTAGE = !args.includes("--no-outage");
 const INGEST = !args.includes("--no-ingest");
 const INGEST_S = flag("ingest-seconds", 30);
+// --profile: a CPU profile of the master's worker over the first publish (fleet-profile.mjs).
+const PROFILE = args.includes("--profile");
+const freePort = () =>
+  new Promise((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+if (PROFILE) process.env.FLEET_INSPECT_PORT = String(await freePort());
+// Imported after: master.mjs copies the environment its masters get when it loads.
+const { startMaster } = await import("../helpers/master.mjs");
 // "miniflare" (default): the worker on Miniflare's API, one workerd, no proxy worker in front;
 // "wrangler": `wrangler dev` as `npm start` runs it (docs/scale.md compares the two).
 const RUNTIME = args.includes("--runtime") ? args[args.indexOf("--runtime") + 1] : "miniflare";
@@ -181,12 +194,23 @@ function ask(cmd, fields = {}, answerEvent) {
 }
 
 async function publishRound(label, i) {
-  const before = await d1Statements();
+  const statsBefore = await fleetStats();
+  const before = statsBefore?.isolate.d1Statements ?? null;
+  const u0 = groupUsage(master.child.pid);
+  const profiler =
+    PROFILE && i === 1
+      ? await startProfile(Number(process.env.FLEET_INSPECT_PORT)).catch((e) => {
+          log("profile not started:", String(e));
+          return null;
+        })
+      : null;
   const t0 = Date.now();
   const published = await api("/api/v1/policy/versions", { policy: policy(i), message: label });
   const callMs = Date.now() - t0;
   const answers = await ask("await-version", { version: published.version, t0, timeoutMs: 90_000 });
   const received = answers.flatMap((a) => a.received);
+  const answered = answers.flatMap((a) => a.answered);
+  const missingNodes = answers.flatMap((a) => a.missingNodes ?? []);
   const acked = answers.flatMap((a) => a.acked);
   const missing = answers.reduce((s, a) => s + a.missing, 0);
   const statusMs = answers.flatMap((a) => a.statusMs);
@@ -195,26 +219,57 @@ async function publishRound(label, i) {
   for (const a of answers)
     for (const [k, v] of Object.entries(a.statusCodes ?? {})) statusCodes[k] = (statusCodes[k] ?? 0) + v;
   const load = os.loadavg()[0];
+  const u1 = groupUsage(master.child.pid);
+  if (profiler) {
+    const profile = await profiler.stop();
+    mkdirSync(out, { recursive: true });
+    writeFileSync(path.join(out, "fleet-publish.cpuprofile"), JSON.stringify(profile));
+    results.profile = summarize(profile);
+    log("master CPU profile, publish to last ACK:", JSON.stringify(results.profile, null, 1));
+  }
+  const masterCpuPercent = Math.round((u1.ticks - u0.ticks) / ((Date.now() - t0) / 1000));
   await new Promise((r) => setTimeout(r, 1000));
   const stats = await fleetStats();
   const after = stats?.isolate.d1Statements ?? null;
+  // Which statements, when the master counts them by kind (a diagnostic build).
+  const kinds = stats?.isolate.d1ByKind;
+  if (kinds) {
+    const was = statsBefore?.isolate.d1ByKind ?? {};
+    const diff = Object.entries(kinds)
+      .map(([k, n]) => [k, n - (was[k] ?? 0)])
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12);
+    log(`${label}: D1 statements by kind`, JSON.stringify(diff));
+  }
   const round = {
     label,
     version: published.version,
     callMs,
     received: spread(received),
+    // The poll answer's headers in, at the node: the master's share of "received" (the rest is
+    // the node's parse, verify, compile and apply, and its process's queue for the CPU).
+    answered: spread(answered),
     acked: spread(acked),
     missing,
+    missingNodes: missingNodes.slice(0, 20),
+    // Per node process over the round: CPU % of one core, and the event loop's worst lag.
+    nodeProcs: answers.map((a) => a.load),
     d1Statements: before === null || after === null ? null : after - before - 2,
     status: { ...spread(statusMs), calls: statusMs.length, failed: statusFailed, codes: statusCodes },
     loadAverage1m: Number(load.toFixed(2)),
+    // Of one core, from the publish to the last ACK (ticks are 1/100 s).
+    masterCpuPercent,
     // Cumulative per shard since the master started: the status group commits and the slowest.
     statusBatches: stats?.hubs?.map((h) => h.statusBatches) ?? null,
   };
   log(
-    `${label}: publish ${callMs} ms; received p50/p99/max ${round.received.p50}/${round.received.p99}/${round.received.max} ms;`,
+    `${label}: publish ${callMs} ms; answered p50/p99/max ${round.answered.p50}/${round.answered.p99}/${round.answered.max} ms;`,
+    `received ${round.received.p50}/${round.received.p99}/${round.received.max} ms;`,
     `ACK ${round.acked.p50}/${round.acked.p99}/${round.acked.max} ms; missing ${missing}; D1 statements ${round.d1Statements};`,
     `status batches ${JSON.stringify(round.statusBatches)};`,
+    `master CPU ${masterCpuPercent} %; node procs ${JSON.stringify(round.nodeProcs)};`,
+    missing ? `missing nodes ${JSON.stringify(round.missingNodes)};` : "",
     `/status calls ${round.status.calls} p50/p99/max ${round.status.p50}/${round.status.p99}/${round.status.max} ms, ${statusFailed} failed ${JSON.stringify(statusCodes)}; load ${round.loadAverage1m}`,
   );
   results.rounds.push(round);
@@ -245,6 +300,13 @@ try {
     cpuPercent: (u1.ticks - u0.ticks) / 10,
     rssMb: Math.round(u1.rssKb / 1024),
     d1StatementsPerSecond: d0 === null || d1 === null ? null : (d1 - d0 - 1) / 10,
+    // With --profile: the worker isolate's own V8 heap (hubs and routes share it locally).
+    heapMb: PROFILE
+      ? await heapUsage(Number(process.env.FLEET_INSPECT_PORT)).then(
+          (h) => h && { used: Math.round(h.usedSize / 1e6), total: Math.round(h.totalSize / 1e6) },
+          () => null,
+        )
+      : undefined,
   };
   log("master while nodes wait:", results.waiting);
 

@@ -30,6 +30,9 @@ const mf = new Miniflare({
   log: new Log(LogLevel.WARN),
   // Never ask Cloudflare for a request.cf object: loopback only.
   cf: {},
+  // FLEET_INSPECT_PORT: the V8 inspector of the worker (the fleet bench's --profile takes a CPU
+  // profile through it).
+  ...(process.env.FLEET_INSPECT_PORT ? { inspectorPort: Number(process.env.FLEET_INSPECT_PORT) } : {}),
   workers: [
     {
       ...workerOptions,
