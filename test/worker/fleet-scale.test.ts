@@ -1,7 +1,9 @@
 import { env } from "cloudflare:test";
+import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { bundleTag, type PolicyBundle } from "../../protocol/wire";
 import { getDb, observeStatements } from "../../worker/db/client";
+import { nodes as nodesTable } from "../../worker/db/schema";
 import { recordStatuses, type StatusRow, statusRounds } from "../../worker/services/node-status";
 import { flushHubs, hubStats, shardCount } from "../../worker/services/policy-hub";
 import { call, expectError, json } from "./helpers/api";
@@ -303,5 +305,52 @@ describe("fleet scale: status batches", () => {
       const view = await json<{ appliedVersion: number }>(await call(`/api/v1/nodes/${node.nodeId}`), 200);
       expect(view.appliedVersion).toBe(version);
     }
+  });
+});
+
+describe("fleet scale: heartbeats", () => {
+  const report = (version: number, hash: string, uptimeSeconds: number) => ({
+    appliedVersion: version,
+    appliedHash: hash,
+    state: "applied",
+    proxy: { kind: "builtin", listen: "127.0.0.1:3128", version: "t" },
+    spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
+    agentVersion: "0.1.0",
+    uptimeSeconds,
+  });
+  const stored = async (id: string) =>
+    (await getDb(env.DB).select().from(nodesTable).where(eq(nodesTable.id, id)))[0]!;
+
+  it("stores an ACK before its 204, answers a repeating heartbeat at once and writes it with the next 2 s batch", async () => {
+    const fleet = await Promise.all(Array.from({ length: 6 }, () => enrollFleetNode()));
+    const { version, hash } = await publish(blockPolicy("heartbeat.example"), "heartbeat");
+    const send = (node: { nodeToken: string; address: string }, uptime: number) =>
+      call("/api/agent/v1/status", {
+        token: node.nodeToken,
+        address: node.address,
+        body: report(version, hash, uptime),
+      });
+    // The ACK: news, in D1 when the 204 comes.
+    for (const res of await Promise.all(fleet.map((n) => send(n, 5)))) expect(res.status).toBe(204);
+    for (const node of fleet)
+      expect(await stored(node.nodeId)).toMatchObject({ appliedVersion: version, uptimeSeconds: 5 });
+
+    // The heartbeats: the same outcome, later uptime. Answered before any D1 statement is issued.
+    const { result, sql } = await statementsDuring(() => Promise.all(fleet.map((n) => send(n, 65))));
+    for (const res of result) expect(res.status).toBe(204);
+    const statusUpdates = (list: string[]) =>
+      list.filter((s) => /^\s*update "nodes"/i.test(s) && s.includes("$.uptimeSeconds"));
+    expect(statusUpdates(sql)).toHaveLength(0);
+    expect((await stored(fleet[0]!.nodeId)).uptimeSeconds).toBe(5);
+    // Then one batch per shard writes them all.
+    const { sql: later } = await statementsDuring(() =>
+      until(async () => {
+        for (const node of fleet) if ((await stored(node.nodeId)).uptimeSeconds !== 65) return false;
+        return true;
+      }, 5_000),
+    );
+    const updates = statusUpdates(later);
+    expect(updates.length).toBeGreaterThan(0);
+    expect(updates.length).toBeLessThanOrEqual(shardCount(env));
   });
 });
