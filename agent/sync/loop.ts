@@ -7,6 +7,8 @@ import type { SyncOptions, SyncSnapshot } from "./types";
 // A poll may be held for `wait` seconds; give the network this much more before calling it dead.
 const POLL_GRACE_MS = 20_000;
 const MIN_POLL_INTERVAL_MS = 1_000;
+// While an ACK/NACK waits after a failed send, polls are held at most this long (StatusReporter.retryPending).
+const ACK_RETRY_WAIT_SECONDS = 5;
 // The backoff's ceiling bounds how long a node takes to notice a master that came back: after an
 // outage longer than ~30 s every node sleeps somewhere in [0, 30 s) when the master returns, so
 // the fleet is back within 30 s, ~1/30 of it per second (no stampede). With 60 s a node whose
@@ -102,7 +104,11 @@ export class SyncLoop {
 
   /** One poll and what follows from it; returns the delay before the next poll. */
   async pollOnce(signal: AbortSignal): Promise<number> {
-    const waitSeconds = this.quickPoll ? 0 : this.o.pollWaitSeconds;
+    const waitSeconds = this.quickPoll
+      ? 0
+      : this.reporter.retryPending()
+        ? Math.min(ACK_RETRY_WAIT_SECONDS, this.o.pollWaitSeconds)
+        : this.o.pollWaitSeconds;
     const startedAt = this.o.clock.now();
     const timeout = AbortSignal.timeout(waitSeconds * 1_000 + POLL_GRACE_MS);
     const result = await this.o.master.pollPolicy({

@@ -8,7 +8,14 @@ import type { SyncOptions } from "./types";
 
 const STATUS_TIMEOUT_MS = 15_000;
 const QUICK_FAILURE_MS = 5_000;
-const QUICK_RETRIES = 2;
+// A connection closed under the pool fails at once; the pool may hold several such (the agent's
+// polls, status reports and uploads share it), so each retry first waits a short, jittered pause
+// (below 100, 200, 400 ms) for the runtime to notice the closed sockets.
+const QUICK_RETRIES = 3;
+const QUICK_RETRY_PAUSE_MS = 100;
+// After this many failed sends in a row the loop stops shortening its polls for the ACK (a master
+// that keeps refusing the report is not asked every few seconds forever).
+const SHORT_POLL_FAILURES = 5;
 // At most this many unsent ACK/NACKs are kept while the master is away; older ones are superseded.
 const MAX_PENDING_REPORTS = 5;
 const ZERO_SPOOL: SpoolFigures = {
@@ -18,7 +25,10 @@ const ZERO_SPOOL: SpoolFigures = {
   droppedRecords: 0,
 };
 
-type ReporterOptions = Pick<SyncOptions, "master" | "clock" | "driver" | "events" | "onMasterContact"> & {
+type ReporterOptions = Pick<
+  SyncOptions,
+  "master" | "clock" | "random" | "driver" | "events" | "onMasterContact"
+> & {
   spoolFigures?: () => SpoolFigures;
   heartbeatMs: number;
   pollWaitSeconds: number;
@@ -40,6 +50,8 @@ export class StatusReporter {
   private reportedSpool: SpoolFigures | null = null;
   private lock: Promise<unknown> = Promise.resolve();
   private spoolReport: Promise<void> | null = null;
+  /** Sends that failed in a row (reset by the next one that went through). */
+  private failedSends = 0;
 
   constructor(private readonly o: ReporterOptions) {
     this.startedAt = o.clock.now();
@@ -51,6 +63,14 @@ export class StatusReporter {
     this.outcome = outcome;
     this.pending.push(outcome);
     if (this.pending.length > MAX_PENDING_REPORTS) this.pending.shift();
+  }
+
+  /**
+   * An ACK/NACK is waiting after a failed send: the loop then holds its next poll only briefly, so
+   * the report goes again within seconds rather than after a whole long poll.
+   */
+  retryPending(): boolean {
+    return this.pending.length > 0 && this.failedSends > 0 && this.failedSends <= SHORT_POLL_FAILURES;
   }
 
   /** The refusal the master still has to hear about or that still stands, if any. */
@@ -130,8 +150,10 @@ export class StatusReporter {
           result = await post();
           const quick = monotonicNow(this.o.clock) - sentAt < QUICK_FAILURE_MS;
           if (result.ok || result.status !== 0 || !quick || attempt >= QUICK_RETRIES || signal.aborted) break;
+          await this.o.clock.sleep(Math.floor(this.o.random() * QUICK_RETRY_PAUSE_MS * 2 ** attempt), signal);
         }
         if (!result.ok) {
+          this.failedSends++;
           if (!signal.aborted) {
             this.o.onFailure?.();
             this.o.events.emit("status.failed", {
@@ -142,6 +164,7 @@ export class StatusReporter {
           }
           return false;
         }
+        this.failedSends = 0;
         if (this.pending[0] === outcome) this.pending.shift();
         this.lastStatusAt = this.o.clock.now();
         this.reportedSpool = report.spool;

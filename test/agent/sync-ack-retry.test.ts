@@ -41,6 +41,22 @@ describe("ACK delivery", () => {
     expect(t.events.types()).not.toContain("status.failed");
   });
 
+  it("after the quick tries all failed, holds the next poll 5 s, not 25 s, and the ACK goes then", async () => {
+    // Four fast failures: the first try and its three quick retries (paused < 100, 200, 400 ms).
+    const { t, polls } = await pollsBeforeAck(4, () => {
+      throw new TypeError("The socket connection was closed unexpectedly");
+    });
+    expect(t.events.types()).toContain("status.failed");
+    // The poll that brought v1, then one short poll before the ACK went through.
+    expect(polls).toBe(2);
+    expect(t.master.polls[1]!.url).toContain("wait=5");
+    const pauses = t.clock.sleeps.slice(0, 3);
+    expect(pauses.every((ms, i) => ms < 100 * 2 ** i)).toBe(true);
+    // Once the ACK is in, the loop holds full long polls again.
+    await runUntil(t, () => t.master.polls.length >= 3);
+    expect(t.master.polls[2]!.url).toContain("wait=25");
+  });
+
   it("leaves a slow failure (a timeout) to the next cycle, as before", async () => {
     const { t, polls } = await pollsBeforeAck(1, (h) => {
       h.clock.t += 16_000;
