@@ -267,6 +267,9 @@ const uploaders: Promise<void>[] = [];
 function summary(version: number, t0: number) {
   const received: number[] = [];
   const answered: number[] = [];
+  // Per node, answer in → applied: the node's own part (body, verify, compile, apply), and its
+  // wait for this process's CPU behind the other nodes answered at the same moment.
+  const nodeWork: number[] = [];
   const acked: number[] = [];
   let missing = 0;
   // Why a node is not in sync, when one is not: what it has, and what its loop says.
@@ -295,9 +298,10 @@ function summary(version: number, t0: number) {
     }
     if (at !== undefined) received.push(at - t0);
     if (ans !== undefined) answered.push(ans - t0);
+    if (ans !== undefined && at !== undefined) nodeWork.push(at - ans);
     if (ack !== undefined) acked.push(ack - t0);
   }
-  return { received, answered, acked, missing, missingNodes };
+  return { received, answered, nodeWork, acked, missing, missingNodes };
 }
 
 // This process's own load: CPU used and the event loop's worst lag since the last reset, so a
@@ -315,6 +319,7 @@ function loadFigures() {
   const cpu = process.cpuUsage(lag.cpu0);
   const wall = Date.now() - lag.wall0;
   const figures = {
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
     cpuPercent: Math.round(((cpu.user + cpu.system) / 1000 / Math.max(1, wall)) * 100),
     loopLagMaxMs: lag.max,
     loopLagOver50: lag.over50,

@@ -2,13 +2,17 @@
 // the agent's real sync code (test/bench/fleet-nodes.ts), against the real local master.
 //  1. enroll through the API, every node holding GET /policy?wait=25 with its hash
 //  2. master CPU and RSS while the nodes wait
-//  3. --rounds publishes: publish call time, publish → received / → ACK recorded (p50/p99/max),
-//     D1 statements per publish (GET /api/v1/fleet/stats, when the master has it)
+//  3. --rounds publishes: publish call time, publish → answer in at the node / → applied
+//     ("received") / → ACK recorded (p50/p99/max), answered → applied per node, D1 statements per
+//     publish (GET /api/v1/fleet/stats), master CPU, each node process's CPU and event-loop lag,
+//     and why any node is not in sync at the window's end
+//  (--profile: a V8 CPU profile of the worker over the first publish, and its heap while waiting)
 //  4. log ingestion at 5 records/s per node through the real /logs path, one more publish under it
 //  5. a master outage (--outage-seconds, default 60): stop, restart with the same state and port,
 //     publish; reconnect histogram, every node back and in sync
-//  6. ingestion drained: exact totals (records sent = accepted = summary.requests)
-// Flags: --nodes N --procs P --rounds R --outage-seconds S --no-outage --no-ingest
+//  6. ingestion drained: exact totals (records sent = accepted = summary.requests, once the
+//     summary caught up)
+// Flags: --nodes N --procs P --rounds R --outage-seconds S --no-outage --no-ingest --profile
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
@@ -210,6 +214,7 @@ async function publishRound(label, i) {
   const answers = await ask("await-version", { version: published.version, t0, timeoutMs: 90_000 });
   const received = answers.flatMap((a) => a.received);
   const answered = answers.flatMap((a) => a.answered);
+  const nodeWork = answers.flatMap((a) => a.nodeWork ?? []);
   const missingNodes = answers.flatMap((a) => a.missingNodes ?? []);
   const acked = answers.flatMap((a) => a.acked);
   const missing = answers.reduce((s, a) => s + a.missing, 0);
@@ -250,6 +255,8 @@ async function publishRound(label, i) {
     // The poll answer's headers in, at the node: the master's share of "received" (the rest is
     // the node's parse, verify, compile and apply, and its process's queue for the CPU).
     answered: spread(answered),
+    // answered → applied, per node: the simulator's own CPU queue (a real node does ~0.3 ms).
+    nodeWork: spread(nodeWork),
     acked: spread(acked),
     missing,
     missingNodes: missingNodes.slice(0, 20),
@@ -265,7 +272,7 @@ async function publishRound(label, i) {
   };
   log(
     `${label}: publish ${callMs} ms; answered p50/p99/max ${round.answered.p50}/${round.answered.p99}/${round.answered.max} ms;`,
-    `received ${round.received.p50}/${round.received.p99}/${round.received.max} ms;`,
+    `received ${round.received.p50}/${round.received.p99}/${round.received.max} ms (answered → applied in the node ${round.nodeWork.p50}/${round.nodeWork.p99}/${round.nodeWork.max} ms);`,
     `ACK ${round.acked.p50}/${round.acked.p99}/${round.acked.max} ms; missing ${missing}; D1 statements ${round.d1Statements};`,
     `status batches ${JSON.stringify(round.statusBatches)};`,
     `master CPU ${masterCpuPercent} %; node procs ${JSON.stringify(round.nodeProcs)};`,
@@ -377,13 +384,24 @@ try {
     const sent = answers.reduce((s, a) => s + a.sent, 0);
     const accepted = answers.reduce((s, a) => s + a.acceptedRecords, 0);
     const latencies = answers.flatMap((a) => a.latencies);
-    const summary = await api(
-      `/api/v1/reports/summary?from=${started - 3_600_000}&to=${Date.now() + 60_000}`,
-    );
+    // The reports are folded asynchronously (the coalescers): ask until the summary holds every
+    // accepted record, or has not moved for 20 s, and say how long it took.
+    const drainedAt = Date.now();
+    const readSummary = () =>
+      api(`/api/v1/reports/summary?from=${started - 3_600_000}&to=${Date.now() + 60_000}`);
+    let summary = await readSummary();
+    let movedAt = Date.now();
+    while (summary.requests < accepted && Date.now() - movedAt < 20_000 && Date.now() - drainedAt < 120_000) {
+      await new Promise((r) => setTimeout(r, 2000));
+      const next = await readSummary();
+      if (next.requests !== summary.requests) movedAt = Date.now();
+      summary = next;
+    }
     results.ingest = {
       recordsSent: sent,
       recordsAccepted: accepted,
       summaryRequests: summary.requests,
+      summaryCaughtUpMs: Date.now() - drainedAt,
       chunks: answers.reduce((s, a) => s + a.chunks, 0),
       duplicates: answers.reduce((s, a) => s + a.duplicates, 0),
       retries: answers.reduce((s, a) => s + a.errors, 0),
