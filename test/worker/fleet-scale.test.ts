@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { bundleTag, type PolicyBundle } from "../../protocol/wire";
 import { getDb, observeStatements } from "../../worker/db/client";
 import { nodes as nodesTable } from "../../worker/db/schema";
+import type { PolicyHub } from "../../worker/durable/policy-hub";
 import { recordStatuses, type StatusRow, statusRounds } from "../../worker/services/node-status";
 import { flushHubs, hubStats, shardCount } from "../../worker/services/policy-hub";
 import { call, expectError, json } from "./helpers/api";
@@ -81,6 +82,30 @@ describe("fleet scale: the long-poll path", () => {
     // The publish's audit entry reads the previous (small) version once; no waiter reads a bundle.
     expect(reads(many, "policy_chunks").length).toBeLessThanOrEqual(1);
     expect(many.filter((s) => s.includes('"token_hash" = ?'))).toEqual([]);
+  });
+
+  it("a deferred release: the shard takes the head at once, answers new polls with it, and releases parked polls after the head start", async () => {
+    await publish(blockPolicy("deferred-release.example"), "deferred release");
+    // A shard of its own, so the made-up head below reaches no other test.
+    const ns = env.POLICY_HUB as unknown as DurableObjectNamespace<PolicyHub>;
+    const hub = ns.get(ns.idFromName("test-deferred-release"));
+    const first = await hub.poll("n-parked", null, 0);
+    const current = first.head!;
+    let settled = false;
+    const parked = hub.poll("n-parked", bundleTag(current), 10_000).then((answer) => {
+      settled = true;
+      return answer;
+    });
+    await until(async () => (await hub.stats()).waiting === 1);
+    const next = { ...current, version: current.version + 1000, hash: "deferred" };
+    const startedAt = Date.now();
+    await hub.notify(next, 300);
+    // Taken at once: a poll arriving now is answered the new head without waiting.
+    expect((await hub.poll("n-new", bundleTag(current), 10_000)).head?.version).toBe(next.version);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(settled).toBe(false);
+    expect((await parked).head?.version).toBe(next.version);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(250);
   });
 
   it("answers a stale hash with the new bundle from the warm cache, without a D1 bundle read", async () => {

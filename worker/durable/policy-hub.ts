@@ -121,11 +121,17 @@ export class PolicyHub extends DurableObject<Env> {
     });
   }
 
-  /** A publish or rollback: adopts the head if newer and releases every waiter it concerns. */
-  async notify(head: PolicyHead): Promise<number> {
+  /**
+   * A publish or rollback: adopts the head if newer and releases every waiter it concerns, at once
+   * or `releaseAfterMs` later (polls that arrive meanwhile are answered the new head at once).
+   * Returns the waiters released, or, for a deferred release, those waiting now.
+   */
+  async notify(head: PolicyHead, releaseAfterMs = 0): Promise<number> {
     if (this.adopt(head)) await this.ctx.storage.put("head", this.head);
     this.headCheckedAt = Date.now();
-    return this.release();
+    if (releaseAfterMs <= 0) return this.release();
+    setTimeout(() => this.release(), releaseAfterMs);
+    return this.waiters.size;
   }
 
   /**
