@@ -1,17 +1,11 @@
 // The ingest coalescer Durable Object (the class comment below says what it guarantees). One file
 // just past 300 lines: accepting, buffering and the flush share one SQLite store and one chain.
 import { DurableObject } from "cloudflare:workers";
+import type { ChunkFold } from "../../protocol/chunk-tally";
 import { config } from "../config";
 import { guardBoundParameters } from "../db/client";
 import { type ArchiveMeta, archiveIndexStatements } from "../services/chunk-archive";
-import {
-  admittedId,
-  buildRows,
-  type ChunkFold,
-  decodeFold,
-  type EncodedFold,
-  encodeFold,
-} from "../services/ingest-fold";
+import { admittedId, buildRows, decodeFold, type EncodedFold, encodeFold } from "../services/ingest-fold";
 import {
   chunkKey,
   committedChunks,

@@ -1,4 +1,7 @@
+import { gunzipSync } from "node:zlib";
 import type { ChunkId } from "../../protocol/chunk-id";
+import type { ChunkFold } from "../../protocol/chunk-tally";
+import { CHUNK_LIMITS } from "../../protocol/wire";
 import type { Db } from "../db/client";
 
 const DAY = 24 * 3_600_000;
@@ -48,21 +51,15 @@ export async function archiveChunk(input: {
   nodeId: string;
   id: ChunkId;
   gzip: Uint8Array;
-  times: Float64Array;
+  fold: Pick<ChunkFold, "firstTs" | "lastTs" | "records">;
+  lagMs: number;
 }): Promise<ArchiveMeta> {
-  let firstTs = Number.POSITIVE_INFINITY;
-  let lastTs = Number.NEGATIVE_INFINITY;
-  let lagMs = 0;
-  for (const at of input.times) {
-    if (at < firstTs) firstTs = at;
-    if (at > lastTs) lastTs = at;
-    else if (lastTs - at > lagMs) lagMs = lastTs - at;
-  }
+  const { firstTs, lastTs, records } = input.fold;
   const row = { nodeId: input.nodeId, epoch: input.id.epoch, seq: input.id.seq, firstTs };
   await input.bucket.put(archiveKey(row), input.gzip, {
     httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
   });
-  return { firstTs, lastTs, records: input.times.length, bytes: input.gzip.byteLength, lagMs };
+  return { firstTs, lastTs, records, bytes: input.gzip.byteLength, lagMs: input.lagMs };
 }
 
 const INSERT_INDEX = `INSERT INTO log_archive (node_id, epoch, seq, first_ts, last_ts, records, bytes, lag_ms)
@@ -85,14 +82,23 @@ export function archiveIndexStatements(
 }
 
 /**
- * An archived chunk's NDJSON, inflated. One chunk at a time (≤ 16 MiB inflated by the ingest
- * limits), never a whole window: inflating the object whole is ~20× faster in workerd than
- * yielding line by line from a stream. A missing object (expired while a search ran) is null.
+ * An archived chunk's NDJSON, inflated. One chunk at a time, never a whole window, and within the
+ * ingest limit (16 MiB inflated): a chunk counted from its node's tally was archived without being
+ * inflated, so its object may be anything a node sent. A missing object (expired while a search
+ * ran) or one that is not gzip within the limit is null.
  */
 export async function archivedText(bucket: R2Bucket, chunk: ArchivedChunk): Promise<string | null> {
   const object = await bucket.get(archiveKey(chunk));
   if (!object) return null;
-  return new Response(object.body.pipeThrough(new DecompressionStream("gzip"))).text();
+  try {
+    const inflated = gunzipSync(new Uint8Array(await object.arrayBuffer()), {
+      maxOutputLength: CHUNK_LIMITS.maxInflatedBytes,
+    });
+    return new TextDecoder().decode(inflated);
+  } catch {
+    console.warn("archived chunk unreadable", archiveKey(chunk));
+    return null;
+  }
 }
 
 const PRUNE_BATCH = 1000; // R2 deletes at most 1,000 keys per call

@@ -17,6 +17,7 @@ import {
   matcherFor,
   type RequestFilter,
   type RequestRow,
+  readRecord,
   recordTime,
   toRow,
 } from "./request-match";
@@ -206,8 +207,8 @@ export async function searchRequests(input: {
       if (compareKeys(key, bound) >= 0 || !top.admits(key)) continue;
       const json = text.slice(start, to);
       if (!match.maybe(json)) continue;
-      const record = JSON.parse(json) as LogRecord;
-      if (match.exact(record)) top.add({ key, record, nodeId: chunk.nodeId });
+      const record = readRecord(json);
+      if (record && match.exact(record)) top.add({ key, record, nodeId: chunk.nodeId });
     }
   }
   let hits = top.hits.slice().reverse();
@@ -281,8 +282,8 @@ export async function* exportRequests(input: {
       if (!(ts >= f.from && ts < f.to)) continue;
       const json = text.slice(from, end);
       if (!match.maybe(json)) continue;
-      const record = JSON.parse(json) as LogRecord;
-      if (!match.exact(record)) continue;
+      const record = readRecord(json);
+      if (!record || !match.exact(record)) continue;
       batch += `${JSON.stringify({ ...record, nodeId: chunk.nodeId, node, cursor: encodeCursor("e", [chunk.id, line]) })}\n`;
       if (batch.length > 64 * 1024) {
         yield batch;
