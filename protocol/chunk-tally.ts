@@ -288,8 +288,8 @@ function checkTally(value: unknown, window: TallyWindow): Tally {
     counts(row, 1, path);
     total += row[1] as number;
     const h = m - (m % HOUR);
-    let sum = hourSums.get(h);
-    if (!sum) hourSums.set(h, (sum = zeros()));
+    const sum = hourSums.get(h) ?? zeros();
+    hourSums.set(h, sum);
     addInto(sum, row as number[], 1);
     minutes.push(row as number[]);
   }

@@ -47,10 +47,20 @@ function records(count: number, start = NOW - 3 * 3_600_000, span = 2.5 * 3_600_
   });
 }
 
+type Group = [number, number, string[], number[]];
+interface WireTally {
+  v: number;
+  records: number;
+  firstTs: number;
+  lastTs: number;
+  lagMs: number;
+  minutes: number[][];
+  hours: Group[];
+}
 const ndjson = (rs: readonly LogRecord[]) => `${rs.map((r) => JSON.stringify(r)).join("\n")}\n`;
 const window: TallyWindow = { earliest: NOW - 90 * 86_400_000, latest: NOW + 3_600_000, maxRecords: 50_000 };
 const tallyValue = (rs: readonly LogRecord[]) =>
-  JSON.parse(gunzipSync(tallyChunk(gzipSync(ndjson(rs)))!).toString("utf8")) as Record<string, unknown>;
+  JSON.parse(gunzipSync(tallyChunk(gzipSync(ndjson(rs)))!).toString("utf8")) as WireTally;
 
 describe("chunk tally", () => {
   it("a node's tally counts exactly what the master folds from the same records", () => {
@@ -86,7 +96,7 @@ describe("chunk tally", () => {
   });
 
   // Each case breaks one rule; the check must refuse it and name where.
-  const broken: [string, (t: Record<string, any>) => void, RegExp][] = [
+  const broken: [string, (t: WireTally) => void, RegExp][] = [
     ["version", (t) => (t.v = 2), /^v$/],
     ["records not the minutes' sum", (t) => (t.records += 1), /^minutes$/],
     ["records beyond the chunk limit", (t) => (t.records = 50_001), /^records$/],
@@ -104,17 +114,17 @@ describe("chunk tally", () => {
     ["a key twice", (t) => (hostGroup(t)[2][1] = hostGroup(t)[2][0]), /^hours\[\d+\]\[2\]\[1\]$/],
     ["a key too long", (t) => (hostGroup(t)[2][0] = "h".repeat(261)), /^hours\[\d+\]\[2\]\[0\]$/],
     ["counts not six per key", (t) => hostGroup(t)[3].pop(), /^hours\[\d+\]\[3\]$/],
-    ["a missing client group", (t) => (t.hours = t.hours.filter((g: any[]) => g[0] !== 2)), /^hours$/],
+    ["a missing client group", (t) => (t.hours = t.hours.filter((g) => g[0] !== 2)), /^hours$/],
     ["users beyond the total", (t) => userGroup(t)[3].splice(0, 1, 10 ** 9), /^hours/],
     [
       "a total key that is not empty",
-      (t) => (t.hours.find((g: any[]) => g[0] === 0)[2][0] = "x"),
+      (t) => (t.hours.find((g) => g[0] === 0)![2][0] = "x"),
       /^hours\[\d+\]\[2\]\[0\]$/,
     ],
     ["not an object", (t) => Object.setPrototypeOf(t, Array.prototype), /^$/],
   ];
-  const hostGroup = (t: Record<string, any>) => t.hours.find((g: any[]) => g[0] === 1);
-  const userGroup = (t: Record<string, any>) => t.hours.find((g: any[]) => g[0] === 3);
+  const hostGroup = (t: WireTally) => t.hours.find((g) => g[0] === 1)!;
+  const userGroup = (t: WireTally) => t.hours.find((g) => g[0] === 3)!;
 
   it.each(broken)("refuses a tally with %s, naming where", (_, breakIt, path) => {
     const rs = records(300, NOW - 2 * 3_600_000, 600_000);
