@@ -195,7 +195,9 @@ export async function searchRequests(input: {
     // Backwards from the newest line: once a record is older than the page's floor by more than
     // the chunk's lag, every line before it is older than the floor too, so the scan stops.
     let end = text.endsWith("\n") ? text.length - 1 : text.length;
-    for (let line = chunk.records - 1; line >= 0 && end > 0; line--) {
+    // Lines as archived, not the index's record count: a chunk counted from its tally was archived
+    // unread, and its line numbers (the cursor's) must be the export's.
+    for (let line = lineCount(text) - 1; line >= 0 && end > 0; line--) {
       const start = text.lastIndexOf("\n", end - 1) + 1;
       const ts = recordTime(text, start, end);
       const to = end;
@@ -294,4 +296,11 @@ export async function* exportRequests(input: {
     position = [chunk.id, ALL_LINES];
   }
   yield `${JSON.stringify({ end: true, more, cursor: encodeCursor("e", position) })}\n`;
+}
+
+/** The lines of an archived chunk's text (a final newline ends the last line). */
+function lineCount(text: string): number {
+  let lines = 0;
+  for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) lines++;
+  return text.length > 0 && !text.endsWith("\n") ? lines + 1 : lines;
 }
