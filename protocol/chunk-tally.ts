@@ -381,7 +381,7 @@ function checkTally(value: unknown, window: TallyWindow): Tally {
 
 // A host key must be as folded (lower case); the regexes spare the common ASCII key a copy.
 const ASCII_UPPER = /[A-Z]/;
-const NON_ASCII = /[^\u0000-\u007f]/;
+const NON_ASCII = /[^ -~]/; // anything outside printable ASCII
 
 const dimName = (dim: number) => Object.keys(DIM)[dim] ?? String(dim);
 
