@@ -16,7 +16,7 @@ import type { LogRecord } from "../../protocol/wire";
 export function tallyChunk(gzip: Uint8Array): Uint8Array | null {
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(gunzipSync(gzip));
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(gunzipSync(gzip));
   } catch {
     return null;
   }

@@ -103,15 +103,15 @@ describe("chunk tally", () => {
     ["a time before the window", (t) => (t.firstTs = window.earliest - 1), /^firstTs$/],
     ["last before first", (t) => (t.lastTs = t.firstTs - 1), /^lastTs$/],
     ["lag beyond the span", (t) => (t.lagMs = t.lastTs - t.firstTs + 1), /^lagMs$/],
-    ["a minute not whole", (t) => (t.minutes[0][0] += 1), /^minutes\[0\]\[0\]$/],
-    ["a minute twice", (t) => t.minutes.push([...t.minutes[0]]), /^minutes(\[\d+\]\[0\])?$/],
-    ["a negative counter", (t) => (t.minutes[0][5] = -1), /^minutes\[0\]\[5\]$/],
-    ["a fractional counter", (t) => (t.minutes[0][6] += 0.5), /^minutes\[0\]\[6\]$/],
-    ["blocked beyond requests", (t) => (t.minutes[0][2] = t.minutes[0][1] + 1), /^minutes\[0\]\[2\]$/],
-    ["an hour no minute is in", (t) => (t.hours[0][1] += 24 * 3_600_000), /^hours\[0\]\[1\]$/],
-    ["host counts not the total", (t) => hostGroup(t)[3][0]++, /^hours$/],
+    ["a minute not whole", (t) => (m0(t)[0]! += 1), /^minutes\[0\]\[0\]$/],
+    ["a minute twice", (t) => t.minutes.push([...m0(t)]), /^minutes(\[\d+\]\[0\])?$/],
+    ["a negative counter", (t) => (m0(t)[5] = -1), /^minutes\[0\]\[5\]$/],
+    ["a fractional counter", (t) => (m0(t)[6]! += 0.5), /^minutes\[0\]\[6\]$/],
+    ["blocked beyond requests", (t) => (m0(t)[2] = m0(t)[1]! + 1), /^minutes\[0\]\[2\]$/],
+    ["an hour no minute is in", (t) => (t.hours[0]![1] += 24 * 3_600_000), /^hours\[0\]\[1\]$/],
+    ["host counts not the total", (t) => (hostGroup(t)[3][0]! += 1), /^hours$/],
     ["a host in upper case", (t) => (hostGroup(t)[2][0] = "WWW.EXAMPLE.COM"), /^hours\[\d+\]\[2\]\[0\]$/],
-    ["a key twice", (t) => (hostGroup(t)[2][1] = hostGroup(t)[2][0]), /^hours\[\d+\]\[2\]\[1\]$/],
+    ["a key twice", (t) => (hostGroup(t)[2][1] = hostGroup(t)[2][0]!), /^hours\[\d+\]\[2\]\[1\]$/],
     ["a key too long", (t) => (hostGroup(t)[2][0] = "h".repeat(261)), /^hours\[\d+\]\[2\]\[0\]$/],
     ["counts not six per key", (t) => hostGroup(t)[3].pop(), /^hours\[\d+\]\[3\]$/],
     ["a missing client group", (t) => (t.hours = t.hours.filter((g) => g[0] !== 2)), /^hours$/],
@@ -123,6 +123,7 @@ describe("chunk tally", () => {
     ],
     ["not an object", (t) => Object.setPrototypeOf(t, Array.prototype), /^$/],
   ];
+  const m0 = (t: WireTally) => t.minutes[0]!;
   const hostGroup = (t: WireTally) => t.hours.find((g) => g[0] === 1)!;
   const userGroup = (t: WireTally) => t.hours.find((g) => g[0] === 3)!;
 

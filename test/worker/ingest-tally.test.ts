@@ -73,7 +73,7 @@ const editTally = (
   tally: Uint8Array,
   edit: (t: { hours: [number, number, string[], number[]][] }) => void,
 ) => {
-  const value = JSON.parse(gunzipSync(tally).toString("utf8"));
+  const value = JSON.parse(new TextDecoder().decode(gunzipSync(tally)));
   edit(value);
   return new Uint8Array(gzipSync(JSON.stringify(value)));
 };
@@ -248,5 +248,50 @@ describe("tallied log chunks", () => {
     await expectError(await post(String(notJson.byteLength), tallied(notJson, chunk)), 400, "BAD_REQUEST");
     await flushIngest();
     expect(await rowsOf(node.nodeId)).toEqual([]);
+  });
+
+  it("a recent tallied chunk sent twice counts once without a ledger read; an old one asks the ledger, compacted runs included", async () => {
+    const node = await enrollNode();
+    const now = Date.now();
+    const recent = mixed("t6").map((r, i) => ({
+      ...r,
+      ts: new Date(now - 600_000 + i * 1000).toISOString(),
+    }));
+    const chunk = new Uint8Array(gzipSync(ndjson(recent)));
+    const tally = tallyChunk(chunk)!;
+    expect(await json(await postTallied(node.nodeToken, "ep.1", tally, chunk), 200)).toMatchObject({
+      accepted: 60,
+      duplicate: false,
+    });
+    // Still buffered: the coalescer's seen ids answer.
+    expect(await json(await postTallied(node.nodeToken, "ep.1", tally, chunk), 200)).toMatchObject({
+      accepted: 0,
+      duplicate: true,
+    });
+    await flushIngest();
+    const summary = await json<{ requests: number }>(
+      await call(`/api/v1/reports/summary?node=${node.nodeId}&from=${now - 3_600_000}&to=${now + 3_600_000}`),
+      200,
+    );
+    expect(summary.requests).toBe(60);
+
+    // Three days old and inside a compacted ledger run: only D1 knows it was counted.
+    const old = mixed("t7").map((r, i) => ({
+      ...r,
+      ts: new Date(now - 3 * 86_400_000 + i * 1000).toISOString(),
+    }));
+    const oldChunk = new Uint8Array(gzipSync(ndjson(old)));
+    await env.DB.prepare(
+      "INSERT INTO log_chunk_runs (node_id, epoch, first_seq, last_seq, records, first_ts, last_ts) VALUES (?, 'old', 1, 9, 60, ?, ?)",
+    )
+      .bind(node.nodeId, now - 3 * 86_400_000, now - 3 * 86_400_000 + 60_000)
+      .run();
+    expect(
+      await json(await postTallied(node.nodeToken, "old.5", tallyChunk(oldChunk)!, oldChunk), 200),
+    ).toEqual({
+      accepted: 0,
+      duplicate: true,
+      counted: "tally",
+    });
   });
 });

@@ -29,6 +29,12 @@ import { chunkExists } from "./rollup-store";
 // shard still buffers it would not be recognised there (docs/reports.md, Coalescing).
 export const INGEST_SHARDS = 8;
 
+/**
+ * Ledger rows of chunks younger than this are rows, never compacted runs (compaction takes days
+ * older than 48 h: services/rollup-compact.ts), with a day's margin for node clocks.
+ */
+const LEDGER_ROW_MS = 24 * 3_600_000;
+
 export function shardOf(nodeId: string, shards = INGEST_SHARDS) {
   let h = 0;
   for (let i = 0; i < nodeId.length; i++) h = (Math.imul(h, 31) + nodeId.charCodeAt(i)) | 0;
@@ -87,15 +93,27 @@ export async function acceptChunk({
     );
   }
   const tallyLength = tallyLengthOf(input.tallyLength);
-  if (await chunkExists(db.$client, node.id, id)) {
-    await input.body?.cancel();
-    return { accepted: 0, duplicate: true };
-  }
   const window = recordWindow(config(env).retentionDays);
-  const counted =
-    tallyLength === null
-      ? fromRecords(await readCompressedChunk(input.body), input.encoding, window)
-      : fromTally(await readTalliedChunk(input.body, tallyLength), window, config(env).tallyVerifyEvery);
+  let counted: Counted;
+  if (tallyLength === null) {
+    if (await chunkExists(db.$client, node.id, id)) {
+      await input.body?.cancel();
+      return { accepted: 0, duplicate: true };
+    }
+    counted = fromRecords(await readCompressedChunk(input.body), input.encoding, window);
+  } else {
+    counted = fromTally(
+      await readTalliedChunk(input.body, tallyLength),
+      window,
+      config(env).tallyVerifyEvery,
+    );
+    // A chunk whose records are all younger than LEDGER_ROW_MS cannot be inside a compacted ledger
+    // run, so a repeat is caught without a D1 read: by the coalescer's seen ids, or by the ledger's
+    // key when its flush commits (docs/reports.md, Coalescing). Only older chunks ask D1 first.
+    if (counted.fold.firstTs < window.now - LEDGER_ROW_MS && (await chunkExists(db.$client, node.id, id))) {
+      return { accepted: 0, duplicate: true, counted: "tally" };
+    }
+  }
   const { fold, lagMs, gzip } = counted;
   const archive = await archiveChunk({ bucket: env.LOG_ARCHIVE, nodeId: node.id, id, gzip, fold, lagMs });
   const answer = await bufferChunk(env, node.id, id, fold.records, encodeFold(fold), archive);
