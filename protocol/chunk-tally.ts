@@ -385,6 +385,13 @@ const NON_ASCII = /[^ -~]/; // anything outside printable ASCII
 
 const dimName = (dim: number) => Object.keys(DIM)[dim] ?? String(dim);
 
+/** Six counters at `at` as text, read in place (not a copy of the whole array per key). */
+function countsText(values: ArrayLike<number>, at: number): string {
+  let text = "";
+  for (let j = 0; j < COUNTERS; j++) text += `${values[at + j]},`;
+  return text;
+}
+
 /**
  * The first difference between two folds of the same chunk, or null when they count the same
  * (order of minutes, groups and keys aside): how the master checks a sampled tally against the
@@ -395,17 +402,10 @@ export function foldDifference(a: ChunkFold, b: ChunkFold): string | null {
   if (a.firstTs !== b.firstTs || a.lastTs !== b.lastTs) return "first or last record time";
   const flat = (fold: ChunkFold) => {
     const out = new Map<string, string>();
-    for (const m of fold.minutes) out.set(`m:${m[0]}`, Array.from(m).slice(1).join(","));
+    for (const m of fold.minutes) out.set(`m:${m[0]}`, countsText(m, 1));
     for (const [dim, hour, keys, values] of fold.hours) {
-      for (let k = 0; k < keys.length; k++) {
-        const at = k * COUNTERS;
-        out.set(
-          `${dim}:${hour}:${keys[k]}`,
-          Array.from(values)
-            .slice(at, at + COUNTERS)
-            .join(","),
-        );
-      }
+      for (let k = 0; k < keys.length; k++)
+        out.set(`${dim}:${hour}:${keys[k]}`, countsText(values, k * COUNTERS));
     }
     return out;
   };
