@@ -1,9 +1,10 @@
 // Accepting one log chunk, the one verb the /logs route calls. In order: the chunk id, a
 // duplicate of a counted chunk (answered without reading the body), the body with its limits,
 // the fold — the node's tally, checked (a sample also folded from the records and compared), or
-// every record validated and folded here — the raw gzip put in R2, then the fold handed to the
-// node's ingest coalescer, which answers once the chunk is durable there and writes ledger,
-// archive index and rollups in one D1 batch about a second later (docs/reports.md, Ingestion).
+// every record validated and folded here — then the fold and the raw gzip handed to the node's
+// ingest coalescer, which answers once the chunk is durable there and, about a second later,
+// writes the flush's raw chunks to R2 as one object and ledger, archive index and rollups in one
+// D1 batch (docs/reports.md, Ingestion).
 import { type ChunkId, parseChunkId } from "../../protocol/chunk-id";
 import {
   type ChunkFold,
@@ -18,7 +19,7 @@ import { config } from "../config";
 import type { Db } from "../db/client";
 import type { IngestCoalescer } from "../durable/ingest-coalescer";
 import { AppError } from "../errors";
-import { archiveChunk } from "./chunk-archive";
+import { type ArchiveMeta, archiveMeta } from "./chunk-archive";
 import { inflateChunk, inflateTally, readCompressedChunk, readTalliedChunk } from "./ingest-body";
 import { encodeFold } from "./ingest-fold";
 import { parseRecords, type RecordWindow, recordWindow } from "./ingest-validate";
@@ -115,8 +116,12 @@ export async function acceptChunk({
     }
   }
   const { fold, lagMs, gzip } = counted;
-  const archive = await archiveChunk({ bucket: env.LOG_ARCHIVE, nodeId: node.id, id, gzip, fold, lagMs });
-  const answer = await bufferChunk(env, node.id, id, fold.records, encodeFold(fold), archive);
+  const answer = await bufferChunk(env, node.id, id, {
+    records: fold.records,
+    fold: encodeFold(fold),
+    archive: archiveMeta(fold, lagMs, gzip),
+    gzip,
+  });
   if (counted.tallyRefused) {
     console.warn("tally refused, counted from the records", node.id, input.chunkId, counted.tallyRefused);
   }
@@ -189,13 +194,11 @@ async function bufferChunk(
   env: Env,
   nodeId: string,
   id: ChunkId,
-  records: number,
-  fold: ReturnType<typeof encodeFold>,
-  archive: Awaited<ReturnType<typeof archiveChunk>>,
+  chunk: { records: number; fold: ReturnType<typeof encodeFold>; archive: ArchiveMeta; gzip: Uint8Array },
 ): Promise<LogChunkAnswer> {
   let answer: Awaited<ReturnType<IngestCoalescer["accept"]>>;
   try {
-    answer = await coalescer(env, shardOf(nodeId)).accept({ nodeId, ...id, records, fold, archive });
+    answer = await coalescer(env, shardOf(nodeId)).accept({ nodeId, ...id, ...chunk });
   } catch (error) {
     console.error("ingest coalescer unavailable", String(error));
     throw new AppError("UNAVAILABLE", "the log buffer is unavailable; send the chunk again", undefined, {

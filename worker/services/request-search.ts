@@ -58,7 +58,7 @@ export function resolveWindow(from: number | undefined, to: number | undefined, 
 // --- the index: which chunks hold records of the window ---------------------------------------
 
 const CHUNK_COLUMNS =
-  "id, node_id AS nodeId, epoch, seq, first_ts AS firstTs, last_ts AS lastTs, records, lag_ms AS lagMs";
+  "id, node_id AS nodeId, epoch, seq, first_ts AS firstTs, last_ts AS lastTs, records, lag_ms AS lagMs, object, offset, bytes";
 // Chunks with a record in [?from, ?to): normal chunks span ≤ 1 h, so first_ts ≥ from − 1 h bounds
 // the index range; wide ones come from their partial index.
 const IN_WINDOW = `((first_ts >= ?1 - ${WIDE_CHUNK_MS} AND first_ts < ?2)
