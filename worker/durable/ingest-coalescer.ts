@@ -36,6 +36,8 @@ const MAX_PENDING_RECORDS = 2_000_000;
 // One flush writes at most this much; a backlog drains in several batches back to back.
 const MAX_FLUSH_RECORDS = 500_000;
 const MAX_FLUSH_CHUNKS = 400;
+// A shard holding this many records flushes at once instead of at its timer (schedule()).
+const EARLY_FLUSH_RECORDS = 25_000;
 // …and at most this much archived gzip: one flush is one R2 object, built in memory.
 const MAX_FLUSH_BYTES = 32 * 1024 * 1024;
 // Chunk ids stay in `seen` this long after acceptance. Longer than any request lives, so a retry
@@ -166,14 +168,29 @@ export class IngestCoalescer extends DurableObject<Env> {
       gzip,
     );
     this.pendingRecords += records;
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + this.flushMs);
+    await this.schedule(now);
     return { accepted: records, duplicate: false };
+  }
+
+  /**
+   * The next flush: INGEST_FLUSH_MS after the first chunk it will hold, or now once the buffer
+   * holds EARLY_FLUSH_RECORDS (a burst or a backlog: waiting would delay reports without merging
+   * more than the batch already does). Group commit: under load, flushes run back to back.
+   */
+  private async schedule(now: number) {
+    if (this.pendingRecords === 0) return;
+    const at = await this.ctx.storage.getAlarm();
+    // After a failed flush the growing pause stands: a burst must not hammer a failing D1.
+    if (this.failures > 0 && at !== null) return;
+    const due = this.pendingRecords >= EARLY_FLUSH_RECORDS ? now : now + this.flushMs;
+    if (at === null || at > due) await this.ctx.storage.setAlarm(due);
   }
 
   override async alarm() {
     try {
       await this.flush();
       this.failures = 0;
+      await this.schedule(Date.now());
       this.sql.exec(
         "DELETE FROM seen WHERE at < ? AND NOT EXISTS (SELECT 1 FROM buffered p WHERE p.node_id = seen.node_id AND p.epoch = seen.epoch AND p.seq = seen.seq)",
         Date.now() - SEEN_KEEP_MS,
@@ -219,7 +236,8 @@ export class IngestCoalescer extends DurableObject<Env> {
       MAX_FLUSH_CHUNKS,
     )) {
       const size = row.gzip?.byteLength ?? 0;
-      if (batch.length && (records + row.records > MAX_FLUSH_RECORDS || bytes + size > MAX_FLUSH_BYTES)) break;
+      if (batch.length && (records + row.records > MAX_FLUSH_RECORDS || bytes + size > MAX_FLUSH_BYTES))
+        break;
       batch.push(row);
       records += row.records;
       bytes += size;

@@ -107,7 +107,18 @@ export function archiveIndexStatements(
   for (let i = 0; i < entries.length; i += 500) {
     const rows = entries
       .slice(i, i + 500)
-      .map((e) => [e.nodeId, e.epoch, e.seq, e.firstTs, e.lastTs, e.records, e.bytes, e.lagMs, e.object, e.offset]);
+      .map((e) => [
+        e.nodeId,
+        e.epoch,
+        e.seq,
+        e.firstTs,
+        e.lastTs,
+        e.records,
+        e.bytes,
+        e.lagMs,
+        e.object,
+        e.offset,
+      ]);
     statements.push(d1.prepare(INSERT_INDEX).bind(JSON.stringify(rows)));
   }
   return statements;
