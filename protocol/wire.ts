@@ -178,7 +178,14 @@ export function clipLogText(text: string, max: number): string {
   return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max);
 }
 
-export const LogChunkAnswer = z.object({ accepted: z.number().int(), duplicate: z.boolean() });
+export const LogChunkAnswer = z.object({
+  accepted: z.number().int(),
+  duplicate: z.boolean(),
+  /** What the counts came from: the node's tally, or the records (no tally, or one refused). */
+  counted: z.enum(["tally", "records"]).optional(),
+  /** Why the tally sent with this chunk was not used (its JSON path and the rule it broke). */
+  tallyRefused: z.string().optional(),
+});
 export type LogChunkAnswer = z.infer<typeof LogChunkAnswer>;
 
 export const CHUNK_LIMITS = {

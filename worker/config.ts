@@ -34,6 +34,8 @@ export interface Config {
   archiveRetentionDays: number;
   auditRetentionDays: number;
   ingestFlushMs: number;
+  /** One in this many tallied chunks is also folded from its records and compared (0: none). */
+  tallyVerifyEvery: number;
   session: { idleMs: number; maxAgeMs: number };
   /** Cloudflare Access SSO; null unless both ACCESS_TEAM_DOMAIN and ACCESS_AUD are set. */
   access: AccessConfig | null;
@@ -78,6 +80,7 @@ const EnvVars = z.object({
   ARCHIVE_RETENTION_DAYS: intVar(30, 1, 3650),
   AUDIT_RETENTION_DAYS: intVar(365, 1, 3650),
   INGEST_FLUSH_MS: intVar(1000, 10, 600_000),
+  TALLY_VERIFY_EVERY: intVar(16, 0, 1_000_000),
   SESSION_IDLE_MINUTES: intVar(30, 1, 24 * 60),
   SESSION_MAX_HOURS: intVar(12, 1, 24 * 30),
   ACCESS_TEAM_DOMAIN: text,
@@ -119,6 +122,7 @@ export function parseConfig(env: Record<string, unknown>): Config {
     archiveRetentionDays: vars.ARCHIVE_RETENTION_DAYS,
     auditRetentionDays: vars.AUDIT_RETENTION_DAYS,
     ingestFlushMs: vars.INGEST_FLUSH_MS,
+    tallyVerifyEvery: vars.TALLY_VERIFY_EVERY,
     session: { idleMs: vars.SESSION_IDLE_MINUTES * 60_000, maxAgeMs: vars.SESSION_MAX_HOURS * 3600_000 },
     access: accessFrom(vars),
   };

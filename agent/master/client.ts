@@ -2,6 +2,13 @@
 // an answer becomes a result (JSON bodies, the shared error body, Retry-After, network failures).
 // Sync (poll, status), uploads (logs) and enrollment all go through it; what a result means for
 // each caller (backoff, quarantine, NACK) stays with the caller.
+import { CHUNK_ID_HEADER } from "../../protocol/chunk-id";
+import {
+  TALLY_ACCEPTED_HEADER,
+  TALLY_CONTENT_TYPE,
+  TALLY_LENGTH_HEADER,
+  TALLY_VERSION,
+} from "../../protocol/chunk-tally";
 import {
   agentUserAgent,
   EnrollRequest,
@@ -32,7 +39,17 @@ export type PollResult =
   | { ok: true; kind: "not-modified" }
   | MasterFailure;
 
-export type UploadResult = { ok: true; accepted: number; duplicate: boolean } | MasterFailure;
+export type UploadResult =
+  | {
+      ok: true;
+      accepted: number;
+      duplicate: boolean;
+      /** The master reads tallies (it sent X-Fleetgate-Tally): later uploads may carry one. */
+      takesTally: boolean;
+      /** Why the master did not use the tally this upload carried. */
+      tallyRefused?: string;
+    }
+  | MasterFailure;
 
 export interface MasterClientOptions {
   fetch: FetchLike;
@@ -129,23 +146,25 @@ export class MasterClient {
     return { ok: true, enrollment: parsed.data };
   }
 
-  /** One gzip NDJSON chunk; the master counts a chunk id once, so a retry is always safe. */
+  /**
+   * One gzip NDJSON chunk, with its gzip tally in front when `tally` is given (docs/reports.md,
+   * Tallied chunks); the master counts a chunk id once, so a retry is always safe.
+   */
   async uploadChunk(call: {
     chunkId: string;
     body: Uint8Array;
+    tally?: Uint8Array | null;
     signal?: AbortSignal;
   }): Promise<UploadResult> {
+    const tally = call.tally ?? null;
+    const headers: Record<string, string> = tally
+      ? { "content-type": TALLY_CONTENT_TYPE, [TALLY_LENGTH_HEADER]: String(tally.byteLength) }
+      : { "content-type": "application/x-ndjson", "content-encoding": "gzip" };
+    headers[CHUNK_ID_HEADER] = call.chunkId;
+    const body = tally ? concatBytes(tally, call.body) : call.body;
     const answer = await this.send(
       "/logs",
-      {
-        method: "POST",
-        headers: {
-          "content-type": "application/x-ndjson",
-          "content-encoding": "gzip",
-          "x-fleetgate-chunk": call.chunkId,
-        },
-        body: call.body as Uint8Array<ArrayBuffer>,
-      },
+      { method: "POST", headers, body: body as Uint8Array<ArrayBuffer> },
       call.signal,
     );
     if (!answer.ok) return answer;
@@ -155,7 +174,13 @@ export class MasterClient {
     const parsed = LogChunkAnswer.safeParse(data);
     // Unreadable praise is not an ack.
     if (!parsed.success) return badAnswer(status, "master answered 200 without {accepted, duplicate}");
-    return { ok: true, accepted: parsed.data.accepted, duplicate: parsed.data.duplicate };
+    return {
+      ok: true,
+      accepted: parsed.data.accepted,
+      duplicate: parsed.data.duplicate,
+      takesTally: answer.response.headers.get(TALLY_ACCEPTED_HEADER) === String(TALLY_VERSION),
+      ...(parsed.data.tallyRefused ? { tallyRefused: parsed.data.tallyRefused } : {}),
+    };
   }
 
   private async send(
@@ -240,4 +265,11 @@ function describeNetworkError(error: unknown): string {
   const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
   const detail = cause?.code ?? cause?.message;
   return detail ? `${error.message} (${detail})` : error.message;
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a, 0);
+  out.set(b, a.byteLength);
+  return out;
 }

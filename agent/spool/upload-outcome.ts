@@ -2,7 +2,7 @@ import type { UploadResult } from "../master/client";
 
 /** What one `POST /logs` came to, as far as the spool is concerned. */
 export type UploadOutcome =
-  | { kind: "acked"; accepted: number; duplicate: boolean }
+  | { kind: "acked"; accepted: number; duplicate: boolean; takesTally: boolean; tallyRefused?: string }
   | { kind: "too-large" }
   | { kind: "refused"; status: number; code: string; message: string }
   | { kind: "throttled"; status: number; retryAfterMs: number | null }
@@ -11,7 +11,10 @@ export type UploadOutcome =
 
 /** The spool's reading of the master's answer (docs/spool.md, Upload). */
 export function uploadOutcome(result: UploadResult): UploadOutcome {
-  if (result.ok) return { kind: "acked", accepted: result.accepted, duplicate: result.duplicate };
+  if (result.ok) {
+    const { accepted, duplicate, takesTally, tallyRefused } = result;
+    return { kind: "acked", accepted, duplicate, takesTally, ...(tallyRefused ? { tallyRefused } : {}) };
+  }
   const { status, code, message } = result;
   // No answer, or a 2xx this agent cannot read: the retry is safe because the master counts a chunk id once.
   if (status === 0 || status < 300) return { kind: "failed", status, message };

@@ -5,6 +5,7 @@ import { backoffDelay } from "../sync/backoff";
 import { type ChunkInfo, chunkId } from "./chunk-name";
 import type { ChunkStore } from "./chunk-store";
 import { resolveSpoolSettings, type SpoolSettings } from "./settings";
+import { tallyChunk } from "./tally";
 import { type UploadOutcome, uploadOutcome } from "./upload-outcome";
 
 export interface UploaderOptions {
@@ -41,6 +42,11 @@ export class ChunkUploader {
   private gate: string | null = null;
   /** The gate is closed because the master seemed away (or refused this node): a nudge may open it. */
   private nudgeable = false;
+  /**
+   * The master said it reads tallies (X-Fleetgate-Tally on its last answer): uploads carry one.
+   * Learned per run, so an agent never sends a tally to a master that cannot read it.
+   */
+  private tallies = false;
 
   constructor(options: UploaderOptions) {
     this.o = options;
@@ -144,8 +150,21 @@ export class ChunkUploader {
         await this.o.store.setAside(chunk, `unreadable: ${code || (error as Error).message}`);
         return;
       }
-      const outcome = await this.send(id, body, signal);
+      const tally = this.tallies ? tallyOf(body) : null;
+      const outcome = await this.send(id, body, tally, signal);
       if (signal.aborted && outcome.kind === "failed") {
+        this.o.store.release(chunk);
+        return;
+      }
+      if (tally && outcome.kind === "refused" && (outcome.status === 400 || outcome.status === 415)) {
+        // A master that no longer reads tallies (a rollback), or a framing it refuses: the chunk is
+        // not at fault, so send it again without one instead of quarantining it.
+        this.tallies = false;
+        this.o.events?.emit("spool.tally_dropped", {
+          level: "warn",
+          chunk: id,
+          error: `${outcome.status} ${outcome.code}: ${outcome.message}`,
+        });
         this.o.store.release(chunk);
         return;
       }
@@ -162,7 +181,12 @@ export class ChunkUploader {
     }
   }
 
-  private async send(id: string, body: Uint8Array, signal: AbortSignal): Promise<UploadOutcome> {
+  private async send(
+    id: string,
+    body: Uint8Array,
+    tally: Uint8Array | null,
+    signal: AbortSignal,
+  ): Promise<UploadOutcome> {
     const ctl = new AbortController();
     const done = new AbortController();
     const onAbort = () => ctl.abort();
@@ -171,7 +195,7 @@ export class ChunkUploader {
       if (!done.signal.aborted) ctl.abort(new Error(`upload timed out after ${this.s.uploadTimeoutMs} ms`));
     });
     try {
-      return uploadOutcome(await this.o.master.uploadChunk({ chunkId: id, body, signal: ctl.signal }));
+      return uploadOutcome(await this.o.master.uploadChunk({ chunkId: id, body, tally, signal: ctl.signal }));
     } finally {
       done.abort();
       signal.removeEventListener("abort", onAbort);
@@ -183,6 +207,10 @@ export class ChunkUploader {
     switch (outcome.kind) {
       case "acked":
         this.onContact();
+        this.tallies = outcome.takesTally;
+        if (outcome.tallyRefused) {
+          events?.emit("spool.tally_refused", { level: "warn", chunk: id, error: outcome.tallyRefused });
+        }
         await this.o.store.ack(chunk);
         events?.emit("spool.uploaded", {
           level: "debug",
@@ -269,5 +297,14 @@ export class ChunkUploader {
       this.s.backoffBaseMs,
       this.s.backoffCapMs,
     );
+  }
+}
+
+/** The chunk's tally, or null (a bad line: the master's full check answers for the chunk). */
+function tallyOf(body: Uint8Array): Uint8Array | null {
+  try {
+    return tallyChunk(body);
+  } catch {
+    return null;
   }
 }

@@ -48,6 +48,7 @@ describe("master client", () => {
       ok: true,
       accepted: 1,
       duplicate: false,
+      takesTally: false,
     });
     const enrollRequest = {
       enrollmentKey: "k",
@@ -121,10 +122,11 @@ describe("master client", () => {
   it("the spool reads an upload result as before: ack, split, quarantine, throttle, keep on 401/403, retry", () => {
     const fail = (status: number, code = `C${status}`, retryAfterMs: number | null = null) =>
       uploadOutcome({ ok: false, status, code, message: "m", retryAfterMs });
-    expect(uploadOutcome({ ok: true, accepted: 3, duplicate: false })).toEqual({
+    expect(uploadOutcome({ ok: true, accepted: 3, duplicate: false, takesTally: false })).toEqual({
       kind: "acked",
       accepted: 3,
       duplicate: false,
+      takesTally: false,
     });
     expect(fail(413).kind).toBe("too-large");
     expect(fail(422)).toEqual({ kind: "refused", status: 422, code: "C422", message: "m" });

@@ -7,6 +7,7 @@ import { systemClock } from "../../agent/clock";
 import type { DiskSpool } from "../../agent/spool/disk-spool";
 import { readSpoolFigures } from "../../agent/spool/read-figures";
 import type { SpoolSettings } from "../../agent/spool/settings";
+import { chunkLag, foldChunk, tallyJson } from "../../protocol/chunk-tally";
 import { recordEvents } from "./fakes/events";
 import { errorBody, type FakeMaster, type Received } from "./fakes/master";
 import {
@@ -251,5 +252,45 @@ describe("spool upload", () => {
       await removeDir(dir);
       dir = await tempDir();
     }
+  });
+
+  it("sends tallies once the master said it reads them; the tally counts exactly the chunk's records", async () => {
+    master.takesTally = true;
+    const spool = await spoolWith(30, { maxChunkRecords: 10 });
+    startUploader(spool, { uploadConcurrency: 1 });
+    await waitFor(() => spool.pendingCount() === 0, 5_000, "all chunks acked");
+    const [first, ...rest] = master.received;
+    // The first upload learns that the master reads tallies; it goes without one.
+    expect(first!.tally).toBeNull();
+    expect(first!.headers["content-encoding"]).toBe("gzip");
+    expect(rest).toHaveLength(2);
+    for (const upload of rest) {
+      expect(upload.headers["content-type"]).toBe("application/x-fleetgate-tallied-chunk");
+      expect(upload.headers["content-encoding"]).toBeUndefined();
+      const times = upload.records.map((r) => Date.parse(r.ts));
+      const expected = JSON.parse(
+        tallyJson({ fold: foldChunk({ records: upload.records, times }), lagMs: chunkLag(times) }),
+      );
+      expect(upload.tally).toEqual(expected);
+      expect((upload.tally as { records: number }).records).toBe(10);
+    }
+  });
+
+  it("a tallied upload refused with 400 or 415 (a master rolled back) is sent again without a tally, not quarantined", async () => {
+    master.takesTally = true;
+    const spool = await spoolWith(20, { maxChunkRecords: 10 });
+    const events = recordEvents();
+    // The first upload learns tallies; the second, tallied, meets a master that no longer reads them.
+    master.onUpload = (r: Received) => {
+      if (!r.tally) return null;
+      master.takesTally = false;
+      return { status: 415, body: errorBody("UNSUPPORTED_MEDIA_TYPE", "gzip only") };
+    };
+    startUploader(spool, { uploadConcurrency: 1 }, events);
+    await waitFor(() => spool.pendingCount() === 0, 5_000, "both chunks acked");
+    expect(master.received.map((r) => r.tally === null)).toEqual([true, false, true]);
+    expect(master.storedRequestIds()).toHaveLength(20);
+    expect(events.of("spool.tally_dropped")).toHaveLength(1);
+    expect(await readdir(path.join(dir, "quarantine")).catch(() => [])).toEqual([]);
   });
 });

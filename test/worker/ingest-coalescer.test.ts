@@ -1,8 +1,8 @@
 import { abortAllDurableObjects, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { foldChunk } from "../../protocol/chunk-tally";
 import type { IngestCoalescer } from "../../worker/durable/ingest-coalescer";
 import { coalescer, shardOf } from "../../worker/services/ingest-accept";
-import { foldChunk } from "../../worker/services/ingest-fold";
 import { parseRecords } from "../../worker/services/ingest-validate";
 import { FLEET, KIND } from "../../worker/services/rollup-kinds";
 import { json } from "./helpers/api";

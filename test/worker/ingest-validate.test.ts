@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { checkLogRecord } from "../../protocol/log-record-check";
 import { LogRecord } from "../../protocol/wire";
 import { AppError, formatPath } from "../../worker/errors";
 import { parseRecords, type RecordWindow } from "../../worker/services/ingest-validate";
-import { checkLogRecord } from "../../worker/services/log-record-check";
 
 // The hot path (log-record-check.ts: a hand-written check of the parsed record, and the
 // direct read of the agent's ts format in ingest-validate.ts) must answer exactly as the zod

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { checkLogRecord } from "../../protocol/log-record-check";
 import { LogRecord } from "../../protocol/wire";
-import { checkLogRecord } from "../../worker/services/log-record-check";
 import { record } from "./helpers/logs";
 
 // Values tried in every field: each type, the schema's edges and just past them.

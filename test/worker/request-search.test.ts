@@ -18,6 +18,18 @@ async function uploadChunk(...args: Parameters<typeof upload>) {
 }
 
 const HOUR = 3_600_000;
+
+/** Every key in the archive bucket (tests of one file share it). */
+async function archiveKeys(): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const listed = await env.LOG_ARCHIVE.list({ prefix: "logs/", ...(cursor ? { cursor } : {}) });
+    keys.push(...listed.objects.map((o) => o.key));
+    cursor = listed.truncated ? listed.cursor : undefined;
+  } while (cursor);
+  return keys;
+}
 const db = () => getDb(env.DB);
 
 interface Row {
@@ -142,10 +154,10 @@ describe("raw chunk archive", () => {
     expect(await json(await send(), 200)).toEqual({ accepted: 0, duplicate: true });
 
     const { results } = await env.DB.prepare(
-      "SELECT node_id AS nodeId, epoch, seq, first_ts AS firstTs, last_ts AS lastTs, records, bytes FROM log_archive WHERE node_id = ?",
+      "SELECT node_id AS nodeId, epoch, seq, first_ts AS firstTs, last_ts AS lastTs, records, bytes, object, offset FROM log_archive WHERE node_id = ?",
     )
       .bind(node.nodeId)
-      .all();
+      .all<{ object: string; offset: number; bytes: number }>();
     expect(results).toEqual([
       {
         nodeId: node.nodeId,
@@ -155,21 +167,49 @@ describe("raw chunk archive", () => {
         lastTs: Date.parse("2026-10-01T08:00:05.000Z"),
         records: 2,
         bytes: body.byteLength,
+        object: expect.stringMatching(/^logs\/b\/\d{4}-\d\d-\d\d\/\d\d\/\d+-[0-9a-f-]{36}\.ndjson\.gz$/),
+        offset: expect.any(Number),
       },
     ]);
-    const key = archiveKey({
-      nodeId: node.nodeId,
-      epoch: "arch",
-      seq: 1,
-      firstTs: Date.parse(records[1]!.ts),
+    // The chunk sits in its flush's object, byte for byte, at its offset.
+    const [row] = results;
+    const object = await env.LOG_ARCHIVE.get(row!.object, {
+      range: { offset: row!.offset, length: row!.bytes },
     });
-    expect(key).toBe(`logs/2026-10-01/08/${node.nodeId}/arch.1.ndjson.gz`);
-    const object = await env.LOG_ARCHIVE.get(key);
     expect(new Uint8Array(await object!.arrayBuffer())).toEqual(body);
     expect(object!.httpMetadata?.contentEncoding).toBe("gzip");
   });
 
+  it("writes one R2 object per flush: the chunks of every node back to back, each indexed at its offset", async () => {
+    const before = await archiveKeys();
+    const nodes = [await enrollNode(), await enrollNode(), await enrollNode()];
+    const bodies: Uint8Array[] = [];
+    for (const [i, node] of nodes.entries()) {
+      const text = `${JSON.stringify(record({ ts: "2026-10-03T08:00:00.000Z", requestId: `batch-${i}` }))}\n`;
+      bodies.push(new Uint8Array(await gzip(text)));
+      await upload(node.nodeToken, "batch.1", text);
+    }
+    await flushAllCoalescers(env);
+    const { results } = await env.DB.prepare(
+      "SELECT node_id AS nodeId, object, offset, bytes FROM log_archive WHERE epoch = 'batch'",
+    ).all<{ nodeId: string; object: string; offset: number; bytes: number }>();
+    expect(results).toHaveLength(3);
+    // One object per coalescer shard that held a chunk, never one per chunk.
+    const objects = new Set(results.map((r) => r.object));
+    expect(objects.size).toBeLessThanOrEqual(3);
+    expect((await archiveKeys()).filter((k) => !before.includes(k)).sort()).toEqual([...objects].sort());
+    for (const row of results) {
+      const i = nodes.findIndex((n) => n.nodeId === row.nodeId);
+      const part = await env.LOG_ARCHIVE.get(row.object, {
+        range: { offset: row.offset, length: row.bytes },
+      });
+      expect(new Uint8Array(await part!.arrayBuffer())).toEqual(bodies[i]);
+    }
+  });
+
   it("archives nothing for a refused chunk", async () => {
+    await flushAllCoalescers(env);
+    const before = await archiveKeys();
     const node = await enrollNode();
     const bad = `${JSON.stringify(record({ ts: "2026-10-02T08:00:00.000Z" }))}\n{"ts":1}\n`;
     await expectError(await uploadChunk(node.nodeToken, "bad.1", bad), 422, "CHUNK_INVALID");
@@ -177,11 +217,11 @@ describe("raw chunk archive", () => {
       .bind(node.nodeId)
       .first<{ n: number }>();
     expect(row!.n).toBe(0);
-    const listed = await env.LOG_ARCHIVE.list({ prefix: "logs/2026-10-02/" });
-    expect(listed.objects).toEqual([]);
+    await flushAllCoalescers(env);
+    expect(await archiveKeys()).toEqual(before);
   });
 
-  it("drops chunks past ARCHIVE_RETENTION_DAYS from R2 and the index, and keeps newer ones", async () => {
+  it("drops index rows past ARCHIVE_RETENTION_DAYS, then the flush objects and per-chunk objects of days past it", async () => {
     const node = await enrollNode();
     // Record times stay inside the master's accepted window (RETENTION_DAYS), the cron runs later.
     const day = 24 * HOUR;
@@ -190,17 +230,55 @@ describe("raw chunk archive", () => {
     const recent = record({ ts: new Date(now - 16 * day).toISOString() });
     await json(await uploadChunk(node.nodeToken, "ret.1", [old]), 200);
     await json(await uploadChunk(node.nodeToken, "ret.2", [recent]), 200);
-    const keyOf = (seq: number, ts: string) =>
-      archiveKey({ nodeId: node.nodeId, epoch: "ret", seq, firstTs: Date.parse(ts) });
+    // A chunk archived as its own object (before 0009), and an object a failed flush left unnamed.
+    const legacy = record({ ts: new Date(now - 40 * day).toISOString() });
+    const legacyKey = archiveKey({
+      nodeId: node.nodeId,
+      epoch: "leg",
+      seq: 1,
+      firstTs: Date.parse(legacy.ts),
+    });
+    await env.LOG_ARCHIVE.put(legacyKey, new Uint8Array(await gzip(`${JSON.stringify(legacy)}\n`)));
+    await env.DB.prepare(
+      "INSERT INTO log_archive (node_id, epoch, seq, first_ts, last_ts, records, bytes, lag_ms) VALUES (?, 'leg', 1, ?, ?, 1, 10, 0)",
+    )
+      .bind(node.nodeId, Date.parse(legacy.ts), Date.parse(legacy.ts))
+      .run();
+    const orphan = `logs/b/${new Date().toISOString().slice(0, 10)}/00/1-orphan.ndjson.gz`;
+    await env.LOG_ARCHIVE.put(orphan, "x");
+    const seqs = async () =>
+      (
+        await env.DB.prepare(
+          "SELECT epoch || '.' || seq AS id FROM log_archive WHERE node_id = ? ORDER BY epoch, seq",
+        )
+          .bind(node.nodeId)
+          .all<{ id: string }>()
+      ).results.map((r) => r.id);
+    const flushObjects = (
+      await env.DB.prepare("SELECT DISTINCT object FROM log_archive WHERE node_id = ? AND object IS NOT NULL")
+        .bind(node.nodeId)
+        .all<{ object: string }>()
+    ).results.map((r) => r.object);
+    expect(flushObjects).toHaveLength(2); // one flush per upload here
+    const ours = [...flushObjects, legacyKey, orphan];
+    const objects = async () => {
+      let n = 0;
+      for (const key of ours) if (await env.LOG_ARCHIVE.head(key)) n++;
+      return n;
+    };
+    expect(await objects()).toBe(4);
 
     await runHousekeeping({ ...env, ARCHIVE_RETENTION_DAYS: "30" } as Env, now);
+    expect(await seqs()).toEqual(["ret.2"]);
+    expect(await env.LOG_ARCHIVE.head(legacyKey)).toBeNull();
+    // Today's flush objects still hold ret.2 (and ret.1's bytes, which nothing names any more);
+    // the orphan is today's too.
+    expect(await objects()).toBe(3);
 
-    expect(await env.LOG_ARCHIVE.head(keyOf(1, old.ts))).toBeNull();
-    expect(await env.LOG_ARCHIVE.head(keyOf(2, recent.ts))).not.toBeNull();
-    const { results } = await env.DB.prepare("SELECT seq FROM log_archive WHERE node_id = ? ORDER BY seq")
-      .bind(node.nodeId)
-      .all();
-    expect(results).toEqual([{ seq: 2 }]);
+    // 30 days after the flushes' day ended, their objects go too, named or not.
+    await runHousekeeping({ ...env, ARCHIVE_RETENTION_DAYS: "30" } as Env, Date.now() + 33 * day);
+    expect(await seqs()).toEqual([]);
+    expect(await objects()).toBe(0);
   });
 });
 

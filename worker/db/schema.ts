@@ -280,6 +280,12 @@ export const logArchive = sqliteTable(
     bytes: integer("bytes").notNull(), // gzip bytes in R2
     /** Max over records of (newest ts before it − its ts): 0 when the chunk is in time order. */
     lagMs: integer("lag_ms").notNull(),
+    /**
+     * The flush's R2 object holding this chunk's gzip at `offset` (`bytes` long), one object per
+     * coalescer flush; null for a chunk archived as its own object (`archiveKey`) before 0009.
+     */
+    object: text("object"),
+    offset: integer("offset"),
   },
   (t) => [
     index("log_archive_first_ts_idx").on(t.firstTs),

@@ -1,17 +1,11 @@
 // The ingest coalescer Durable Object (the class comment below says what it guarantees). One file
 // just past 300 lines: accepting, buffering and the flush share one SQLite store and one chain.
 import { DurableObject } from "cloudflare:workers";
+import type { ChunkFold } from "../../protocol/chunk-tally";
 import { config } from "../config";
 import { guardBoundParameters } from "../db/client";
-import { type ArchiveMeta, archiveIndexStatements } from "../services/chunk-archive";
-import {
-  admittedId,
-  buildRows,
-  type ChunkFold,
-  decodeFold,
-  type EncodedFold,
-  encodeFold,
-} from "../services/ingest-fold";
+import { type ArchiveMeta, archiveBatch, archiveIndexStatements } from "../services/chunk-archive";
+import { admittedId, buildRows, decodeFold, type EncodedFold, encodeFold } from "../services/ingest-fold";
 import {
   chunkKey,
   committedChunks,
@@ -30,6 +24,8 @@ export interface BufferedChunk {
   fold: EncodedFold;
   /** The chunk's archive index fields (services/chunk-archive.ts), written in the flush batch. */
   archive: ArchiveMeta;
+  /** The chunk's gzip as received: written to R2 with the rest of its flush (archiveBatch). */
+  gzip: Uint8Array;
 }
 
 export type AcceptAnswer = { accepted: number; duplicate: boolean } | { busy: true };
@@ -40,6 +36,10 @@ const MAX_PENDING_RECORDS = 2_000_000;
 // One flush writes at most this much; a backlog drains in several batches back to back.
 const MAX_FLUSH_RECORDS = 500_000;
 const MAX_FLUSH_CHUNKS = 400;
+// A shard holding this many records flushes at once instead of at its timer (schedule()).
+const EARLY_FLUSH_RECORDS = 25_000;
+// …and at most this much archived gzip: one flush is one R2 object, built in memory.
+const MAX_FLUSH_BYTES = 32 * 1024 * 1024;
 // Chunk ids stay in `seen` this long after acceptance. Longer than any request lives, so a retry
 // that read the D1 ledger before a flush committed still finds the id here.
 const SEEN_KEEP_MS = 60 * 60_000;
@@ -57,6 +57,8 @@ interface PendingRow extends Record<string, SqlStorageValue> {
   counts: ArrayBuffer;
   archive_bytes: number | null;
   lag_ms: number | null;
+  /** Null for a chunk buffered before 0009: it was archived as its own object on acceptance. */
+  gzip: ArrayBuffer | null;
 }
 
 /**
@@ -85,8 +87,12 @@ export class IngestCoalescer extends DurableObject<Env> {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS buffered (
       node_id TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, received_at INTEGER NOT NULL,
       records INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
-      shape TEXT NOT NULL, counts BLOB NOT NULL, archive_bytes INTEGER, lag_ms INTEGER,
+      shape TEXT NOT NULL, counts BLOB NOT NULL, archive_bytes INTEGER, lag_ms INTEGER, gzip BLOB,
       PRIMARY KEY (node_id, epoch, seq))`);
+    // A buffer made before the archive moved into the flush has no gzip column (its chunks are
+    // archived already); its rows flush with a null gzip.
+    const columns = this.sql.exec("SELECT name FROM pragma_table_info('buffered')").toArray();
+    if (!columns.some((c) => c.name === "gzip")) this.sql.exec("ALTER TABLE buffered ADD COLUMN gzip BLOB");
     this.adoptLegacyBuffer();
     this.sql.exec(`CREATE TABLE IF NOT EXISTS seen (
       node_id TEXT NOT NULL, epoch TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
@@ -138,7 +144,7 @@ export class IngestCoalescer extends DurableObject<Env> {
    * otherwise stored durably and scheduled for the next flush.
    */
   async accept(chunk: BufferedChunk): Promise<AcceptAnswer> {
-    const { nodeId, epoch, seq, records, fold, archive } = chunk;
+    const { nodeId, epoch, seq, records, fold, archive, gzip } = chunk;
     const known = this.sql
       .exec("SELECT 1 FROM seen WHERE node_id = ? AND epoch = ? AND seq = ?", nodeId, epoch, seq)
       .toArray();
@@ -147,7 +153,7 @@ export class IngestCoalescer extends DurableObject<Env> {
     const now = Date.now();
     this.sql.exec("INSERT INTO seen (node_id, epoch, seq, at) VALUES (?, ?, ?, ?)", nodeId, epoch, seq, now);
     this.sql.exec(
-      "INSERT INTO buffered (node_id, epoch, seq, received_at, records, first_ts, last_ts, shape, counts, archive_bytes, lag_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO buffered (node_id, epoch, seq, received_at, records, first_ts, last_ts, shape, counts, archive_bytes, lag_ms, gzip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       nodeId,
       epoch,
       seq,
@@ -159,16 +165,32 @@ export class IngestCoalescer extends DurableObject<Env> {
       fold.counts,
       archive.bytes,
       archive.lagMs,
+      gzip,
     );
     this.pendingRecords += records;
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + this.flushMs);
+    await this.schedule(now);
     return { accepted: records, duplicate: false };
+  }
+
+  /**
+   * The next flush: INGEST_FLUSH_MS after the first chunk it will hold, or now once the buffer
+   * holds EARLY_FLUSH_RECORDS (a burst or a backlog: waiting would delay reports without merging
+   * more than the batch already does). Group commit: under load, flushes run back to back.
+   */
+  private async schedule(now: number) {
+    if (this.pendingRecords === 0) return;
+    const at = await this.ctx.storage.getAlarm();
+    // After a failed flush the growing pause stands: a burst must not hammer a failing D1.
+    if (this.failures > 0 && at !== null) return;
+    const due = this.pendingRecords >= EARLY_FLUSH_RECORDS ? now : now + this.flushMs;
+    if (at === null || at > due) await this.ctx.storage.setAlarm(due);
   }
 
   override async alarm() {
     try {
       await this.flush();
       this.failures = 0;
+      await this.schedule(Date.now());
       this.sql.exec(
         "DELETE FROM seen WHERE at < ? AND NOT EXISTS (SELECT 1 FROM buffered p WHERE p.node_id = seen.node_id AND p.epoch = seen.epoch AND p.seq = seen.seq)",
         Date.now() - SEEN_KEEP_MS,
@@ -208,13 +230,17 @@ export class IngestCoalescer extends DurableObject<Env> {
   private nextBatch(): PendingRow[] {
     const batch: PendingRow[] = [];
     let records = 0;
+    let bytes = 0;
     for (const row of this.sql.exec<PendingRow>(
-      "SELECT node_id, epoch, seq, received_at, records, first_ts, last_ts, shape, counts, archive_bytes, lag_ms FROM buffered ORDER BY rowid LIMIT ?",
+      "SELECT node_id, epoch, seq, received_at, records, first_ts, last_ts, shape, counts, archive_bytes, lag_ms, gzip FROM buffered ORDER BY rowid LIMIT ?",
       MAX_FLUSH_CHUNKS,
     )) {
-      if (batch.length && records + row.records > MAX_FLUSH_RECORDS) break;
+      const size = row.gzip?.byteLength ?? 0;
+      if (batch.length && (records + row.records > MAX_FLUSH_RECORDS || bytes + size > MAX_FLUSH_BYTES))
+        break;
       batch.push(row);
       records += row.records;
+      bytes += size;
     }
     return batch;
   }
@@ -239,6 +265,15 @@ export class IngestCoalescer extends DurableObject<Env> {
       lastTs: row.last_ts,
       receivedAt: row.received_at,
     }));
+    // The raw chunks first, as one object: the index rows below name it.
+    const raw = batch.filter((row) => row.gzip !== null);
+    const stored = raw.length
+      ? await archiveBatch(
+          this.env.LOG_ARCHIVE,
+          raw.map((row) => new Uint8Array(row.gzip!)),
+        )
+      : null;
+    const offsets = new Map(raw.map((row, i) => [row, stored!.offsets[i]!]));
     try {
       // Per-chunk D1 rows that must be exactly as durable as the counts belong in this batch.
       const archived = batch.flatMap((row) =>
@@ -254,6 +289,8 @@ export class IngestCoalescer extends DurableObject<Env> {
                 records: row.records,
                 bytes: row.archive_bytes,
                 lagMs: row.lag_ms ?? 0,
+                object: offsets.has(row) ? stored!.object : null,
+                offset: offsets.get(row) ?? null,
               },
             ],
       );

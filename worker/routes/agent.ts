@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { CHUNK_ID_HEADER } from "../../protocol/chunk-id";
+import { TALLY_ACCEPTED_HEADER, TALLY_LENGTH_HEADER, TALLY_VERSION } from "../../protocol/chunk-tally";
 import { signSiteAssertion } from "../../protocol/site";
 import {
   agentVersionFromUserAgent,
@@ -200,7 +201,8 @@ agentRoutes.openapi(
     tags: ["agent"],
     summary: "Upload one sealed access-log chunk (gzip NDJSON); counted exactly once",
     description:
-      "Headers: Content-Encoding: gzip, X-Fleetgate-Chunk: <epoch>.<seq>. Limits: 1 MiB compressed, 16 MiB inflated, 50,000 records.",
+      "Headers: Content-Encoding: gzip, X-Fleetgate-Chunk: <epoch>.<seq>. Limits: 1 MiB compressed, 16 MiB inflated, 50,000 records. " +
+      "A tallied upload (X-Fleetgate-Tally-Length: n, Content-Type: application/x-fleetgate-tallied-chunk) sends n bytes of the tally's gzip JSON, then the chunk's gzip; the master counts the tally (checked, a sample verified against the records). Answers carry X-Fleetgate-Tally: 1.",
     request: {
       headers: z.object({ "x-fleetgate-chunk": z.string().openapi({ example: "lz3k9a.42" }) }),
       body: { required: false, content: { "application/x-ndjson": { schema: z.string() } } },
@@ -225,8 +227,12 @@ agentRoutes.openapi(
       chunkId: c.req.header(CHUNK_ID_HEADER),
       encoding: c.req.header("Content-Encoding"),
       length: c.req.header("Content-Length"),
+      tallyLength: c.req.header(TALLY_LENGTH_HEADER),
       body: c.req.raw.body,
     };
-    return c.json(await acceptChunk({ db, env: c.env, node, input }), 200);
+    const answer = await acceptChunk({ db, env: c.env, node, input });
+    // Tells the agent it may send tallies from now on (docs/reports.md, Tallied chunks).
+    c.header(TALLY_ACCEPTED_HEADER, String(TALLY_VERSION));
+    return c.json(answer, 200);
   },
 );

@@ -1,24 +1,40 @@
 // Accepting one log chunk, the one verb the /logs route calls. In order: the chunk id, a
 // duplicate of a counted chunk (answered without reading the body), the body with its limits,
-// every record validated, the raw gzip put in R2, then the fold handed to the node's ingest
-// coalescer, which answers once the chunk is durable there and writes ledger, archive index
-// and rollups in one D1 batch about a second later (docs/reports.md, Ingestion).
+// the fold — the node's tally, checked (a sample also folded from the records and compared), or
+// every record validated and folded here — then the fold and the raw gzip handed to the node's
+// ingest coalescer, which answers once the chunk is durable there and, about a second later,
+// writes the flush's raw chunks to R2 as one object and ledger, archive index and rollups in one
+// D1 batch (docs/reports.md, Ingestion).
 import { type ChunkId, parseChunkId } from "../../protocol/chunk-id";
+import {
+  type ChunkFold,
+  chunkLag,
+  foldChunk,
+  foldDifference,
+  readTally,
+  TALLY_LIMITS,
+} from "../../protocol/chunk-tally";
 import { CHUNK_LIMITS, type LogChunkAnswer } from "../../protocol/wire";
 import { config } from "../config";
 import type { Db } from "../db/client";
 import type { IngestCoalescer } from "../durable/ingest-coalescer";
 import { AppError } from "../errors";
-import { archiveChunk } from "./chunk-archive";
-import { inflateChunk, readCompressedChunk } from "./ingest-body";
-import { encodeFold, foldChunk } from "./ingest-fold";
-import { parseRecords, recordWindow } from "./ingest-validate";
+import { type ArchiveMeta, archiveMeta } from "./chunk-archive";
+import { inflateChunk, inflateTally, readCompressedChunk, readTalliedChunk } from "./ingest-body";
+import { encodeFold } from "./ingest-fold";
+import { parseRecords, type RecordWindow, recordWindow } from "./ingest-validate";
 import { chunkExists } from "./rollup-store";
 
 // Nodes are spread over this many coalescers by a hash of their id. A constant, not a var:
 // changing it moves nodes to another shard, and a chunk retried within the second its old
 // shard still buffers it would not be recognised there (docs/reports.md, Coalescing).
 export const INGEST_SHARDS = 8;
+
+/**
+ * Ledger rows of chunks younger than this are rows, never compacted runs (compaction takes days
+ * older than 48 h: services/rollup-compact.ts), with a day's margin for node clocks.
+ */
+const LEDGER_ROW_MS = 24 * 3_600_000;
 
 export function shardOf(nodeId: string, shards = INGEST_SHARDS) {
   let h = 0;
@@ -39,6 +55,8 @@ export interface ChunkUpload {
   encoding: string | undefined;
   /** `Content-Length`, when sent */
   length: string | undefined;
+  /** `X-Fleetgate-Tally-Length`: the body starts with this many bytes of tally gzip. */
+  tallyLength?: string | undefined;
   body: ReadableStream<Uint8Array> | null;
 }
 
@@ -75,35 +93,112 @@ export async function acceptChunk({
       `compressed chunk exceeds ${CHUNK_LIMITS.maxGzipBytes} bytes; split the chunk`,
     );
   }
-  if (await chunkExists(db.$client, node.id, id)) {
-    await input.body?.cancel();
-    return { accepted: 0, duplicate: true };
+  const tallyLength = tallyLengthOf(input.tallyLength);
+  const window = recordWindow(config(env).retentionDays);
+  let counted: Counted;
+  if (tallyLength === null) {
+    if (await chunkExists(db.$client, node.id, id)) {
+      await input.body?.cancel();
+      return { accepted: 0, duplicate: true };
+    }
+    counted = fromRecords(await readCompressedChunk(input.body), input.encoding, window);
+  } else {
+    counted = fromTally(
+      await readTalliedChunk(input.body, tallyLength),
+      window,
+      config(env).tallyVerifyEvery,
+    );
+    // A chunk whose records are all younger than LEDGER_ROW_MS cannot be inside a compacted ledger
+    // run, so a repeat is caught without a D1 read: by the coalescer's seen ids, or by the ledger's
+    // key when its flush commits (docs/reports.md, Coalescing). Only older chunks ask D1 first.
+    if (counted.fold.firstTs < window.now - LEDGER_ROW_MS && (await chunkExists(db.$client, node.id, id))) {
+      return { accepted: 0, duplicate: true, counted: "tally" };
+    }
   }
-  const gzip = await readCompressedChunk(input.body);
-  const text = inflateChunk(gzip, input.encoding);
-  const chunk = parseRecords(text, recordWindow(config(env).retentionDays));
-  const fold = foldChunk(chunk);
-  const archive = await archiveChunk({
-    bucket: env.LOG_ARCHIVE,
-    nodeId: node.id,
-    id,
+  const { fold, lagMs, gzip } = counted;
+  const answer = await bufferChunk(env, node.id, id, {
+    records: fold.records,
+    fold: encodeFold(fold),
+    archive: archiveMeta(fold, lagMs, gzip),
     gzip,
-    times: chunk.times,
   });
-  return bufferChunk(env, node.id, id, fold.records, encodeFold(fold), archive);
+  if (counted.tallyRefused) {
+    console.warn("tally refused, counted from the records", node.id, input.chunkId, counted.tallyRefused);
+  }
+  // Only a tallied upload hears how it was counted: answers to agents that send none stay as they were.
+  if (tallyLength === null) return answer;
+  return {
+    ...answer,
+    counted: counted.fromTally ? "tally" : "records",
+    ...(counted.tallyRefused ? { tallyRefused: counted.tallyRefused } : {}),
+  };
+}
+
+function tallyLengthOf(header: string | undefined): number | null {
+  if (header === undefined) return null;
+  const n = /^\d{1,8}$/.test(header) ? Number(header) : -1;
+  if (n < 18 || n > TALLY_LIMITS.maxGzipBytes) {
+    throw new AppError(
+      "VALIDATION_FAILED",
+      `X-Fleetgate-Tally-Length must be 18..${TALLY_LIMITS.maxGzipBytes}`,
+      [{ path: "headers.x-fleetgate-tally-length", message: `got ${JSON.stringify(header)}` }],
+    );
+  }
+  return n;
+}
+
+interface Counted {
+  fold: ChunkFold;
+  lagMs: number;
+  gzip: Uint8Array;
+  fromTally: boolean;
+  tallyRefused?: string;
+}
+
+/** Every record parsed, validated and folded here (4xx naming the first bad line). */
+function fromRecords(gzip: Uint8Array, encoding: string | undefined, window: RecordWindow): Counted {
+  const chunk = parseRecords(inflateChunk(gzip, encoding), window);
+  return { fold: foldChunk(chunk), lagMs: chunkLag(chunk.times), gzip, fromTally: false };
+}
+
+/**
+ * The node's tally, checked; one in `verifyEvery` chunks is also folded from its records and
+ * compared. A tally that breaks a rule or differs from its records is not used: the chunk is
+ * counted from the records (which must then be valid), and the answer says why.
+ */
+function fromTally(
+  { tally, gzip }: { tally: Uint8Array; gzip: Uint8Array },
+  window: RecordWindow,
+  verifyEvery: number,
+): Counted {
+  const checked = readTally(inflateTally(tally), {
+    earliest: window.now - window.maxAgeMs,
+    latest: window.now + window.maxAheadMs,
+    maxRecords: CHUNK_LIMITS.maxRecords,
+  });
+  if (!checked.ok) {
+    const counted = fromRecords(gzip, "gzip", window);
+    return { ...counted, tallyRefused: `${checked.path || "tally"}: ${checked.message}` };
+  }
+  if (verifyEvery > 0 && Math.random() * verifyEvery < 1) {
+    const counted = fromRecords(gzip, "gzip", window);
+    const difference =
+      foldDifference(checked.tally.fold, counted.fold) ??
+      (checked.tally.lagMs === counted.lagMs ? null : `lagMs ${checked.tally.lagMs} ≠ ${counted.lagMs}`);
+    if (difference) return { ...counted, tallyRefused: `differs from the records: ${difference}` };
+  }
+  return { ...checked.tally, gzip, fromTally: true };
 }
 
 async function bufferChunk(
   env: Env,
   nodeId: string,
   id: ChunkId,
-  records: number,
-  fold: ReturnType<typeof encodeFold>,
-  archive: Awaited<ReturnType<typeof archiveChunk>>,
+  chunk: { records: number; fold: ReturnType<typeof encodeFold>; archive: ArchiveMeta; gzip: Uint8Array },
 ): Promise<LogChunkAnswer> {
   let answer: Awaited<ReturnType<IngestCoalescer["accept"]>>;
   try {
-    answer = await coalescer(env, shardOf(nodeId)).accept({ nodeId, ...id, records, fold, archive });
+    answer = await coalescer(env, shardOf(nodeId)).accept({ nodeId, ...id, ...chunk });
   } catch (error) {
     console.error("ingest coalescer unavailable", String(error));
     throw new AppError("UNAVAILABLE", "the log buffer is unavailable; send the chunk again", undefined, {

@@ -1,25 +1,18 @@
 // Folding access-log records into rollup rows, in two steps so chunks that arrive close together
 // are merged before anything is written:
-//  1. foldChunk (in the Worker that received the chunk): one chunk → per-minute totals and
-//     per-(dimension, hour, key) counts of its node, encoded as one compact value (encodeFold:
-//     the keys as JSON, the numbers as one Float64Array) that the coalescer stores.
+//  1. one chunk → its fold (protocol/chunk-tally.ts: per-minute totals and per-(dimension, hour,
+//     key) counts), sent by the node as its tally or folded from the records here, encoded as one
+//     compact value (encodeFold: the keys as JSON, the numbers as one Float64Array) that the
+//     coalescer stores.
 //  2. buildRows (in the coalescer's flush): many chunks of many nodes → merged, each node-hour
 //     capped to its top keys per dimension with the rest folded into `(other)`, plus the
 //     fleet-wide rows derived from the capped node rows. Totals stay exact.
-// One file past 300 lines: foldChunk, encodeFold/decode and buildRows share the fold's tuple layout;
-// keeping them together is what keeps the encoding and its reader in step.
-import type { ParsedChunk } from "./ingest-validate";
+import { type ChunkFold, COUNTERS, type Counts, DIM, KeyCounts } from "../../protocol/chunk-tally";
 import { DAY, FLEET, HOUR, KIND, MINUTE } from "./rollup-kinds";
-
-/** requests, blocked, auth, errors, bytesIn, bytesOut */
-export type Counts = [number, number, number, number, number, number];
-export const COUNTERS = 6;
 
 /** The key that holds the sum of every key beyond a node-hour's (or day's) top K. */
 export const OTHER_KEY = "(other)";
 
-/** Dimensions of the key rows; 0 is the total (key ""). */
-export const DIM = { total: 0, host: 1, client: 2, user: 3, rule: 4 } as const;
 export const KEY_DIMS = [DIM.host, DIM.client, DIM.user, DIM.rule] as const;
 const HOUR_KIND = [KIND.totalHour, KIND.hostHour, KIND.clientHour, KIND.userHour, KIND.ruleHour];
 const DAY_KIND = [KIND.totalDay, KIND.hostDay, KIND.clientDay, KIND.userDay, KIND.ruleDay];
@@ -44,44 +37,6 @@ export const DAY_TOP_K: Record<number, number> = {
   [DIM.user]: 5000,
   [DIM.rule]: 1000,
 };
-
-/**
- * Keys and their counts, flat: counts[i * 6 .. i * 6 + 5] belong to keys[i]. Flat number arrays
- * and one map lookup per key keep folding at about a microsecond a record.
- */
-export class KeyCounts {
-  readonly keys: string[] = [];
-  readonly counts: number[] = [];
-  private readonly index = new Map<string, number>();
-
-  /** The offset of `key`'s counters in `counts`, adding the key at zero. */
-  slot(key: string): number {
-    let i = this.index.get(key);
-    if (i === undefined) {
-      i = this.keys.length;
-      this.index.set(key, i);
-      this.keys.push(key);
-      this.counts.push(0, 0, 0, 0, 0, 0);
-    }
-    return i * COUNTERS;
-  }
-
-  add(key: string, source: ArrayLike<number>, from: number) {
-    const at = this.slot(key);
-    for (let j = 0; j < COUNTERS; j++) this.counts[at + j]! += source[from + j]!;
-  }
-}
-
-/** One chunk of one node, folded; what the coalescer buffers (encoded by encodeFold). */
-export interface ChunkFold {
-  records: number;
-  firstTs: number;
-  lastTs: number;
-  /** [minute, ...Counts] */
-  minutes: ArrayLike<number>[];
-  /** [dim, hour, keys, counts (6 per key, flat)] */
-  hours: [number, number, string[], ArrayLike<number>][];
-}
 
 /**
  * A fold as the coalescer stores it: the keys as JSON and every number in one Float64Array
@@ -134,87 +89,6 @@ export function decodeFold(
   if (at !== numbers.length)
     throw new Error(`a buffered fold does not match its counts (${at} of ${numbers.length})`);
   return { ...head, minutes, hours };
-}
-
-export function foldChunk({ records, times }: ParsedChunk): ChunkFold {
-  const minutes = new Map<number, number[]>();
-  const slots = new Map<number, KeyCounts>(); // hour * 8 + dim
-  let firstTs = Number.POSITIVE_INFINITY;
-  let lastTs = 0;
-  // Records of a chunk mostly share their minute and hour: keep the last ones at hand.
-  let minuteAt = -1;
-  let minute: number[] = [];
-  let hourAt = -1;
-  let dims: KeyCounts[] = [];
-  const dimsOf = (hour: number) =>
-    [0, 1, 2, 3, 4].map((dim) => {
-      let group = slots.get(hour * 8 + dim);
-      if (!group) {
-        group = new KeyCounts();
-        slots.set(hour * 8 + dim, group);
-      }
-      return group;
-    });
-  const bump = (
-    group: KeyCounts,
-    key: string,
-    blocked: number,
-    auth: number,
-    errors: number,
-    bytesIn: number,
-    bytesOut: number,
-  ) => {
-    const at = group.slot(key);
-    const c = group.counts;
-    c[at]! += 1;
-    c[at + 1]! += blocked;
-    c[at + 2]! += auth;
-    c[at + 3]! += errors;
-    c[at + 4]! += bytesIn;
-    c[at + 5]! += bytesOut;
-  };
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i]!;
-    const at = times[i]!;
-    if (at < firstTs) firstTs = at;
-    if (at > lastTs) lastTs = at;
-    const blocked = r.action === "block" ? 1 : 0;
-    const auth = r.action === "auth" ? 1 : 0;
-    const errors = r.action === "error" ? 1 : 0;
-    const m = at - (at % MINUTE);
-    if (m !== minuteAt) {
-      minuteAt = m;
-      let row = minutes.get(m);
-      if (!row) {
-        row = [m, 0, 0, 0, 0, 0, 0];
-        minutes.set(m, row);
-      }
-      minute = row;
-    }
-    minute[1]! += 1;
-    minute[2]! += blocked;
-    minute[3]! += auth;
-    minute[4]! += errors;
-    minute[5]! += r.bytesIn;
-    minute[6]! += r.bytesOut;
-    const h = at - (at % HOUR);
-    if (h !== hourAt) {
-      hourAt = h;
-      dims = dimsOf(h);
-    }
-    bump(dims[0]!, "", blocked, auth, errors, r.bytesIn, r.bytesOut);
-    bump(dims[1]!, r.host.toLowerCase(), blocked, auth, errors, r.bytesIn, r.bytesOut);
-    bump(dims[2]!, r.client, blocked, auth, errors, r.bytesIn, r.bytesOut);
-    if (r.user !== undefined) bump(dims[3]!, r.user, blocked, auth, errors, r.bytesIn, r.bytesOut);
-    if (r.rule !== undefined) bump(dims[4]!, r.rule, blocked, auth, errors, r.bytesIn, r.bytesOut);
-  }
-  const hours: ChunkFold["hours"] = [];
-  for (const [slot, group] of slots) {
-    if (!group.keys.length) continue;
-    const dim = slot % 8;
-    hours.push([dim, (slot - dim) / 8, group.keys, group.counts]);
-  }
-  return { records: records.length, firstTs, lastTs, minutes: [...minutes.values()], hours };
 }
 
 /** A rollup row as written: [kind, node, bucket, key, ...Counts]. */

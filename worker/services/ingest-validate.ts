@@ -1,6 +1,6 @@
+import { checkLogRecord } from "../../protocol/log-record-check";
 import { CHUNK_LIMITS, type LogRecord } from "../../protocol/wire";
 import { AppError, formatPath } from "../errors";
-import { checkLogRecord } from "./log-record-check";
 
 // Validation of a chunk's records: every line against the shared LogRecord schema, the first
 // bad one refusing the whole chunk with 422 naming the line and field.

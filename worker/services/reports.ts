@@ -1,6 +1,7 @@
+import { DIM } from "../../protocol/chunk-tally";
 import type { Db } from "../db/client";
 import { AppError } from "../errors";
-import { DAY_TOP_K, DIM, HOUR_TOP_K, OTHER_KEY } from "./ingest-fold";
+import { DAY_TOP_K, HOUR_TOP_K, OTHER_KEY } from "./ingest-fold";
 import { DAY, type Dimension, FLEET, GRAIN_MS, type Grain, HOUR, KIND, kindOf, MINUTE } from "./rollup-kinds";
 
 const MAX_SPAN = 400 * DAY;

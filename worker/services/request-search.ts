@@ -17,6 +17,7 @@ import {
   matcherFor,
   type RequestFilter,
   type RequestRow,
+  readRecord,
   recordTime,
   toRow,
 } from "./request-match";
@@ -57,7 +58,7 @@ export function resolveWindow(from: number | undefined, to: number | undefined, 
 // --- the index: which chunks hold records of the window ---------------------------------------
 
 const CHUNK_COLUMNS =
-  "id, node_id AS nodeId, epoch, seq, first_ts AS firstTs, last_ts AS lastTs, records, lag_ms AS lagMs";
+  "id, node_id AS nodeId, epoch, seq, first_ts AS firstTs, last_ts AS lastTs, records, lag_ms AS lagMs, object, offset, bytes";
 // Chunks with a record in [?from, ?to): normal chunks span ≤ 1 h, so first_ts ≥ from − 1 h bounds
 // the index range; wide ones come from their partial index.
 const IN_WINDOW = `((first_ts >= ?1 - ${WIDE_CHUNK_MS} AND first_ts < ?2)
@@ -194,7 +195,9 @@ export async function searchRequests(input: {
     // Backwards from the newest line: once a record is older than the page's floor by more than
     // the chunk's lag, every line before it is older than the floor too, so the scan stops.
     let end = text.endsWith("\n") ? text.length - 1 : text.length;
-    for (let line = chunk.records - 1; line >= 0 && end > 0; line--) {
+    // Lines as archived, not the index's record count: a chunk counted from its tally was archived
+    // unread, and its line numbers (the cursor's) must be the export's.
+    for (let line = lineCount(text) - 1; line >= 0 && end > 0; line--) {
       const start = text.lastIndexOf("\n", end - 1) + 1;
       const ts = recordTime(text, start, end);
       const to = end;
@@ -206,8 +209,8 @@ export async function searchRequests(input: {
       if (compareKeys(key, bound) >= 0 || !top.admits(key)) continue;
       const json = text.slice(start, to);
       if (!match.maybe(json)) continue;
-      const record = JSON.parse(json) as LogRecord;
-      if (match.exact(record)) top.add({ key, record, nodeId: chunk.nodeId });
+      const record = readRecord(json);
+      if (record && match.exact(record)) top.add({ key, record, nodeId: chunk.nodeId });
     }
   }
   let hits = top.hits.slice().reverse();
@@ -281,8 +284,8 @@ export async function* exportRequests(input: {
       if (!(ts >= f.from && ts < f.to)) continue;
       const json = text.slice(from, end);
       if (!match.maybe(json)) continue;
-      const record = JSON.parse(json) as LogRecord;
-      if (!match.exact(record)) continue;
+      const record = readRecord(json);
+      if (!record || !match.exact(record)) continue;
       batch += `${JSON.stringify({ ...record, nodeId: chunk.nodeId, node, cursor: encodeCursor("e", [chunk.id, line]) })}\n`;
       if (batch.length > 64 * 1024) {
         yield batch;
@@ -293,4 +296,11 @@ export async function* exportRequests(input: {
     position = [chunk.id, ALL_LINES];
   }
   yield `${JSON.stringify({ end: true, more, cursor: encodeCursor("e", position) })}\n`;
+}
+
+/** The lines of an archived chunk's text (a final newline ends the last line). */
+function lineCount(text: string): number {
+  let lines = 0;
+  for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) lines++;
+  return text.length > 0 && !text.endsWith("\n") ? lines + 1 : lines;
 }

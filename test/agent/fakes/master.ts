@@ -32,6 +32,8 @@ export interface Received {
   id: string;
   headers: Record<string, string>;
   records: LogRecord[];
+  /** The tally's JSON, when the upload carried one (X-Fleetgate-Tally-Length). */
+  tally: unknown;
   at: number;
 }
 
@@ -82,6 +84,10 @@ export class FakeMaster {
   readonly script: (Reply | ((r: Received) => Reply | null))[] = [];
   /** Refuse any chunk with more records than this with 413. */
   maxRecords = Number.POSITIVE_INFINITY;
+  /** Answer uploads with X-Fleetgate-Tally, as a master that reads tallies does. */
+  takesTally = false;
+  /** Asked about every upload before `script`; a reply overrides the default answer. */
+  onUpload: ((r: Received) => Reply | null) | null = null;
   /** Hold every upload answer this long, to see how many uploads overlap. */
   delayMs = 0;
   active = 0;
@@ -193,14 +199,19 @@ export class FakeMaster {
 
   private ingest(headers: Record<string, string>, body: Uint8Array): Reply {
     const id = String(headers["x-fleetgate-chunk"]);
-    const lines = gunzipSync(body).toString("utf8").split("\n").filter(Boolean);
+    const tallyBytes = Number(headers["x-fleetgate-tally-length"] ?? 0);
+    const chunk = body.subarray(tallyBytes);
+    const lines = gunzipSync(chunk).toString("utf8").split("\n").filter(Boolean);
     const received: Received = {
       id,
       headers,
       records: lines.map((line) => JSON.parse(line) as LogRecord),
+      tally: tallyBytes ? JSON.parse(gunzipSync(body.subarray(0, tallyBytes)).toString("utf8")) : null,
       at: Date.now(),
     };
     this.received.push(received);
+    const hooked = this.onUpload?.(received);
+    if (hooked) return hooked;
     while (this.script.length > 0) {
       const next = this.script.shift()!;
       const reply = typeof next === "function" ? next(received) : next;
@@ -209,12 +220,18 @@ export class FakeMaster {
     if (received.records.length > this.maxRecords) {
       return { status: 413, body: errorBody("CHUNK_TOO_LARGE", "too many records") };
     }
-    if (this.stored.has(id)) return { status: 200, body: { accepted: 0, duplicate: true } };
+    const answerHeaders = this.takesTally ? { "x-fleetgate-tally": "1" } : undefined;
+    if (this.stored.has(id))
+      return { status: 200, body: { accepted: 0, duplicate: true }, headers: answerHeaders };
     this.stored.set(
       id,
       received.records.map((r) => r.requestId),
     );
-    return { status: 200, body: { accepted: received.records.length, duplicate: false } };
+    return {
+      status: 200,
+      body: { accepted: received.records.length, duplicate: false },
+      headers: answerHeaders,
+    };
   }
 }
 

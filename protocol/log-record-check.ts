@@ -1,8 +1,8 @@
-import { LogRecord } from "../../protocol/wire";
+import { LogRecord } from "./wire";
 
-// LogRecord.safeParse costs ~4 µs a record. For a line the scan (ingest-record-scan.ts) did not
-// read, this checks the parsed value against exactly the schema's rules by hand (never more
-// lenient) and asks zod only about the rest, which also words the error.
+// LogRecord.safeParse costs ~4 µs a record. This checks a parsed record against exactly the
+// schema's rules by hand (never more lenient) and asks zod only about the rest, which also words
+// the error. The master validates chunks with it, the agent the records it tallies.
 
 const isText = (v: unknown, max: number): boolean => typeof v === "string" && v.length <= max;
 const isOptionalText = (v: unknown, max: number): boolean => v === undefined || isText(v, max);
