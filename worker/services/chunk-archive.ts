@@ -80,7 +80,7 @@ export async function archiveBatch(
     total += gzip.byteLength;
   }
   const body = new Uint8Array(total);
-  gzips.forEach((gzip, i) => body.set(gzip, offsets[i]!));
+  for (const [i, gzip] of gzips.entries()) body.set(gzip, offsets[i]!);
   await bucket.put(object, body, {
     httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
   });
