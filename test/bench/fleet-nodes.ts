@@ -5,6 +5,7 @@
 import { gzipSync } from "node:zlib";
 import { MasterClient } from "../../agent/master/client";
 import type { Clock, FetchLike } from "../../agent/ports";
+import { tallyChunk } from "../../agent/spool/tally";
 import { uploadOutcome } from "../../agent/spool/upload-outcome";
 import { compileWithEngine } from "../../agent/sync/compile";
 import { SyncLoop } from "../../agent/sync/loop";
@@ -52,7 +53,9 @@ interface SimNode {
   // ingestion
   seq: number;
   epoch: string;
-  pending: { id: string; body: Uint8Array; records: number; tries: number }[];
+  pending: { id: string; body: Uint8Array; tally: Uint8Array | null; records: number; tries: number }[];
+  /** The master said it reads tallies: uploads carry one, as the agent's uploader sends them. */
+  takesTally: boolean;
 }
 
 const nodes: SimNode[] = [];
@@ -96,6 +99,7 @@ async function enrollAll() {
             seq: 0,
             epoch: `${(Date.now() + i).toString(36)}`,
             pending: [],
+            takesTally: false,
           };
           break;
         }
@@ -211,9 +215,11 @@ function sealChunk(node: SimNode) {
       }),
     );
   }
+  const body = gzipSync(`${lines.join("\n")}\n`);
   node.pending.push({
     id: `${node.epoch}.${node.seq++}`,
-    body: gzipSync(`${lines.join("\n")}\n`),
+    body,
+    tally: tallyChunk(body),
     records: count,
     tries: 0,
   });
@@ -242,9 +248,15 @@ async function uploadLoop(node: SimNode) {
       agentVersion: "0.1.0-sim",
     });
     const outcome = uploadOutcome(
-      await client.uploadChunk({ chunkId: chunk.id, body: chunk.body, signal: AbortSignal.timeout(30_000) }),
+      await client.uploadChunk({
+        chunkId: chunk.id,
+        body: chunk.body,
+        tally: node.takesTally ? chunk.tally : null,
+        signal: AbortSignal.timeout(30_000),
+      }),
     );
     if (outcome.kind === "acked") {
+      node.takesTally = outcome.takesTally;
       node.pending.shift();
       ingest.chunks++;
       if (!outage) ingest.latencies.push(Date.now() - started);
