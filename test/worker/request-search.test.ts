@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { LogRecord } from "../../protocol/wire";
 import { getDb } from "../../worker/db/client";
-import { archiveKey } from "../../worker/services/chunk-archive";
+import { archiveKey, batchKey } from "../../worker/services/chunk-archive";
 import { runHousekeeping } from "../../worker/services/housekeeping";
 import { flushAllCoalescers } from "../../worker/services/ingest-accept";
 import { exportRequests, type RequestFilter, searchRequests } from "../../worker/services/request-search";
@@ -167,13 +167,14 @@ describe("raw chunk archive", () => {
         lastTs: Date.parse("2026-10-01T08:00:05.000Z"),
         records: 2,
         bytes: body.byteLength,
-        object: expect.stringMatching(/^logs\/b\/\d{4}-\d\d-\d\d\/\d\d\/\d+-[0-9a-f-]{36}\.ndjson\.gz$/),
+        object: expect.stringMatching(/^[0-9a-z]{8,9}-[0-9a-z]{8}$/),
         offset: expect.any(Number),
       },
     ]);
     // The chunk sits in its flush's object, byte for byte, at its offset.
     const [row] = results;
-    const object = await env.LOG_ARCHIVE.get(row!.object, {
+    expect(batchKey(row!.object)).toMatch(/^logs\/b\/\d{4}-\d\d-\d\d\/\d\d\/[0-9a-z-]{17,18}\.ndjson\.gz$/);
+    const object = await env.LOG_ARCHIVE.get(batchKey(row!.object), {
       range: { offset: row!.offset, length: row!.bytes },
     });
     expect(new Uint8Array(await object!.arrayBuffer())).toEqual(body);
@@ -195,12 +196,12 @@ describe("raw chunk archive", () => {
     ).all<{ nodeId: string; object: string; offset: number; bytes: number }>();
     expect(results).toHaveLength(3);
     // One object per coalescer shard that held a chunk, never one per chunk.
-    const objects = new Set(results.map((r) => r.object));
+    const objects = new Set(results.map((r) => batchKey(r.object)));
     expect(objects.size).toBeLessThanOrEqual(3);
     expect((await archiveKeys()).filter((k) => !before.includes(k)).sort()).toEqual([...objects].sort());
     for (const row of results) {
       const i = nodes.findIndex((n) => n.nodeId === row.nodeId);
-      const part = await env.LOG_ARCHIVE.get(row.object, {
+      const part = await env.LOG_ARCHIVE.get(batchKey(row.object), {
         range: { offset: row.offset, length: row.bytes },
       });
       expect(new Uint8Array(await part!.arrayBuffer())).toEqual(bodies[i]);
@@ -258,7 +259,7 @@ describe("raw chunk archive", () => {
       await env.DB.prepare("SELECT DISTINCT object FROM log_archive WHERE node_id = ? AND object IS NOT NULL")
         .bind(node.nodeId)
         .all<{ object: string }>()
-    ).results.map((r) => r.object);
+    ).results.map((r) => batchKey(r.object));
     expect(flushObjects).toHaveLength(2); // one flush per upload here
     const ours = [...flushObjects, legacyKey, orphan];
     const objects = async () => {

@@ -18,7 +18,10 @@ export interface ArchivedChunk {
   lastTs: number;
   records: number;
   lagMs: number;
-  /** The flush's object holding the chunk's gzip at `offset` (`bytes` long); null: its own object. */
+  /**
+   * The id of the flush's object holding the chunk's gzip at `offset` (`bytes` long; the key is
+   * `batchKey(object)`); null: the chunk is its own object (`archiveKey`).
+   */
   object: string | null;
   offset: number | null;
   bytes: number;
@@ -61,8 +64,24 @@ export function archiveMeta(
 export const BATCH_PREFIX = "logs/b/";
 
 /**
+ * A flush object's id as the index stores it: `<flush ms, base36>-<8 random base36>`, 17
+ * characters, not the whole key (the full key doubled an index row, 89 → 174 bytes measured):
+ * the day and hour of the key follow from the time.
+ */
+export function batchId(now: number): string {
+  const random = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => (b % 36).toString(36)).join("");
+  return `${now.toString(36)}-${random}`;
+}
+
+/** `logs/b/<yyyy-mm-dd>/<hh>/<id>.ndjson.gz`, the R2 key of the flush object `id`. */
+export function batchKey(id: string): string {
+  const at = new Date(Number.parseInt(id.slice(0, id.indexOf("-")), 36)).toISOString();
+  return `${BATCH_PREFIX}${at.slice(0, 10)}/${at.slice(11, 13)}/${id}.ndjson.gz`;
+}
+
+/**
  * Writes one flush's chunk gzips back to back as one object (a multi-member gzip: inflated whole
- * it is the chunks' NDJSON in order) and answers its key and each chunk's offset. Written before
+ * it is the chunks' NDJSON in order) and answers its id (batchId) and each chunk's offset. Written before
  * the flush's D1 batch, so an indexed chunk is always readable; a flush that then fails leaves an
  * object nothing names, which pruneArchive deletes with its day.
  */
@@ -71,8 +90,7 @@ export async function archiveBatch(
   gzips: readonly Uint8Array[],
   now = Date.now(),
 ): Promise<{ object: string; offsets: number[] }> {
-  const at = new Date(now).toISOString();
-  const object = `${BATCH_PREFIX}${at.slice(0, 10)}/${at.slice(11, 13)}/${now}-${crypto.randomUUID()}.ndjson.gz`;
+  const object = batchId(now);
   const offsets: number[] = [];
   let total = 0;
   for (const gzip of gzips) {
@@ -81,7 +99,7 @@ export async function archiveBatch(
   }
   const body = new Uint8Array(total);
   for (const [i, gzip] of gzips.entries()) body.set(gzip, offsets[i]!);
-  await bucket.put(object, body, {
+  await bucket.put(batchKey(object), body, {
     httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
   });
   return { object, offsets };
@@ -134,7 +152,9 @@ export async function archivedText(bucket: R2Bucket, chunk: ArchivedChunk): Prom
   const object =
     chunk.object === null
       ? await bucket.get(archiveKey(chunk))
-      : await bucket.get(chunk.object, { range: { offset: chunk.offset ?? 0, length: chunk.bytes } });
+      : await bucket.get(batchKey(chunk.object), {
+          range: { offset: chunk.offset ?? 0, length: chunk.bytes },
+        });
   if (!object) return null;
   try {
     const inflated = gunzipSync(new Uint8Array(await object.arrayBuffer()), {
@@ -142,7 +162,11 @@ export async function archivedText(bucket: R2Bucket, chunk: ArchivedChunk): Prom
     });
     return new TextDecoder().decode(inflated);
   } catch {
-    console.warn("archived chunk unreadable", archiveKey(chunk));
+    console.warn(
+      "archived chunk unreadable",
+      chunk.object === null ? archiveKey(chunk) : batchKey(chunk.object),
+      chunk.offset,
+    );
     return null;
   }
 }
