@@ -52,3 +52,15 @@ export function checkLogRecord(value: unknown): ReturnType<typeof LogRecord.safe
   if (plainlyValid(value)) return { success: true, data: value };
   return LogRecord.safeParse(value);
 }
+
+/** One NDJSON line as a record, or null when it is not JSON or not a valid record. */
+export function readLogRecord(line: string): LogRecord | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  const checked = checkLogRecord(value);
+  return checked.success ? checked.data : null;
+}

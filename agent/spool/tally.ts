@@ -1,6 +1,6 @@
 import { gunzipSync, gzipSync } from "node:zlib";
 import { chunkLag, foldChunk, tallyJson } from "../../protocol/chunk-tally";
-import { checkLogRecord } from "../../protocol/log-record-check";
+import { readLogRecord } from "../../protocol/log-record-check";
 import type { LogRecord } from "../../protocol/wire";
 
 // The tally a node sends beside a sealed chunk (docs/reports.md, Tallied chunks): the chunk's
@@ -26,18 +26,12 @@ export function tallyChunk(gzip: Uint8Array): Uint8Array | null {
   while (start < text.length) {
     const nl = text.indexOf("\n", start);
     const end = nl === -1 ? text.length : nl;
-    let value: unknown;
-    try {
-      value = JSON.parse(text.slice(start, end));
-    } catch {
-      return null;
-    }
+    const record = readLogRecord(text.slice(start, end));
     start = end + 1;
-    const checked = checkLogRecord(value);
-    if (!checked.success) return null;
-    const at = Date.parse(checked.data.ts);
+    if (!record) return null;
+    const at = Date.parse(record.ts);
     if (!Number.isFinite(at)) return null;
-    records.push(checked.data);
+    records.push(record);
     times.push(at);
   }
   if (records.length === 0) return null;

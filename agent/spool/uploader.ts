@@ -150,7 +150,7 @@ export class ChunkUploader {
         await this.o.store.setAside(chunk, `unreadable: ${code || (error as Error).message}`);
         return;
       }
-      const tally = this.tallies ? tallyOf(body) : null;
+      const tally = this.tallies ? tallyChunk(body) : null;
       const outcome = await this.send(id, body, tally, signal);
       if (signal.aborted && outcome.kind === "failed") {
         this.o.store.release(chunk);
@@ -297,14 +297,5 @@ export class ChunkUploader {
       this.s.backoffBaseMs,
       this.s.backoffCapMs,
     );
-  }
-}
-
-/** The chunk's tally, or null (a bad line: the master's full check answers for the chunk). */
-function tallyOf(body: Uint8Array): Uint8Array | null {
-  try {
-    return tallyChunk(body);
-  } catch {
-    return null;
   }
 }

@@ -71,6 +71,17 @@ async function releaseWaiters(count: number, round: string) {
   return sql;
 }
 
+/** An "applied" status report of `version`, as an agent sends it. */
+const statusReport = (version: number, hash: string, uptimeSeconds: number) => ({
+  appliedVersion: version,
+  appliedHash: hash,
+  state: "applied",
+  proxy: { kind: "builtin", listen: "127.0.0.1:3128", version: "t" },
+  spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
+  agentVersion: "0.1.0",
+  uptimeSeconds,
+});
+
 describe("fleet scale: the long-poll path", () => {
   it("releases N parked polls with O(1) D1 queries: the same statements for 3 and for 30 waiters", async () => {
     const few = await releaseWaiters(3, "few");
@@ -243,15 +254,7 @@ describe("fleet scale: the long-poll path", () => {
       call("/api/agent/v1/status", {
         token: node.nodeToken,
         address: node.address,
-        body: {
-          appliedVersion: version,
-          appliedHash: hash,
-          state: "applied",
-          proxy: { kind: "builtin", listen: "127.0.0.1:3128", version: "t" },
-          spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
-          agentVersion: "0.1.0",
-          uptimeSeconds: 5,
-        },
+        body: statusReport(version, hash, 5),
       });
     const { result, sql } = await statementsDuring(() => Promise.all(nodes.map(ack)));
     for (const res of result) expect(res.status).toBe(204);
@@ -334,15 +337,6 @@ describe("fleet scale: status batches", () => {
 });
 
 describe("fleet scale: heartbeats", () => {
-  const report = (version: number, hash: string, uptimeSeconds: number) => ({
-    appliedVersion: version,
-    appliedHash: hash,
-    state: "applied",
-    proxy: { kind: "builtin", listen: "127.0.0.1:3128", version: "t" },
-    spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
-    agentVersion: "0.1.0",
-    uptimeSeconds,
-  });
   const stored = async (id: string) =>
     (await getDb(env.DB).select().from(nodesTable).where(eq(nodesTable.id, id)))[0]!;
 
@@ -353,7 +347,7 @@ describe("fleet scale: heartbeats", () => {
       call("/api/agent/v1/status", {
         token: node.nodeToken,
         address: node.address,
-        body: report(version, hash, uptime),
+        body: statusReport(version, hash, uptime),
       });
     // The ACK: news, in D1 when the 204 comes.
     for (const res of await Promise.all(fleet.map((n) => send(n, 5)))) expect(res.status).toBe(204);

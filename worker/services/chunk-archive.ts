@@ -1,8 +1,7 @@
-import { gunzipSync } from "node:zlib";
 import type { ChunkId } from "../../protocol/chunk-id";
 import type { ChunkFold } from "../../protocol/chunk-tally";
-import { CHUNK_LIMITS } from "../../protocol/wire";
 import type { Db } from "../db/client";
+import { inflateChunk } from "./ingest-body";
 
 const DAY = 24 * 3_600_000;
 /** Chunks whose records span more than this are "wide": found through a partial index. */
@@ -157,10 +156,7 @@ export async function archivedText(bucket: R2Bucket, chunk: ArchivedChunk): Prom
         });
   if (!object) return null;
   try {
-    const inflated = gunzipSync(new Uint8Array(await object.arrayBuffer()), {
-      maxOutputLength: CHUNK_LIMITS.maxInflatedBytes,
-    });
-    return new TextDecoder().decode(inflated);
+    return inflateChunk(new Uint8Array(await object.arrayBuffer()));
   } catch {
     console.warn(
       "archived chunk unreadable",

@@ -20,9 +20,17 @@ import type { Db } from "../db/client";
 import type { IngestCoalescer } from "../durable/ingest-coalescer";
 import { AppError } from "../errors";
 import { type ArchiveMeta, archiveMeta } from "./chunk-archive";
-import { inflateChunk, inflateTally, readCompressedChunk, readTalliedChunk } from "./ingest-body";
+import {
+  GZIP_MIN_BYTES,
+  inflateChunk,
+  inflateTally,
+  readCompressedChunk,
+  readTalliedChunk,
+  requireGzipEncoding,
+} from "./ingest-body";
 import { encodeFold } from "./ingest-fold";
 import { parseRecords, type RecordWindow, recordWindow } from "./ingest-validate";
+import { COMPACT_AFTER_MS } from "./rollup-compact";
 import { chunkExists } from "./rollup-store";
 
 // Nodes are spread over this many coalescers by a hash of their id. A constant, not a var:
@@ -32,9 +40,9 @@ export const INGEST_SHARDS = 8;
 
 /**
  * Ledger rows of chunks younger than this are rows, never compacted runs (compaction takes days
- * older than 48 h: services/rollup-compact.ts), with a day's margin for node clocks.
+ * older than COMPACT_AFTER_MS), with a day's margin for node clocks.
  */
-const LEDGER_ROW_MS = 24 * 3_600_000;
+const LEDGER_ROW_MS = COMPACT_AFTER_MS - 24 * 3_600_000;
 
 export function shardOf(nodeId: string, shards = INGEST_SHARDS) {
   let h = 0;
@@ -101,7 +109,8 @@ export async function acceptChunk({
       await input.body?.cancel();
       return { accepted: 0, duplicate: true };
     }
-    counted = fromRecords(await readCompressedChunk(input.body), input.encoding, window);
+    requireGzipEncoding(input.encoding);
+    counted = fromRecords(await readCompressedChunk(input.body), window);
   } else {
     counted = fromTally(
       await readTalliedChunk(input.body, tallyLength),
@@ -137,10 +146,10 @@ export async function acceptChunk({
 function tallyLengthOf(header: string | undefined): number | null {
   if (header === undefined) return null;
   const n = /^\d{1,8}$/.test(header) ? Number(header) : -1;
-  if (n < 18 || n > TALLY_LIMITS.maxGzipBytes) {
+  if (n < GZIP_MIN_BYTES || n > TALLY_LIMITS.maxGzipBytes) {
     throw new AppError(
       "VALIDATION_FAILED",
-      `X-Fleetgate-Tally-Length must be 18..${TALLY_LIMITS.maxGzipBytes}`,
+      `X-Fleetgate-Tally-Length must be ${GZIP_MIN_BYTES}..${TALLY_LIMITS.maxGzipBytes}`,
       [{ path: "headers.x-fleetgate-tally-length", message: `got ${JSON.stringify(header)}` }],
     );
   }
@@ -156,8 +165,8 @@ interface Counted {
 }
 
 /** Every record parsed, validated and folded here (4xx naming the first bad line). */
-function fromRecords(gzip: Uint8Array, encoding: string | undefined, window: RecordWindow): Counted {
-  const chunk = parseRecords(inflateChunk(gzip, encoding), window);
+function fromRecords(gzip: Uint8Array, window: RecordWindow): Counted {
+  const chunk = parseRecords(inflateChunk(gzip), window);
   return { fold: foldChunk(chunk), lagMs: chunkLag(chunk.times), gzip, fromTally: false };
 }
 
@@ -177,11 +186,11 @@ function fromTally(
     maxRecords: CHUNK_LIMITS.maxRecords,
   });
   if (!checked.ok) {
-    const counted = fromRecords(gzip, "gzip", window);
+    const counted = fromRecords(gzip, window);
     return { ...counted, tallyRefused: `${checked.path || "tally"}: ${checked.message}` };
   }
   if (verifyEvery > 0 && Math.random() * verifyEvery < 1) {
-    const counted = fromRecords(gzip, "gzip", window);
+    const counted = fromRecords(gzip, window);
     const difference =
       foldDifference(checked.tally.fold, counted.fold) ??
       (checked.tally.lagMs === counted.lagMs ? null : `lagMs ${checked.tally.lagMs} ≠ ${counted.lagMs}`);

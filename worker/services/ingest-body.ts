@@ -7,6 +7,9 @@ import { AppError } from "../errors";
 // ≤ 16 MiB inflated as it is produced (a gzip bomb is cut off there, not inflated). A tallied
 // upload is `<tally gzip><chunk gzip>`, each part with its own limits.
 
+/** The smallest gzip member (a 10-byte header and an 8-byte trailer). */
+export const GZIP_MIN_BYTES = 18;
+
 const tooLarge = (what: string, cap: number) =>
   new AppError("PAYLOAD_TOO_LARGE", `${what} exceeds ${cap} bytes; split the chunk`);
 
@@ -40,31 +43,41 @@ export async function readCompressedChunk(
 }
 
 /**
- * The chunk's NDJSON text. One native gunzip call with an output cap (node:zlib stops inflating
- * at `maxOutputLength`); it replaced a DecompressionStream read piece by piece, which cost about
- * a microsecond a record in promise turns alone.
+ * `gzip` inflated to UTF-8 text, at most `cap` bytes. One native gunzip call with an output cap
+ * (node:zlib stops inflating at `maxOutputLength`); it replaced a DecompressionStream read piece by
+ * piece, which cost about a microsecond a record in promise turns alone. `what` names the part in
+ * the errors: 413 past the cap, 400 for bad gzip or UTF-8.
  */
-export function inflateChunk(gzip: Uint8Array, encoding: string | undefined): string {
-  if ((encoding ?? "").toLowerCase() !== "gzip") {
-    throw new AppError("UNSUPPORTED_MEDIA_TYPE", "log chunks must be sent with Content-Encoding: gzip");
-  }
+function inflateText(gzip: Uint8Array, cap: number, what: string): string {
   let inflated: Uint8Array;
   try {
-    inflated = gunzipSync(gzip, { maxOutputLength: CHUNK_LIMITS.maxInflatedBytes });
+    inflated = gunzipSync(gzip, { maxOutputLength: cap });
   } catch (error) {
     if ((error as { code?: string })?.code === "ERR_BUFFER_TOO_LARGE" || error instanceof RangeError) {
-      throw tooLarge("inflated chunk", CHUNK_LIMITS.maxInflatedBytes);
+      throw tooLarge(`inflated ${what}`, cap);
     }
-    throw new AppError("BAD_REQUEST", "the body is not valid gzip");
+    throw new AppError("BAD_REQUEST", `the ${what} is not valid gzip`);
   }
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(inflated);
   } catch {
-    throw new AppError("BAD_REQUEST", "the chunk is not valid UTF-8");
+    throw new AppError("BAD_REQUEST", `the ${what} is not valid UTF-8`);
   }
 }
 
-const isGzip = (bytes: Uint8Array) => bytes.byteLength >= 18 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+/** A plain upload must say what its body is: the chunk's gzip. */
+export function requireGzipEncoding(encoding: string | undefined): void {
+  if ((encoding ?? "").toLowerCase() !== "gzip") {
+    throw new AppError("UNSUPPORTED_MEDIA_TYPE", "log chunks must be sent with Content-Encoding: gzip");
+  }
+}
+
+/** The chunk's NDJSON text (≤ 16 MiB inflated). */
+export const inflateChunk = (gzip: Uint8Array): string =>
+  inflateText(gzip, CHUNK_LIMITS.maxInflatedBytes, "chunk");
+
+const isGzip = (bytes: Uint8Array) =>
+  bytes.byteLength >= GZIP_MIN_BYTES && bytes[0] === 0x1f && bytes[1] === 0x8b;
 
 /**
  * A tallied upload's two parts: `tallyLength` bytes of tally gzip, then the chunk's gzip (≤ 1 MiB,
@@ -86,21 +99,10 @@ export async function readTalliedChunk(
 
 /** The tally's JSON value, inflated with its own cap (8 MiB). */
 export function inflateTally(gzip: Uint8Array): unknown {
-  let inflated: Uint8Array;
+  const text = inflateText(gzip, TALLY_LIMITS.maxBytes, "tally");
   try {
-    inflated = gunzipSync(gzip, { maxOutputLength: TALLY_LIMITS.maxBytes });
-  } catch (error) {
-    if ((error as { code?: string })?.code === "ERR_BUFFER_TOO_LARGE" || error instanceof RangeError) {
-      throw new AppError(
-        "PAYLOAD_TOO_LARGE",
-        `inflated tally exceeds ${TALLY_LIMITS.maxBytes} bytes; split the chunk`,
-      );
-    }
-    throw new AppError("BAD_REQUEST", "the tally is not valid gzip");
-  }
-  try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(inflated));
+    return JSON.parse(text);
   } catch {
-    throw new AppError("BAD_REQUEST", "the tally is not UTF-8 JSON");
+    throw new AppError("BAD_REQUEST", "the tally is not JSON");
   }
 }

@@ -1,6 +1,5 @@
 // What a request search asks for (RequestFilter), what it answers (RequestRow), and the test of
 // one archived log line against a filter (a cheap substring "no" first, then the parsed record).
-import { checkLogRecord } from "../../protocol/log-record-check";
 import type { LogRecord } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { nodes } from "../db/schema";
@@ -52,22 +51,6 @@ export function recordTime(text: string, start: number, end: number): number {
   } catch {
     return Number.NaN;
   }
-}
-
-/**
- * The record in one archived line, or null when it is not a valid record. A chunk counted from
- * its node's tally was archived without its lines being read (docs/reports.md, Tallied chunks),
- * so search checks every line it shows and skips one that is not a record.
- */
-export function readRecord(json: string): LogRecord | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(json);
-  } catch {
-    return null;
-  }
-  const checked = checkLogRecord(value);
-  return checked.success ? checked.data : null;
 }
 
 const PLAIN = /^[A-Za-z0-9._:@-]+$/;

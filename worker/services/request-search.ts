@@ -1,5 +1,6 @@
 // Request search and export over the archived raw chunks: the window, which chunks hold it (the
 // archive index), and the paging. Filters and rows: request-match.ts; cursors: request-cursor.ts.
+import { readLogRecord } from "../../protocol/log-record-check";
 import type { LogRecord } from "../../protocol/wire";
 import type { Db } from "../db/client";
 import { AppError } from "../errors";
@@ -17,7 +18,6 @@ import {
   matcherFor,
   type RequestFilter,
   type RequestRow,
-  readRecord,
   recordTime,
   toRow,
 } from "./request-match";
@@ -209,7 +209,7 @@ export async function searchRequests(input: {
       if (compareKeys(key, bound) >= 0 || !top.admits(key)) continue;
       const json = text.slice(start, to);
       if (!match.maybe(json)) continue;
-      const record = readRecord(json);
+      const record = readLogRecord(json);
       if (record && match.exact(record)) top.add({ key, record, nodeId: chunk.nodeId });
     }
   }
@@ -284,7 +284,7 @@ export async function* exportRequests(input: {
       if (!(ts >= f.from && ts < f.to)) continue;
       const json = text.slice(from, end);
       if (!match.maybe(json)) continue;
-      const record = readRecord(json);
+      const record = readLogRecord(json);
       if (!record || !match.exact(record)) continue;
       batch += `${JSON.stringify({ ...record, nodeId: chunk.nodeId, node, cursor: encodeCursor("e", [chunk.id, line]) })}\n`;
       if (batch.length > 64 * 1024) {
