@@ -204,6 +204,13 @@ ${STATE_DIR_HELP}
       master: config.masterUrl,
       stateDir: state.root,
     });
+    // Listening for the stop signals before anything starts: a SIGTERM while the proxy or the
+    // metrics port is coming up (systemd stopping a unit that just started) still stops gracefully
+    // instead of killing the process with the default action.
+    const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+      process.once("SIGTERM", () => resolve("SIGTERM"));
+      process.once("SIGINT", () => resolve("SIGINT"));
+    });
     // The cached policy goes in before the port opens, so no request is ever judged without it.
     await loop.restoreFromCache();
     try {
@@ -232,10 +239,7 @@ ${STATE_DIR_HELP}
 
     const stop = new AbortController();
     const looping = loop.run(stop.signal);
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once("SIGTERM", () => resolve("SIGTERM"));
-      process.once("SIGINT", () => resolve("SIGINT"));
-    });
+    const signal = await stopSignal;
     events.emit("shutdown", { signal, deadlineMs: STOP_DEADLINE_MS });
     stop.abort();
     await looping;

@@ -169,5 +169,14 @@ export async function seedTraffic(h: Harness) {
     body: gzipSync(`${lines.join("\n")}\n`),
   });
   if (!response.ok) throw new Error(`log upload: ${response.status} ${await response.text()}`);
+  // Accepted is not yet counted: reports see the chunk after its coalescer's flush (~1 s, longer
+  // on a loaded machine). The pages under test must find it there.
+  const window = `from=${now - 3 * 3_600_000}&to=${now + 3_600_000}&node=${nodeId}`;
+  for (let tries = 0; ; tries++) {
+    const summary = await api<{ requests: number }>(h, "GET", `/api/v1/reports/summary?${window}`);
+    if (summary.requests === lines.length) break;
+    if (tries > 300) throw new Error(`seeded ${lines.length} records, reports count ${summary.requests}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   return { nodeId, records: lines.length };
 }
