@@ -136,6 +136,36 @@ describe("ingest coalescer", () => {
     expect(await rows(FLEET)).toEqual([{ requests: 18, bytesOut: 3 * bytesOf(4) + 3 * bytesOf(2) }]);
   });
 
+  it("flushes a burst at once and what follows it within a fifth of a second, a quiet shard at its timer", async () => {
+    const node = await enrollNode();
+    const stub = shardFor(node.nodeId);
+    const alarmIn = () =>
+      runInDurableObject(stub, async (_o, state) => (await state.storage.getAlarm())! - Date.now());
+    const drained = async () => {
+      const deadline = Date.now() + 10_000;
+      while ((await runInDurableObject(stub, (o: IngestCoalescer) => o.pending())).records > 0) {
+        if (Date.now() > deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return true;
+    };
+    // Quiet: a small chunk waits for INGEST_FLUSH_MS (10 minutes in these tests).
+    await postChunk(node.nodeToken, "b.1", chunkOf(10));
+    expect(await alarmIn()).toBeGreaterThan(60_000);
+    // A burst (25,000 records buffered) is flushed at once, by the coalescer's own alarm…
+    await postChunk(node.nodeToken, "b.2", chunkOf(25_000));
+    expect(await drained()).toBe(true);
+    // …and the chunk after it is counted without waiting for the timer.
+    await postChunk(node.nodeToken, "b.3", chunkOf(10));
+    expect(await alarmIn()).toBeLessThanOrEqual(200);
+    expect(await drained()).toBe(true);
+    expect(await totals(node.nodeId)).toEqual({
+      requests: 25_020,
+      bytesOut: 2 * bytesOf(10) + bytesOf(25_000),
+    });
+    expect(await ledger(node.nodeId)).toEqual(["b.1", "b.2", "b.3"]);
+  });
+
   it("counts a chunk that the previous version buffered (a JSON fold in `pending`) once after the deploy", async () => {
     const node = await enrollNode();
     const records = chunkOf(12);

@@ -38,6 +38,11 @@ const MAX_FLUSH_RECORDS = 500_000;
 const MAX_FLUSH_CHUNKS = 400;
 // A shard holding this many records flushes at once instead of at its timer (schedule()).
 const EARLY_FLUSH_RECORDS = 25_000;
+// For BURST_HOLD_MS after a flush of at least EARLY_FLUSH_RECORDS (a burst or a backlog: the
+// batches merge plenty without waiting), the timer is BURST_FLUSH_MS instead of INGEST_FLUSH_MS,
+// so the end of a burst is counted a fifth of a second after it arrived, not a second.
+const BURST_FLUSH_MS = 200;
+const BURST_HOLD_MS = 5_000;
 // …and at most this much archived gzip: one flush is one R2 object, built in memory.
 const MAX_FLUSH_BYTES = 32 * 1024 * 1024;
 // Chunk ids stay in `seen` this long after acceptance. Longer than any request lives, so a retry
@@ -77,6 +82,8 @@ export class IngestCoalescer extends DurableObject<Env> {
   private pendingRecords = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private failures = 0;
+  // Until when the shard counts as under a burst (schedule()).
+  private burstUntil = 0;
   // node|hour|dim → keys D1 holds for that node-hour (loaded once, then kept in step by flushes).
   private readonly admitted = new Map<string, Set<string>>();
 
@@ -175,20 +182,25 @@ export class IngestCoalescer extends DurableObject<Env> {
   /**
    * The next flush: INGEST_FLUSH_MS after the first chunk it will hold, or now once the buffer
    * holds EARLY_FLUSH_RECORDS (a burst or a backlog: waiting would delay reports without merging
-   * more than the batch already does). Group commit: under load, flushes run back to back.
+   * more than the batch already does). Group commit: under load, flushes run back to back, and for
+   * BURST_HOLD_MS after a burst's flush the timer is BURST_FLUSH_MS, so a burst's last chunks are
+   * not left waiting a whole INGEST_FLUSH_MS. A steady fleet never flushes that much at once and
+   * keeps the one-second merge.
    */
   private async schedule(now: number) {
     if (this.pendingRecords === 0) return;
     const at = await this.ctx.storage.getAlarm();
     // After a failed flush the growing pause stands: a burst must not hammer a failing D1.
     if (this.failures > 0 && at !== null) return;
-    const due = this.pendingRecords >= EARLY_FLUSH_RECORDS ? now : now + this.flushMs;
+    const wait = now < this.burstUntil ? Math.min(BURST_FLUSH_MS, this.flushMs) : this.flushMs;
+    const due = this.pendingRecords >= EARLY_FLUSH_RECORDS ? now : now + wait;
     if (at === null || at > due) await this.ctx.storage.setAlarm(due);
   }
 
   override async alarm() {
     try {
-      await this.flush();
+      const flushed = await this.flush();
+      if (flushed >= EARLY_FLUSH_RECORDS) this.burstUntil = Date.now() + BURST_HOLD_MS;
       this.failures = 0;
       await this.schedule(Date.now());
       this.sql.exec(
