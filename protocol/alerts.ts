@@ -15,6 +15,7 @@ export const ALERT_KINDS = [
   "records.dropped",
   "spool.backlog",
   "rollout.halted",
+  "logs.tally_refused",
   "test",
 ] as const;
 export const AlertKind = z.enum(ALERT_KINDS);

@@ -152,6 +152,25 @@ describe("tallied log chunks", () => {
     expect(answer.tallyRefused).toMatch(/^hours: .*host counts/);
     await flushIngest();
     expect(await rowsOf(node.nodeId)).toEqual(await rowsOf(plain.nodeId));
+    // Whoever watches the fleet hears of it: one open alert for the node, however many chunks.
+    const open = () =>
+      env.DB.prepare("SELECT kind, summary, details FROM alerts WHERE subject = ? AND resolved_at IS NULL")
+        .bind(node.nodeId)
+        .all<{ kind: string; summary: string; details: string }>();
+    await json(await postTallied(node.nodeToken, "ep.2", broken, chunk), 200);
+    let alerts = (await open()).results;
+    for (let i = 0; i < 100 && alerts.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20)); // fired after the answer (waitUntil)
+      alerts = (await open()).results;
+    }
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatchObject({ kind: "logs.tally_refused", summary: expect.stringContaining("ep.") });
+    expect(JSON.parse(alerts[0]!.details).reason).toMatch(/^hours: .*host counts/);
+    // A plain node's uploads never raise it.
+    expect(
+      (await env.DB.prepare("SELECT COUNT(*) AS n FROM alerts WHERE subject = ?").bind(plain.nodeId).first())!
+        .n,
+    ).toBe(0);
   });
 
   it("a verified tally that differs from its records is not used; unverified, it is trusted as the node's word", async () => {

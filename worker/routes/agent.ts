@@ -230,7 +230,13 @@ agentRoutes.openapi(
       tallyLength: c.req.header(TALLY_LENGTH_HEADER),
       body: c.req.raw.body,
     };
-    const answer = await acceptChunk({ db, env: c.env, node, input });
+    const answer = await acceptChunk({
+      db,
+      env: c.env,
+      node,
+      input,
+      waitUntil: (work) => c.executionCtx.waitUntil(work),
+    });
     // Tells the agent it may send tallies from now on (docs/reports.md, Tallied chunks).
     c.header(TALLY_ACCEPTED_HEADER, String(TALLY_VERSION));
     return c.json(answer, 200);

@@ -35,6 +35,7 @@ export const CONDITION_KINDS = [
   "records.dropped",
   "spool.backlog",
   "rollout.halted",
+  "logs.tally_refused",
 ] as const satisfies readonly AlertKind[];
 
 export interface AlertConfig {

@@ -19,6 +19,7 @@ import { config } from "../config";
 import type { Db } from "../db/client";
 import type { IngestCoalescer } from "../durable/ingest-coalescer";
 import { AppError } from "../errors";
+import { fireAlert } from "./alerts";
 import { type ArchiveMeta, archiveMeta } from "./chunk-archive";
 import {
   GZIP_MIN_BYTES,
@@ -88,11 +89,14 @@ export async function acceptChunk({
   env,
   node,
   input,
+  waitUntil,
 }: {
   db: Db;
   env: Env;
   node: { id: string };
   input: ChunkUpload;
+  /** Runs work after the answer (the route's executionCtx.waitUntil); awaited inline without it. */
+  waitUntil?: (work: Promise<unknown>) => void;
 }): Promise<LogChunkAnswer> {
   const id = chunkIdOf(input.chunkId);
   if (Number(input.length ?? "0") > CHUNK_LIMITS.maxGzipBytes) {
@@ -133,6 +137,9 @@ export async function acceptChunk({
   });
   if (counted.tallyRefused) {
     console.warn("tally refused, counted from the records", node.id, input.chunkId, counted.tallyRefused);
+    const alert = tallyRefusedAlert(db, env, node.id, input.chunkId!, counted.tallyRefused);
+    if (waitUntil) waitUntil(alert);
+    else await alert;
   }
   // Only a tallied upload hears how it was counted: answers to agents that send none stay as they were.
   if (tallyLength === null) return answer;
@@ -141,6 +148,23 @@ export async function acceptChunk({
     counted: counted.fromTally ? "tally" : "records",
     ...(counted.tallyRefused ? { tallyRefused: counted.tallyRefused } : {}),
   };
+}
+
+/**
+ * A refused tally is an agent that folds differently from the master (a bug, a build that does
+ * not match its version) or one that lies: the chunk was counted from its records, but whoever
+ * watches the fleet should hear of it. One open alert per node (fireAlert dedupes); never fails
+ * the upload.
+ */
+async function tallyRefusedAlert(db: Db, env: Env, nodeId: string, chunkId: string, reason: string) {
+  await fireAlert({
+    db,
+    env,
+    kind: "logs.tally_refused",
+    subject: nodeId,
+    summary: `node ${nodeId} sent a log tally the master refused; chunk ${chunkId} was counted from its records`,
+    details: { chunk: chunkId, reason: reason.slice(0, 300) },
+  }).catch((error) => console.error(JSON.stringify({ tallyAlertFailed: nodeId, error: String(error) })));
 }
 
 function tallyLengthOf(header: string | undefined): number | null {

@@ -9,6 +9,7 @@ const KIND_LABELS: Record<string, string> = {
   "records.dropped": "A node drops log records",
   "spool.backlog": "A node's log spool backs up",
   "rollout.halted": "A rollout halts",
+  "logs.tally_refused": "A node's log tally is refused (counted from its records)",
 };
 
 export interface AlertRow {
