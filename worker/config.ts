@@ -36,6 +36,8 @@ export interface Config {
   ingestFlushMs: number;
   /** One in this many tallied chunks is also folded from its records and compared (0: none). */
   tallyVerifyEvery: number;
+  /** The first pause before a failed alert delivery is tried again; it doubles per try. */
+  alertRetryMs: number;
   session: { idleMs: number; maxAgeMs: number };
   /** Cloudflare Access SSO; null unless both ACCESS_TEAM_DOMAIN and ACCESS_AUD are set. */
   access: AccessConfig | null;
@@ -81,6 +83,7 @@ const EnvVars = z.object({
   AUDIT_RETENTION_DAYS: intVar(365, 1, 3650),
   INGEST_FLUSH_MS: intVar(1000, 10, 600_000),
   TALLY_VERIFY_EVERY: intVar(16, 0, 1_000_000),
+  ALERT_RETRY_MS: intVar(60_000, 100, 3_600_000),
   SESSION_IDLE_MINUTES: intVar(30, 1, 24 * 60),
   SESSION_MAX_HOURS: intVar(12, 1, 24 * 30),
   ACCESS_TEAM_DOMAIN: text,
@@ -123,6 +126,7 @@ export function parseConfig(env: Record<string, unknown>): Config {
     auditRetentionDays: vars.AUDIT_RETENTION_DAYS,
     ingestFlushMs: vars.INGEST_FLUSH_MS,
     tallyVerifyEvery: vars.TALLY_VERIFY_EVERY,
+    alertRetryMs: vars.ALERT_RETRY_MS,
     session: { idleMs: vars.SESSION_IDLE_MINUTES * 60_000, maxAgeMs: vars.SESSION_MAX_HOURS * 3600_000 },
     access: accessFrom(vars),
   };

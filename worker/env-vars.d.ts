@@ -22,6 +22,7 @@ declare namespace Cloudflare {
     /** Milliseconds an ingest coalescer buffers chunks before flushing them to D1 (default 1000). */
     INGEST_FLUSH_MS?: string;
     TALLY_VERIFY_EVERY?: string;
+    ALERT_RETRY_MS?: string;
     /** Minutes without a request after which a dashboard session ends (default 30). */
     SESSION_IDLE_MINUTES?: string;
     /** Hours after login after which a dashboard session ends (default 12). */

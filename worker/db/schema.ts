@@ -309,10 +309,15 @@ export const alerts = sqliteTable(
     delivery: text("delivery", { enum: ["sent", "failed", "off"] }).notNull(),
     deliveredAt: integer("delivered_at"),
     deliveryError: text("delivery_error"),
+    /** Delivery tries so far (services/alert-delivery.ts). */
+    attempts: integer("attempts").notNull().default(1),
+    /** When the next try of a failed delivery is due; null when none is (sent, off, given up). */
+    retryAt: integer("retry_at"),
   },
   (t) => [
     uniqueIndex("alerts_open_idx").on(t.kind, t.subject).where(sql`${t.resolvedAt} is null`),
     index("alerts_fired_idx").on(t.firedAt),
+    index("alerts_retry_idx").on(t.retryAt).where(sql`${t.retryAt} is not null`),
   ],
 );
 

@@ -8,25 +8,20 @@
 // One file past 300 lines: the conditions, the dedupe/resolve bookkeeping and the signed delivery
 // are one lifecycle of an alert row; each part is short and used only here.
 
-import { and, desc, eq, inArray, isNull, notInArray } from "drizzle-orm";
-import {
-  ALERT_SIGNATURE_HEADER,
-  ALERT_TIMESTAMP_HEADER,
-  type AlertKind,
-  type AlertPayload,
-  signAlert,
-} from "../../protocol/alerts";
+import { and, desc, eq, inArray, isNotNull, isNull, notInArray } from "drizzle-orm";
+import type { AlertKind, AlertPayload } from "../../protocol/alerts";
+import { config as envConfig } from "../config";
 import type { Db } from "../db/client";
 import { alerts, nodes, settings } from "../db/schema";
 import type { Actor } from "../env";
 import { AppError } from "../errors";
+import { type AlertConfig, deliver, deliveryColumns, retryDeliveries } from "./alert-delivery";
 import { type AuditContext, auditInsert } from "./audit";
 import { pollWaitSeconds, type SpoolState } from "./fleet";
 import { onlineWindowMs } from "./nodes";
 import { newId } from "./secrets";
 
 const KEY = "alerts";
-const DELIVERY_TIMEOUT_MS = 5_000;
 const MAX_URL = 2048;
 
 export const CONDITION_KINDS = [
@@ -38,13 +33,7 @@ export const CONDITION_KINDS = [
   "logs.tally_refused",
 ] as const satisfies readonly AlertKind[];
 
-export interface AlertConfig {
-  url: string | null;
-  secret: string | null;
-  kinds: AlertKind[];
-  /** A spool whose oldest pending chunk is older than this (minutes) is a backlog. */
-  backlogMinutes: number;
-}
+export type { AlertConfig } from "./alert-delivery";
 
 const DEFAULT_CONFIG: AlertConfig = {
   url: null,
@@ -120,31 +109,6 @@ export async function saveAlertConfig(args: {
   return { url, kinds, backlogMinutes: value.backlogMinutes, secretSet: Boolean(secret) };
 }
 
-/** Signs and POSTs one payload; answers how it went (never throws). */
-async function deliver(config: AlertConfig, payload: AlertPayload) {
-  if (!config.url || !config.secret) return { delivery: "off" as const, error: null };
-  const body = JSON.stringify(payload);
-  const timestamp = Math.floor(Date.now() / 1000);
-  try {
-    const response = await fetch(config.url, {
-      method: "POST",
-      headers: {
-        "Content-Type": "application/json",
-        "User-Agent": "fleetgate-master-alerts",
-        [ALERT_TIMESTAMP_HEADER]: String(timestamp),
-        [ALERT_SIGNATURE_HEADER]: await signAlert(config.secret, timestamp, body),
-      },
-      body,
-      signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
-    });
-    await response.body?.cancel();
-    if (!response.ok) return { delivery: "failed" as const, error: `webhook answered ${response.status}` };
-    return { delivery: "sent" as const, error: null };
-  } catch (error) {
-    return { delivery: "failed" as const, error: String((error as Error).message ?? error).slice(0, 300) };
-  }
-}
-
 export interface FiredAlert {
   id: string;
   fired: boolean;
@@ -210,11 +174,9 @@ export async function fireAlert(args: {
   await db
     .update(alerts)
     .set({
-      delivery: result.delivery,
-      deliveredAt: result.delivery === "sent" ? Date.now() : null,
-      deliveryError: result.error,
-      // A test never stays open: the next test sends again.
-      ...(args.kind === "test" ? { resolvedAt: now } : {}),
+      ...deliveryColumns(result, 1, envConfig(args.env).alertRetryMs, Date.now()),
+      // A test never stays open (the next test sends again) and is never retried: it asks "does it work now?".
+      ...(args.kind === "test" ? { resolvedAt: now, retryAt: null } : {}),
     })
     .where(eq(alerts.id, id));
   return { id, fired: true, delivery: result.delivery, error: result.error };
@@ -224,7 +186,7 @@ export async function fireAlert(args: {
 async function resolveCleared(db: Db, kind: AlertKind, stillTrue: string[], now: number) {
   await db
     .update(alerts)
-    .set({ resolvedAt: now })
+    .set({ resolvedAt: now, retryAt: null })
     .where(
       and(
         eq(alerts.kind, kind),
@@ -291,19 +253,48 @@ export async function evaluateAlerts(args: { db: Db; env: Env; now?: number }) {
     );
     for (const item of items) fired.push(await fireAlert({ db, env, kind, ...item, now }));
   }
-  return { checked: live.length, fired: fired.filter((f) => f.fired) };
+  // Failed deliveries of alerts still open, when due (alert-delivery.ts).
+  const retried = await retryDeliveries({ db, config, baseMs: envConfig(env).alertRetryMs, now });
+  return { checked: live.length, fired: fired.filter((f) => f.fired), retried };
 }
 
-export async function listAlerts(args: { db: Db; limit?: number }) {
+/** Alerts, newest first; `open` true or false keeps only open or only resolved ones. */
+export async function listAlerts(args: { db: Db; limit?: number; open?: boolean }) {
   return args.db
     .select()
     .from(alerts)
+    .where(
+      args.open === undefined
+        ? undefined
+        : args.open
+          ? isNull(alerts.resolvedAt)
+          : isNotNull(alerts.resolvedAt),
+    )
     .orderBy(desc(alerts.firedAt))
     .limit(args.limit ?? 50);
 }
 
-/** Resolves open alerts by id (a person acknowledged them). */
-export async function resolveAlerts(args: { db: Db; ids: string[] }) {
-  if (!args.ids.length) return;
-  await args.db.update(alerts).set({ resolvedAt: Date.now() }).where(inArray(alerts.id, args.ids));
+/**
+ * Resolves open alerts by id (a person dealt with them: the way an event such as a halted rollout
+ * or a refused tally is closed, so its next occurrence alerts again). Audited; answers how many
+ * were open.
+ */
+export async function resolveAlerts(args: { db: Db; audit: AuditContext; ids: string[] }): Promise<number> {
+  if (!args.ids.length) return 0;
+  const now = Date.now();
+  const open = and(inArray(alerts.id, args.ids), isNull(alerts.resolvedAt));
+  const resolved = await args.db
+    .select({ id: alerts.id, kind: alerts.kind, subject: alerts.subject })
+    .from(alerts)
+    .where(open);
+  if (!resolved.length) return 0;
+  await args.db.batch([
+    args.db.update(alerts).set({ resolvedAt: now, retryAt: null }).where(open),
+    auditInsert(args.db, args.audit, {
+      action: "alerts.resolve",
+      target: "alerts",
+      after: { alerts: resolved },
+    }),
+  ]);
+  return resolved.length;
 }

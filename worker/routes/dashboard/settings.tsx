@@ -8,6 +8,7 @@ import {
   CONDITION_KINDS,
   fireAlert,
   listAlerts,
+  resolveAlerts,
   saveAlertConfig,
 } from "../../services/alerts";
 import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
@@ -315,6 +316,13 @@ settingsPages.post("/alerts", async (c) => {
   } catch (error) {
     return renderAlerts(c, { error: userError(error) });
   }
+});
+
+settingsPages.post("/alerts/:id/resolve", async (c) => {
+  const resolved = await resolveAlerts({ db: getDb(c.env.DB), audit: auditOf(c), ids: [c.req.param("id")] });
+  return resolved
+    ? renderAlerts(c, { notice: "Alert resolved: its next occurrence alerts again." })
+    : renderAlerts(c, { error: "That alert is not open (resolved already, or no such alert)." });
 });
 
 settingsPages.post("/alerts/test", async (c) => {

@@ -22,6 +22,8 @@ export interface AlertRow {
   resolvedAt: number | null;
   delivery: string;
   deliveryError: string | null;
+  attempts: number;
+  retryAt: number | null;
 }
 
 export function AlertsPage(props: {
@@ -150,8 +152,28 @@ export function AlertsPage(props: {
                     <td>
                       <Badge value={a.delivery} />
                       {a.deliveryError ? <span class="muted"> {a.deliveryError}</span> : null}
+                      {a.retryAt !== null && !a.resolvedAt ? (
+                        <span class="muted" data-testid="retry">
+                          {" "}
+                          (try {a.attempts + 1} at <Time at={a.retryAt} />)
+                        </span>
+                      ) : null}
                     </td>
-                    <td>{a.resolvedAt ? "resolved" : "open"}</td>
+                    <td>
+                      {a.resolvedAt ? (
+                        "resolved"
+                      ) : (
+                        <>
+                          open{" "}
+                          <ActionButton
+                            action={`/settings/alerts/${a.id}/resolve`}
+                            csrf={props.page.csrf}
+                            label="Resolve"
+                            testid={`resolve-${a.id}`}
+                          />
+                        </>
+                      )}
+                    </td>
                   </tr>
                 ))}
               </tbody>
