@@ -328,6 +328,53 @@ describe("GET /api/v1/requests", () => {
     );
   });
 
+  it("narrows to a site's nodes as they are now, in search and export; an unknown site or a site with a node is a 400", async () => {
+    const hour = Date.parse("2026-11-03T14:00:00.000Z");
+    const { a, b, sent } = await seed(hour, 300);
+    const window = `from=${hour}&to=${hour + HOUR}`;
+    const site = `berlin-${Date.now().toString(36)}`;
+    await json(await call("/api/v1/sites", { body: { name: site } }), 201);
+    const move = async (nodeId: string, to: string | null) =>
+      json(await call(`/api/v1/nodes/${nodeId}`, { method: "PATCH", body: { site: to } }), 200);
+    const ids = (keep: (s: Sent) => boolean) =>
+      sent
+        .filter(keep)
+        .map((s) => s.record.requestId)
+        .sort();
+    // An empty site has no records; then node a joins it.
+    expect((await searchAll(`${window}&site=${site}`, 500)).ids).toEqual([]);
+    await move(a.nodeId, site);
+    expect((await searchAll(`${window}&site=${site}`, 500)).ids.sort()).toEqual(
+      ids((s) => s.nodeId === a.nodeId),
+    );
+    expect((await searchAll(`${window}&site=${site}&action=block`, 500)).ids.sort()).toEqual(
+      ids((s) => s.nodeId === a.nodeId && s.record.action === "block"),
+    );
+    const exported = (await exportLines(`${window}&site=${site}`)).filter((l) => !l.end);
+    expect(exported.map((l) => l.requestId as string).sort()).toEqual(ids((s) => s.nodeId === a.nodeId));
+    // Membership is read at search time: b joins too, and its earlier records are the site's now.
+    await move(b.nodeId, site);
+    expect((await searchAll(`${window}&site=${site}`, 500)).ids.sort()).toEqual(ids(() => true));
+
+    const unknown = await expectError(
+      await call(`/api/v1/requests?${window}&site=nowhere`),
+      400,
+      "VALIDATION_FAILED",
+    );
+    expect(JSON.stringify(unknown)).toContain("query.site");
+    await expectError(
+      await call(`/api/v1/requests/export.ndjson?${window}&site=nowhere`),
+      400,
+      "VALIDATION_FAILED",
+    );
+    await expectError(
+      await call(`/api/v1/requests?${window}&site=${site}&node=${a.nodeId}`),
+      400,
+      "VALIDATION_FAILED",
+    );
+    await expectError(await call(`/api/v1/requests?${window}&site=no%20spaces`), 400, "VALIDATION_FAILED");
+  });
+
   it("shows each row's time, node hostname, client, user, method, host, path, status, action, rule and bytes", async () => {
     const node = await enrollNode({ hostname: "edge-7.example" });
     const r = record({

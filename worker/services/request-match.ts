@@ -10,6 +10,8 @@ export interface RequestFilter {
   from: number;
   to: number;
   node?: string;
+  /** A site's nodes (its members now, as reports count them); not together with `node`. */
+  site?: string;
   client?: string;
   user?: string;
   /** Suffix match on domain labels: `example.com` matches it and every subdomain. */

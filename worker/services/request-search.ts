@@ -21,6 +21,7 @@ import {
   recordTime,
   toRow,
 } from "./request-match";
+import { findSite } from "./sites";
 
 export type { Action, RequestFilter, RequestRow } from "./request-match";
 
@@ -61,9 +62,11 @@ const CHUNK_COLUMNS =
   "id, node_id AS nodeId, epoch, seq, first_ts AS firstTs, last_ts AS lastTs, records, lag_ms AS lagMs, object, offset, bytes";
 // Chunks with a record in [?from, ?to): normal chunks span ≤ 1 h, so first_ts ≥ from − 1 h bounds
 // the index range; wide ones come from their partial index.
-const IN_WINDOW = `((first_ts >= ?1 - ${WIDE_CHUNK_MS} AND first_ts < ?2)
+// `site` is the number of the site's parameter (each query has its own).
+const inWindow = (site: number) => `((first_ts >= ?1 - ${WIDE_CHUNK_MS} AND first_ts < ?2)
     OR (last_ts - first_ts > ${WIDE_CHUNK_MS} AND last_ts >= ?1 AND first_ts < ?2))
-  AND last_ts >= ?1 AND (?3 IS NULL OR node_id = ?3)`;
+  AND last_ts >= ?1 AND (?3 IS NULL OR node_id = ?3)
+  AND (?${site} IS NULL OR node_id IN (SELECT id FROM nodes WHERE site = ?${site}))`;
 
 type Candidate = ArchivedChunk & { eff: number };
 
@@ -78,11 +81,11 @@ async function* chunksNewestFirst(db: Db, f: RequestFilter, bound: SearchKey): A
       .prepare(
         `SELECT * FROM (
            SELECT ${CHUNK_COLUMNS}, MIN(last_ts, CASE WHEN id > ?5 THEN ?4 - 1 ELSE ?4 END) AS eff
-           FROM log_archive WHERE ${IN_WINDOW})
+           FROM log_archive WHERE ${inWindow(8)})
          WHERE eff >= firstTs AND eff >= ?1 AND (eff < ?6 OR (eff = ?6 AND id < ?7))
          ORDER BY eff DESC, id DESC LIMIT ${INDEX_PAGE}`,
       )
-      .bind(f.from, f.to, f.node ?? null, bound[0], bound[1], after[0], after[1])
+      .bind(f.from, f.to, f.node ?? null, bound[0], bound[1], after[0], after[1], f.site ?? null)
       .all<Candidate>();
     yield* results;
     const last = results.at(-1);
@@ -97,14 +100,28 @@ async function* chunksInOrder(db: Db, f: RequestFilter, afterId: number): AsyncG
     // `+id` keeps SQLite on the first_ts index (a window is small) instead of walking the primary key.
     const { results } = await db.$client
       .prepare(
-        `SELECT ${CHUNK_COLUMNS} FROM log_archive WHERE ${IN_WINDOW} AND +id > ?4 ORDER BY +id LIMIT ${INDEX_PAGE}`,
+        `SELECT ${CHUNK_COLUMNS} FROM log_archive WHERE ${inWindow(5)} AND +id > ?4 ORDER BY +id LIMIT ${INDEX_PAGE}`,
       )
-      .bind(f.from, f.to, f.node ?? null, after)
+      .bind(f.from, f.to, f.node ?? null, after, f.site ?? null)
       .all<ArchivedChunk>();
     yield* results;
     const last = results.at(-1);
     if (!last || results.length < INDEX_PAGE) return;
     after = last.id;
+  }
+}
+
+/** A node or a site, not both; a site that does not exist is a 400, not an empty answer. */
+async function checkScope(db: Db, f: RequestFilter) {
+  if (f.node && f.site) {
+    throw new AppError("VALIDATION_FAILED", "search one node or one site, not both", [
+      { path: "query.site", message: "not with node" },
+    ]);
+  }
+  if (f.site && !(await findSite(db, f.site))) {
+    throw new AppError("VALIDATION_FAILED", `no site named ${f.site}`, [
+      { path: "query.site", message: "unknown site" },
+    ]);
   }
 }
 
@@ -170,6 +187,7 @@ export async function searchRequests(input: {
   maxChunks?: number;
 }): Promise<SearchPage> {
   const { db, bucket, filter: f, limit } = input;
+  await checkScope(db, f);
   const maxChunks = input.maxChunks ?? SEARCH_MAX_CHUNKS;
   let bound: SearchKey = [f.to, 0, 0]; // every record with ts < to
   if (input.cursor) {
@@ -257,6 +275,7 @@ export async function* exportRequests(input: {
   const { db, bucket, filter: f } = input;
   const maxChunks = input.maxChunks ?? EXPORT_MAX_CHUNKS;
   let position: ExportKey = input.cursor ? decodeExportCursor(input.cursor) : [0, ALL_LINES];
+  await checkScope(db, f);
   const match = matcherFor(f);
   const names = await hostnames(db);
   let chunks = 0;

@@ -1,12 +1,14 @@
 import type { RequestRow, SearchPage } from "../services/request-search";
 import { Badge, formatBytes, NodeSelect, Notice, ScrollRegion, Time } from "./components";
 import { Layout, type PageContext } from "./layout";
+import { SiteSelect } from "./site-filter";
 
 export interface RequestFormView {
   /** datetime-local values in the page's time zone */
   from: string;
   to: string;
   node: string;
+  site: string;
   client: string;
   user: string;
   host: string;
@@ -78,6 +80,7 @@ export function RequestsPage(props: {
   page: PageContext;
   form: RequestFormView;
   nodes: { id: string; hostname: string }[];
+  sites: string[];
   result?: SearchPage;
   error?: string;
   /** This search's query string without the cursor: for the next-page link… */
@@ -106,6 +109,7 @@ export function RequestsPage(props: {
               <input type="datetime-local" name="to" value={f.to} step="1" required />
             </label>
             <NodeSelect nodes={props.nodes} current={f.node} />
+            {props.sites.length ? <SiteSelect sites={props.sites} current={f.site} /> : null}
             <label>
               Action
               <select name="action">

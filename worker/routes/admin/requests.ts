@@ -7,7 +7,7 @@ import {
   resolveWindow,
   searchRequests,
 } from "../../services/request-search";
-import { Loose, QueryInstant } from "./schemas";
+import { Loose, QueryInstant, SiteName } from "./schemas";
 
 export const requestRoutes = createRouter();
 
@@ -20,6 +20,7 @@ export const RequestQuery = z.object({
     .string()
     .regex(/^node_[0-9a-z]{8,32}$/)
     .optional(),
+  site: SiteName.optional().openapi({ description: "the site's nodes (its members now); not with `node`" }),
   client: Field,
   user: Field,
   host: Field.openapi({ description: "suffix match: example.com matches it and every subdomain" }),
@@ -42,6 +43,7 @@ export function filterOf(q: z.infer<typeof RequestQuery>): RequestFilter {
   return {
     ...resolveWindow(q.from, q.to),
     node: q.node,
+    site: q.site,
     client: q.client,
     user: q.user,
     host: q.host,

@@ -2,6 +2,7 @@ import { getDb } from "../../db/client";
 import { AppError } from "../../errors";
 import { listNodeNames } from "../../services/fleet";
 import { searchRequests } from "../../services/request-search";
+import { listSites } from "../../services/sites";
 import { type RequestFormView, RequestsPage } from "../../views/requests";
 import { fromLocalInput, toLocalInput } from "../../views/time";
 import { filterOf, RequestQuery } from "../admin/requests";
@@ -29,6 +30,8 @@ requestPages.get("/", async (c) => {
     from: query.from ?? local(end - HOUR),
     to: query.to ?? local(end),
     node: query.node ?? "",
+    // A node is narrower than its site: with both picked the search is the node's (as on Reports).
+    site: query.node?.trim() ? "" : (query.site ?? ""),
     client: query.client ?? "",
     user: query.user ?? "",
     host: query.host ?? "",
@@ -45,13 +48,14 @@ requestPages.get("/", async (c) => {
     if (value) params.set(k, value);
     if (v.trim()) pageParams.set(k, v.trim());
   }
-  const nodes = await listNodeNames({ db });
+  const [nodes, sites] = await Promise.all([listNodeNames({ db }), listSites(db)]);
   const render = (extra: { result?: Awaited<ReturnType<typeof searchRequests>>; error?: string }) =>
     c.html(
       <RequestsPage
         page={pageContext(c)}
         form={form}
         nodes={nodes}
+        sites={sites.map((s) => s.name)}
         query={pageParams.toString()}
         apiQuery={params.toString()}
         {...extra}
