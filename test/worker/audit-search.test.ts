@@ -1,4 +1,7 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { getDb } from "../../worker/db/client";
+import { auditPageQuery } from "../../worker/services/audit-search";
 import { page, signedIn } from "./dashboard-helpers";
 import { createSite } from "./fleet-helpers";
 import { call, expectError, json } from "./helpers/api";
@@ -63,6 +66,23 @@ describe("audit log: names, links, filters, paging", async () => {
     expect(siteEntry.targetName).toEqual({ name: site.name, kind: "site", href: `/nodes?site=${site.name}` });
     const tokenEntry = entries.find((e) => e.action === "api-token.create")!;
     expect(tokenEntry.targetName).toMatchObject({ name: "ci deployer", kind: "api token" });
+  });
+
+  it("walks an index per filter, not the whole log (an action prefix is a range of that index)", async () => {
+    const plan = async (input: Parameters<typeof auditPageQuery>[1]) => {
+      const query = auditPageQuery(getDb(env.DB), input).toSQL();
+      const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${query.sql}`)
+        .bind(...query.params)
+        .all<{ detail: string }>();
+      return results.map((r) => r.detail).join("; ");
+    };
+    expect(await plan({ limit: 100, target: "node_rare" })).toMatch(/USING INDEX audit_log_target_idx/);
+    expect(await plan({ limit: 100, actor: "anonymous" })).toMatch(/USING INDEX audit_log_actor_idx/);
+    expect(await plan({ limit: 100, action: "node.revoke" })).toMatch(/USING INDEX audit_log_action_idx/);
+    expect(await plan({ limit: 100, action: "policy." })).toMatch(
+      /USING INDEX audit_log_action_idx \(action>\? AND action<\?\)/,
+    );
+    expect(await plan({ limit: 100, target: "node_rare", before: 50 })).toMatch(/audit_log_target_idx/);
   });
 
   it("filters by actor, by action or action prefix, by target, and by time", async () => {

@@ -152,7 +152,13 @@ export const auditLog = sqliteTable(
     requestId: text("request_id"),
     address: text("address"),
   },
-  (t) => [index("audit_log_at_idx").on(t.at)],
+  (t) => [
+    index("audit_log_at_idx").on(t.at),
+    // The audit page's filters (services/audit-search.ts), newest first: each walks its own index.
+    index("audit_log_actor_idx").on(t.actor, t.id),
+    index("audit_log_action_idx").on(t.action, t.id),
+    index("audit_log_target_idx").on(t.target, t.id),
+  ],
 );
 
 // Fixed-window counters (enrollment attempts per address, later login attempts).

@@ -1,7 +1,7 @@
 // The audit log as a person reads it: who (users, API tokens, system actors) and what (nodes,
 // keys, users, policy versions, rollouts, sites) by name with a dashboard link, filtered and paged
 // in SQL. Names are looked up per page (≤ 500 entries), never stored: a rename shows everywhere.
-import { and, desc, eq, gte, inArray, lt, sql } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, lt } from "drizzle-orm";
 import type { Db } from "../db/client";
 import { apiTokens, auditLog, enrollmentKeys, nodes, rollouts, users } from "../db/schema";
 import { AppError } from "../errors";
@@ -59,7 +59,8 @@ function conditions(q: AuditQuery) {
     q.actor ? eq(auditLog.actor, q.actor) : undefined,
     action
       ? action.endsWith(".")
-        ? sql`substr(${auditLog.action}, 1, ${action.length}) = ${action}`
+        ? // A range, not substr(): the prefix "policy." is [policy., policy/) and walks the index.
+          and(gte(auditLog.action, action), lt(auditLog.action, `${action.slice(0, -1)}/`))
         : eq(auditLog.action, action)
       : undefined,
     q.target ? eq(auditLog.target, q.target) : undefined,
@@ -68,14 +69,18 @@ function conditions(q: AuditQuery) {
   );
 }
 
-/** One page, newest first, and the `before` of the next page (null: no older entries). */
-export async function searchAudit({ db, input }: { db: Db; input: AuditQuery }) {
-  const rows = await db
+/** A page's query, newest first, one row past the page (a test reads its query plan). */
+export const auditPageQuery = (db: Db, input: AuditQuery) =>
+  db
     .select()
     .from(auditLog)
     .where(conditions(input))
     .orderBy(desc(auditLog.id))
     .limit(input.limit + 1);
+
+/** One page, newest first, and the `before` of the next page (null: no older entries). */
+export async function searchAudit({ db, input }: { db: Db; input: AuditQuery }) {
+  const rows = await auditPageQuery(db, input);
   const page = rows.slice(0, input.limit);
   const names = await lookUpNames(db, page);
   const entries: AuditEntryView[] = page.map((r) => ({
