@@ -68,6 +68,46 @@ function rotate(): void {
   execFileSync(SQUID, ["-k", "rotate", "-f", path.join(dir, "squid.conf")], { stdio: "ignore" });
 }
 
+/**
+ * Starts Squid and waits until it serves. freePort's port is free when picked, not when Squid
+ * binds it (a busy CI machine's outbound connections draw from the same ephemeral range): a
+ * Squid that exits before it serves is started again on another port, up to three times, and a
+ * failure names Squid's exit and the end of its cache.log.
+ */
+async function startSquid(): Promise<void> {
+  const conf = path.join(dir, "squid.conf");
+  for (let attempt = 1; ; attempt++) {
+    const child = spawn(SQUID, ["-N", "-f", conf], { stdio: "ignore" });
+    squid = child;
+    const deadline = Date.now() + 30_000;
+    let serving = false;
+    // Not waitFor: a Squid that exited is known at once, not after the deadline.
+    while (!serving && child.exitCode === null && child.signalCode === null && Date.now() < deadline) {
+      serving = (await proxyGet(squidPort, `${origin.url}warmup`).catch(() => null))?.status === 200;
+      if (!serving) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    if (serving) return;
+    const exit = child.exitCode ?? child.signalCode ?? "still running";
+    await stopSquid();
+    const logPath = path.join(dir, "var/cache.log");
+    const log = existsSync(logPath) ? readFileSync(logPath, "utf8").slice(-2000) : "(no cache.log)";
+    if (attempt === 3)
+      throw new Error(`squid did not serve on ${squidPort} (exit: ${exit}); cache.log ends:\n${log}`);
+    console.warn(
+      `squid did not serve on ${squidPort} (attempt ${attempt}, exit: ${exit}); cache.log ends:\n${log}`,
+    );
+    squidPort = await freePort();
+    writeFileSync(
+      conf,
+      readFileSync(conf, "utf8").replace(/^http_port .*$/m, `http_port 127.0.0.1:${squidPort}`),
+    );
+    // The node's enrolled listen address is the port doctor probes.
+    const configPath = path.join(stateDir, "config.json");
+    const config = JSON.parse(readFileSync(configPath, "utf8"));
+    writeFileSync(configPath, JSON.stringify({ ...config, listen: `127.0.0.1:${squidPort}` }, null, 2));
+  }
+}
+
 async function stopSquid(): Promise<void> {
   const child = squid;
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
@@ -139,19 +179,13 @@ beforeAll(async () => {
   writeFileSync(configPath, JSON.stringify(config, null, 2));
   agent = startAgent(stateDir, SPOOL_ENV);
   await waitFor("the include", async () => existsSync(path.join(dir, "conf.d/fleetgate.conf")), 30_000);
-  squid = spawn(SQUID, ["-N", "-f", path.join(dir, "squid.conf")], { stdio: "ignore" });
   await waitFor(
     "the node to apply the policy",
     async () => (await admin.nodes()).find((n) => n.appliedVersion === published.version),
     60_000,
     250,
   );
-  await waitFor(
-    "squid to listen",
-    async () => (await proxyGet(squidPort, `${origin.url}warmup`).catch(() => null))?.status === 200,
-    30_000,
-    200,
-  );
+  await startSquid();
   sent.requests++;
   sent.allowed++;
 }, 180_000);
