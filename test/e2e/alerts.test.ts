@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ALERT_SIGNATURE_HEADER, ALERT_TIMESTAMP_HEADER, verifyAlert } from "../../protocol/alerts";
 import { type RunningMaster, startMaster } from "../helpers/master.mjs";
+import { statusReport } from "../helpers/status-report";
 import { BOOTSTRAP_TOKEN, SIGNING_SEED, waitFor } from "./harness";
 
 const SECRET = "e2e-alert-secret-0123456789";
@@ -93,15 +94,13 @@ describe("alert delivery", () => {
     const status = await fetch(`${master.url}/api/agent/v1/status`, {
       method: "POST",
       headers: { Authorization: `Bearer ${node.nodeToken}`, "Content-Type": "application/json" },
-      body: JSON.stringify({
-        appliedVersion: null,
-        appliedHash: null,
-        state: "applied",
-        proxy: { kind: "builtin", listen: "127.0.0.1:3128", version: "builtin/0.1.0" },
-        spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 7 },
-        agentVersion: "0.1.0",
-        uptimeSeconds: 5,
-      }),
+      body: JSON.stringify(
+        statusReport({
+          appliedVersion: null,
+          appliedHash: null,
+          spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 7 },
+        }),
+      ),
     });
     expect(status.status).toBe(204);
 

@@ -1,5 +1,6 @@
 // Factories for the fleet tests (sites, rollouts, PAC, metrics): through the real API only.
 import { env } from "cloudflare:test";
+import { statusReport } from "../helpers/status-report";
 import { call, json } from "./helpers/api";
 import { createEnrollmentKey, enrollNode } from "./helpers/factories";
 
@@ -18,16 +19,7 @@ export async function enrollInSite(site: string | null, hostname = "proxy.exampl
   return enrollNode({ enrollmentKey: key.key, hostname });
 }
 
-export const statusReport = (overrides: Record<string, unknown> = {}) => ({
-  appliedVersion: 1,
-  appliedHash: "h",
-  state: "applied",
-  proxy: { kind: "builtin", listen: "127.0.0.1:3128", version: "builtin/0.1.0" },
-  spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
-  agentVersion: "0.1.0",
-  uptimeSeconds: 12,
-  ...overrides,
-});
+export { statusReport };
 
 /** The node ACKs (or NACKs) a version, as the agent would after applying it. */
 export async function ack(

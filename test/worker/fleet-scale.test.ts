@@ -7,6 +7,7 @@ import { nodes as nodesTable } from "../../worker/db/schema";
 import type { PolicyHub } from "../../worker/durable/policy-hub";
 import { recordStatuses, type StatusRow, statusRounds } from "../../worker/services/node-status";
 import { flushHubs, hubStats, shardCount } from "../../worker/services/policy-hub";
+import { statusReport } from "../helpers/status-report";
 import { call, expectError, json } from "./helpers/api";
 import { blockPolicy, createEnrollmentKey, enrollNode, publish } from "./helpers/factories";
 
@@ -72,15 +73,8 @@ async function releaseWaiters(count: number, round: string) {
 }
 
 /** An "applied" status report of `version`, as an agent sends it. */
-const statusReport = (version: number, hash: string, uptimeSeconds: number) => ({
-  appliedVersion: version,
-  appliedHash: hash,
-  state: "applied",
-  proxy: { kind: "builtin", listen: "127.0.0.1:3128", version: "t" },
-  spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
-  agentVersion: "0.1.0",
-  uptimeSeconds,
-});
+const appliedReport = (version: number, hash: string, uptimeSeconds: number) =>
+  statusReport({ appliedVersion: version, appliedHash: hash, uptimeSeconds });
 
 describe("fleet scale: the long-poll path", () => {
   it("releases N parked polls with O(1) D1 queries: the same statements for 3 and for 30 waiters", async () => {
@@ -197,15 +191,7 @@ describe("fleet scale: the long-poll path", () => {
       const res = await call("/api/agent/v1/status", {
         token: node.nodeToken,
         address: node.address,
-        body: {
-          appliedVersion: 1,
-          appliedHash: hash,
-          state: "applied",
-          proxy: { kind: "builtin", listen: "127.0.0.1:3128", version: "t" },
-          spool: { pendingChunks: 0, pendingBytes: 0, oldestPendingAt: null, droppedRecords: 0 },
-          agentVersion: "0.1.0",
-          uptimeSeconds: 1,
-        },
+        body: appliedReport(1, hash, 1),
       });
       if (res.status === 401) break;
       expect(res.status).toBe(204);
@@ -254,7 +240,7 @@ describe("fleet scale: the long-poll path", () => {
       call("/api/agent/v1/status", {
         token: node.nodeToken,
         address: node.address,
-        body: statusReport(version, hash, 5),
+        body: appliedReport(version, hash, 5),
       });
     const { result, sql } = await statementsDuring(() => Promise.all(nodes.map(ack)));
     for (const res of result) expect(res.status).toBe(204);
@@ -347,7 +333,7 @@ describe("fleet scale: heartbeats", () => {
       call("/api/agent/v1/status", {
         token: node.nodeToken,
         address: node.address,
-        body: statusReport(version, hash, uptime),
+        body: appliedReport(version, hash, uptime),
       });
     // The ACK: news, in D1 when the 204 comes.
     for (const res of await Promise.all(fleet.map((n) => send(n, 5)))) expect(res.status).toBe(204);

@@ -161,7 +161,6 @@ export async function fireAlert(args: {
     throw error;
   }
   const config = await getAlertConfig({ db });
-  const wanted = args.kind === "test" || config.kinds.includes(args.kind);
   const payload: AlertPayload = {
     id,
     kind: args.kind,
@@ -170,7 +169,7 @@ export async function fireAlert(args: {
     details,
     firedAt: new Date(now).toISOString(),
   };
-  const result = wanted ? await deliver(config, payload) : { delivery: "off" as const, error: null };
+  const result = await deliver(config, payload);
   await db
     .update(alerts)
     .set({
@@ -180,6 +179,18 @@ export async function fireAlert(args: {
     })
     .where(eq(alerts.id, id));
   return { id, fired: true, delivery: result.delivery, error: result.error };
+}
+
+/** Sends a test alert now, from `by` through `via` (the dashboard, the API); never retried. */
+export function sendTestAlert(args: { db: Db; env: Env; by: string; via: string }): Promise<FiredAlert> {
+  return fireAlert({
+    db: args.db,
+    env: args.env,
+    kind: "test",
+    subject: `test-${Date.now()}`,
+    summary: `Test alert sent by ${args.by} from ${args.via}`,
+    details: { by: args.by },
+  });
 }
 
 /** Resolves open alerts of `kind` whose subject is not in `stillTrue`. */

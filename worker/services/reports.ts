@@ -3,6 +3,7 @@ import type { Db } from "../db/client";
 import { AppError } from "../errors";
 import { DAY_TOP_K, HOUR_TOP_K, OTHER_KEY } from "./ingest-fold";
 import { DAY, type Dimension, FLEET, GRAIN_MS, type Grain, HOUR, KIND, kindOf, MINUTE } from "./rollup-kinds";
+import { checkNodeOrSite, unknownSite } from "./site-scope";
 
 const MAX_SPAN = 400 * DAY;
 
@@ -92,20 +93,12 @@ export function effectiveRange(scope: ReportScope): ReportRange {
 
 /** Reads how far compaction has gone, once per report; an unknown site is a 400. */
 export async function reportScope(db: Db, filter: ReportFilter): Promise<ReportScope> {
-  if (filter.node && filter.site) {
-    throw new AppError("VALIDATION_FAILED", "a report is for one node or one site, not both", [
-      { path: "query.site", message: "not with node" },
-    ]);
-  }
+  checkNodeOrSite(filter, "a report");
   const [state, site] = await db.$client.batch([
     db.$client.prepare("SELECT compacted_before AS compactedBefore FROM report_state WHERE id = 1"),
     db.$client.prepare("SELECT name FROM sites WHERE name = ?").bind(filter.site ?? ""),
   ]);
-  if (filter.site && !site?.results.length) {
-    throw new AppError("VALIDATION_FAILED", `no site named ${filter.site}`, [
-      { path: "query.site", message: "unknown site" },
-    ]);
-  }
+  if (filter.site && !site?.results.length) throw unknownSite(filter.site);
   const row = state?.results[0] as { compactedBefore: number } | undefined;
   return { ...filter, compactedBefore: row?.compactedBefore ?? 0 };
 }

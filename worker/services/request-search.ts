@@ -21,6 +21,7 @@ import {
   recordTime,
   toRow,
 } from "./request-match";
+import { checkNodeOrSite, unknownSite } from "./site-scope";
 import { findSite } from "./sites";
 
 export type { Action, RequestFilter, RequestRow } from "./request-match";
@@ -111,18 +112,10 @@ async function* chunksInOrder(db: Db, f: RequestFilter, afterId: number): AsyncG
   }
 }
 
-/** A node or a site, not both; a site that does not exist is a 400, not an empty answer. */
+/** A node or a site, not both; a site that does not exist is a 400 (site-scope.ts, as reports). */
 async function checkScope(db: Db, f: RequestFilter) {
-  if (f.node && f.site) {
-    throw new AppError("VALIDATION_FAILED", "search one node or one site, not both", [
-      { path: "query.site", message: "not with node" },
-    ]);
-  }
-  if (f.site && !(await findSite(db, f.site))) {
-    throw new AppError("VALIDATION_FAILED", `no site named ${f.site}`, [
-      { path: "query.site", message: "unknown site" },
-    ]);
-  }
+  checkNodeOrSite(f, "a search");
+  if (f.site && !(await findSite(db, f.site))) throw unknownSite(f.site);
 }
 
 // --- search -----------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ import { adminErrors, createRouter, jsonBody, jsonResponse, security } from "../
 import {
   alertConfigView,
   CONDITION_KINDS,
-  fireAlert,
   listAlerts,
   resolveAlerts,
   saveAlertConfig,
+  sendTestAlert,
 } from "../../services/alerts";
 import { Loose } from "./schemas";
 
@@ -108,20 +108,16 @@ alertRoutes.openapi(
     security,
     responses: { 200: jsonResponse(Loose, "How the delivery went"), ...adminErrors },
   }),
-  async (c) => {
-    const actor = auditContext(c).actor;
-    return c.json(
-      await fireAlert({
+  async (c) =>
+    c.json(
+      await sendTestAlert({
         db: getDb(c.env.DB),
         env: c.env,
-        kind: "test",
-        subject: `test-${Date.now()}`,
-        summary: `Test alert sent by ${actor.name} through the API`,
-        details: { by: actor.name },
+        by: auditContext(c).actor.name,
+        via: "the API",
       }),
       200,
-    );
-  },
+    ),
 );
 
 const ResolveInput = z

@@ -6,10 +6,10 @@ import { getAgentAllowlist, setAgentAllowlist } from "../../services/agent-allow
 import {
   alertConfigView,
   CONDITION_KINDS,
-  fireAlert,
   listAlerts,
   resolveAlerts,
   saveAlertConfig,
+  sendTestAlert,
 } from "../../services/alerts";
 import { createApiToken, listApiTokens, revokeApiToken } from "../../services/api-tokens";
 import { searchAudit } from "../../services/audit-search";
@@ -326,13 +326,11 @@ settingsPages.post("/alerts/:id/resolve", async (c) => {
 });
 
 settingsPages.post("/alerts/test", async (c) => {
-  const result = await fireAlert({
+  const result = await sendTestAlert({
     db: getDb(c.env.DB),
     env: c.env,
-    kind: "test",
-    subject: `test-${Date.now()}`,
-    summary: `Test alert sent by ${c.get("user")?.name ?? "an admin"} from the dashboard`,
-    details: { by: c.get("user")?.name ?? null },
+    by: auditOf(c).actor.name,
+    via: "the dashboard",
   });
   if (result.delivery === "sent")
     return renderAlerts(c, { notice: "Test alert delivered (the webhook answered 2xx)." });
